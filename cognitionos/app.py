@@ -1,0 +1,91 @@
+"""``create_app(settings)``: routes, middleware and a lifespan that owns every client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cognitionos.config import ConfigError, Settings
+from cognitionos.context import Services
+from cognitionos.db import create_engine, create_sessionmaker
+from cognitionos.observability import Metrics, configure_tracing, get_logger
+from cognitionos.schema import build_schema
+from cognitionos.services.ratelimit import RateLimiter
+from cognitionos.web import health
+from cognitionos.web.graphql_http import GraphQLHTTP
+from cognitionos.web.middleware import RequestContextMiddleware
+
+__all__ = ["create_app"]
+
+log = get_logger("cognitionos.app")
+
+
+async def _graphql(request: Request) -> Response:
+    endpoint: GraphQLHTTP = request.app.state.graphql
+    return await endpoint(request)
+
+
+def create_app(settings: Settings) -> Starlette:
+    """Build the ASGI app. ``settings`` must name the database and Redis URLs."""
+    settings.check_production()
+    if not settings.database_url or not settings.redis_url:
+        raise ConfigError("create_app needs DATABASE_URL and REDIS_URL (serve resolves them)")
+    if not settings.secret_key:
+        raise ConfigError("SECRET_KEY is not set")
+    database_url, redis_url = settings.database_url, settings.redis_url
+    metrics = Metrics()
+    tracer = configure_tracing(
+        service_name=settings.otel_service_name, otlp_endpoint=settings.otlp_endpoint
+    )
+    schema = build_schema(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        engine = create_engine(database_url, pool_size=settings.db_pool_size)
+        redis = Redis.from_url(redis_url, health_check_interval=30)
+        services = Services(
+            settings=settings,
+            sessionmaker=create_sessionmaker(engine),
+            redis=redis,
+            rate_limiter=RateLimiter(redis),
+            metrics=metrics,
+        )
+        app.state.services = services
+        app.state.graphql = GraphQLHTTP(schema, services)
+        worker_task: asyncio.Task[None] | None = None
+        worker = None
+        if settings.run_worker_in_process:
+            from cognitionos.jobs import create_worker
+
+            worker = create_worker(settings, handle_signals=False)
+            worker_task = asyncio.create_task(worker.main(), name="arq-worker")
+            log.info("worker running in-process")
+        try:
+            yield
+        finally:
+            if worker is not None and worker_task is not None:
+                worker_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker_task
+                await worker.close()
+            await redis.aclose()
+            await engine.dispose()
+
+    routes = [
+        Route("/graphql", _graphql, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        Route("/health/live", health.live),
+        Route("/health/ready", health.ready),
+        Route("/metrics", health.metrics),
+    ]
+    middleware = [Middleware(RequestContextMiddleware, metrics=metrics, tracer=tracer)]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.settings = settings
+    return app

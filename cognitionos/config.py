@@ -1,0 +1,155 @@
+"""Settings: the one place the environment is read.
+
+Conventional names (``DATABASE_URL``, ``REDIS_URL``, ``SECRET_KEY``, ``PORT``,
+``OTEL_EXPORTER_OTLP_ENDPOINT``) are read as-is; everything of our own takes the
+``COGNITIONOS_`` prefix. Every field is documented in the README's settings table.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from pathlib import Path
+
+import platformdirs
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ConfigError", "Environment", "Settings"]
+
+_WEAK_SECRETS = {"", "secret", "changeme", "change-me", "changethis", "dev", "development"}
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigError(RuntimeError):
+    """The settings cannot run a server safely; the message says what to set."""
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+def _conventional(name: str) -> AliasChoices:
+    return AliasChoices(name, f"COGNITIONOS_{name}")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COGNITIONOS_", extra="ignore")
+
+    env: Environment = Environment.DEVELOPMENT
+
+    # Services. Unset URLs mean the embedded services of the zero-config mode.
+    database_url: str | None = Field(default=None, validation_alias=_conventional("DATABASE_URL"))
+    redis_url: str | None = Field(default=None, validation_alias=_conventional("REDIS_URL"))
+    data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("cognitionos")))
+    db_pool_size: int = 10
+
+    # HTTP server.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, validation_alias=_conventional("PORT"))
+    graphiql: bool | None = None  # None: on in development, off in production
+    introspection: bool | None = None  # None: on in development, off in production
+    max_body_bytes: int = 100_000
+    max_query_depth: int = 10
+    max_aliases: int = 15
+    max_tokens: int = 2_000
+    max_page_size: int = 100
+
+    # Auth.
+    secret_key: str | None = Field(default=None, validation_alias=_conventional("SECRET_KEY"))
+    jwt_issuer: str = "cognitionos"
+    access_token_ttl_seconds: int = 15 * 60
+    refresh_token_ttl_seconds: int = 7 * 24 * 3600
+    bcrypt_rounds: int = Field(default=12, ge=12, le=16)
+    password_min_length: int = 10
+    lockout_threshold: int = 5
+    lockout_seconds: int = 30 * 60
+    allow_registration: bool = True
+
+    # Rate limits (requests per window, per key), kept in Redis.
+    rate_limit_window_seconds: int = 60
+    graphql_rate_limit: int = 600  # per user, or per IP when anonymous
+    login_rate_limit_per_ip: int = 30
+    login_rate_limit_per_account: int = 10
+
+    # Worker.
+    worker_in_process: bool | None = None  # None: in-process with the embedded services
+    worker_poll_delay_seconds: float = 0.05
+    worker_max_jobs: int = 50
+
+    # Observability.
+    log_level: str = "INFO"
+    log_json: bool = True
+    otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "COGNITIONOS_OTLP_ENDPOINT"),
+    )
+    otel_service_name: str = Field(
+        default="cognitionos", validation_alias=AliasChoices("OTEL_SERVICE_NAME")
+    )
+
+    @model_validator(mode="after")
+    def _production_is_explicit(self) -> Settings:
+        if self.env is Environment.PRODUCTION:
+            if self.graphiql is None:
+                self.graphiql = False
+            if self.introspection is None:
+                self.introspection = False
+        else:
+            if self.graphiql is None:
+                self.graphiql = True
+            if self.introspection is None:
+                self.introspection = True
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    @property
+    def embedded(self) -> bool:
+        """True when at least one service has to be started by us."""
+        return self.database_url is None or self.redis_url is None
+
+    @property
+    def run_worker_in_process(self) -> bool:
+        if self.worker_in_process is not None:
+            return self.worker_in_process
+        return self.embedded
+
+    def check_production(self) -> None:
+        """Refuse to run production on unsafe or missing settings."""
+        if not self.is_production:
+            return
+        problems = []
+        if not self.database_url:
+            problems.append("DATABASE_URL is not set (production never starts embedded services)")
+        if not self.redis_url:
+            problems.append("REDIS_URL is not set (production never starts embedded services)")
+        key = self.secret_key or ""
+        if key.strip().lower() in _WEAK_SECRETS or len(key) < MIN_SECRET_LENGTH:
+            problems.append(
+                f"SECRET_KEY must be set to a random value of at least {MIN_SECRET_LENGTH} "
+                "characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+            )
+        if problems:
+            raise ConfigError("refusing to start in production: " + "; ".join(problems))
+
+    def with_dev_secret(self) -> Settings:
+        """Outside production, generate a secret key once and keep it in the data dir."""
+        if self.secret_key or self.is_production:
+            return self
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return self.model_copy(update={"secret_key": path.read_text().strip()})
+
+    @property
+    def jwt_secret(self) -> str:
+        if not self.secret_key:
+            raise ConfigError("SECRET_KEY is not set")
+        return self.secret_key

@@ -1,0 +1,84 @@
+"""Per-request Context handed to every resolver.
+
+It carries factories and identity, never an open DB session: strawberry resolves
+sibling fields concurrently, so each resolver opens its own short session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from cognitionos.services.auth import (
+    AccountPolicy,
+    ClientInfo,
+    Principal,
+    TokenPolicy,
+)
+from cognitionos.services.errors import Unauthenticated
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+    from starlette.requests import HTTPConnection
+
+    from cognitionos.config import Settings
+    from cognitionos.observability import Metrics
+    from cognitionos.services.ratelimit import RateLimiter
+
+__all__ = ["Context", "Services"]
+
+
+@dataclass
+class Services:
+    """The clients born in the app lifespan, shared by every request."""
+
+    settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: Redis
+    rate_limiter: RateLimiter
+    metrics: Metrics
+
+    @property
+    def account_policy(self) -> AccountPolicy:
+        s = self.settings
+        return AccountPolicy(
+            bcrypt_rounds=s.bcrypt_rounds,
+            password_min_length=s.password_min_length,
+            lockout_threshold=s.lockout_threshold,
+            lockout_seconds=s.lockout_seconds,
+        )
+
+    @property
+    def token_policy(self) -> TokenPolicy:
+        s = self.settings
+        return TokenPolicy(
+            secret=s.jwt_secret,
+            issuer=s.jwt_issuer,
+            access_ttl_seconds=s.access_token_ttl_seconds,
+            refresh_ttl_seconds=s.refresh_token_ttl_seconds,
+        )
+
+
+@dataclass
+class Context:
+    services: Services
+    request: HTTPConnection
+    request_id: str
+    client: ClientInfo
+    principal: Principal | None = None
+    # Set by the error extension when execution started (vs. a request error).
+    executed: bool = field(default=False)
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    def session(self) -> AsyncSession:
+        """A new short-lived session: use as ``async with ctx.session() as s``."""
+        return self.services.sessionmaker()
+
+    def require_principal(self) -> Principal:
+        if self.principal is None:
+            raise Unauthenticated("authentication required: send Authorization: Bearer <token>")
+        return self.principal

@@ -1,0 +1,66 @@
+"""The arq worker. Jobs take ids, load what they need in their own session."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from arq.connections import RedisSettings
+from arq.worker import Worker, func
+
+from cognitionos.config import Settings
+from cognitionos.db import create_engine, create_sessionmaker
+from cognitionos.observability import get_logger
+from cognitionos.services.health import check_health
+
+__all__ = ["create_worker", "health_job", "redis_settings"]
+
+log = get_logger("cognitionos.worker")
+
+
+def redis_settings(url: str) -> RedisSettings:
+    settings = RedisSettings.from_dsn(url)
+    settings.conn_retries = 10
+    settings.conn_retry_delay = 1
+    return settings
+
+
+async def health_job(ctx: dict[str, Any]) -> dict[str, str]:
+    """Round trip through the queue: proves a worker is consuming and can reach the DB."""
+    report = await check_health(sessionmaker=ctx["sessionmaker"], redis=ctx["redis"])
+    return {
+        "worker": f"{socket.gethostname()}:{os.getpid()}",
+        "database": report.database,
+        "redis": report.redis,
+    }
+
+
+def create_worker(settings: Settings, *, handle_signals: bool = True) -> Worker:
+    assert settings.database_url and settings.redis_url, "resolve the service URLs first"
+    database_url = settings.database_url
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        engine = create_engine(database_url, pool_size=settings.db_pool_size)
+        ctx["engine"] = engine
+        ctx["sessionmaker"] = create_sessionmaker(engine)
+        ctx["settings"] = settings
+        log.info("worker started", max_jobs=settings.worker_max_jobs)
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        engine = ctx.get("engine")
+        if engine is not None:
+            await engine.dispose()
+        log.info("worker stopped")
+
+    return Worker(
+        functions=[func(health_job, name="health", max_tries=1)],  # type: ignore[arg-type]
+        redis_settings=redis_settings(settings.redis_url),
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
+        poll_delay=settings.worker_poll_delay_seconds,
+        max_jobs=settings.worker_max_jobs,
+        handle_signals=handle_signals,
+        health_check_interval=10,
+        keep_result=3600,
+    )

@@ -1,0 +1,49 @@
+"""Prometheus metrics, one registry per app (so tests and replicas don't collide)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+_LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.http_requests = Counter(
+            "cognitionos_http_requests_total", "HTTP requests", ["method", "route", "status"],
+            registry=r,
+        )  # fmt: skip
+        self.http_duration = Histogram(
+            "cognitionos_http_request_duration_seconds", "HTTP request duration",
+            ["method", "route"], buckets=_LATENCY, registry=r,
+        )  # fmt: skip
+        self.graphql_operations = Counter(
+            "cognitionos_graphql_operations_total", "GraphQL operations",
+            ["type", "name", "outcome"], registry=r,
+        )  # fmt: skip
+        self.graphql_duration = Histogram(
+            "cognitionos_graphql_operation_duration_seconds", "GraphQL operation duration",
+            ["type", "name"], buckets=_LATENCY, registry=r,
+        )  # fmt: skip
+        self.graphql_errors = Counter(
+            "cognitionos_graphql_errors_total", "GraphQL errors by extensions.code", ["code"],
+            registry=r,
+        )  # fmt: skip
+        self.auth_results = Counter(
+            "cognitionos_auth_results_total", "Authentication attempts",
+            ["method", "result"], registry=r,
+        )  # fmt: skip
+        self.ws_connections = Gauge(
+            "cognitionos_websocket_connections", "Open websocket connections", registry=r
+        )
+        self.db_pool_checked_out = Gauge(
+            "cognitionos_db_pool_checked_out", "DB connections in use", registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,13 @@
+"""Root Query and Mutation, merged from one class per domain."""
+
+from __future__ import annotations
+
+from strawberry.tools import merge_types
+
+from cognitionos.resolvers.auth import AuthMutation, AuthQuery
+from cognitionos.resolvers.health import HealthQuery
+
+__all__ = ["Mutation", "Query"]
+
+Query = merge_types("Query", (AuthQuery, HealthQuery))
+Mutation = merge_types("Mutation", (AuthMutation,))

@@ -1,0 +1,45 @@
+"""The GraphQL schema, built per app from its settings (limits, introspection)."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.types import ExecutionContext
+
+from cognitionos.config import Settings
+from cognitionos.resolvers import Mutation, Query
+from cognitionos.schema.errors import ErrorFormatter
+
+__all__ = ["CognitionSchema", "build_schema"]
+
+
+class CognitionSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Logging happens in ErrorFormatter: only unexpected errors, with the trace."""
+
+
+def build_schema(settings: Settings | None = None) -> CognitionSchema:
+    settings = settings or Settings()
+    # Factories, not instances: each operation gets fresh extension state.
+    extensions: list[Any] = [
+        ErrorFormatter,
+        partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
+        partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
+        partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
+    ]
+    if not settings.introspection:
+        extensions.append(DisableIntrospection)
+    typed: list[type[SchemaExtension]] = extensions
+    return CognitionSchema(query=Query, mutation=Mutation, extensions=typed)

@@ -1,0 +1,49 @@
+"""Types shared by every domain: Relay connections, JSON, health."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import strawberry
+from strawberry.scalars import JSON
+
+from cognitionos.services.pagination import Page
+
+__all__ = ["JSON", "Connection", "Edge", "Health", "PageInfo", "connection_from_page"]
+
+T = TypeVar("T")
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    node: T
+    cursor: str
+
+
+@strawberry.type
+class Connection(Generic[T]):
+    edges: list[Edge[T]]
+    page_info: PageInfo
+
+
+def connection_from_page(page: Page[Any], to_node: Callable[[Any], T]) -> Connection[T]:
+    return Connection(
+        edges=[Edge(node=to_node(item), cursor=page.cursor(item)) for item in page.items],
+        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+    )
+
+
+@strawberry.type
+class Health:
+    status: str
+    database: str
+    redis: str
+    worker: str
+    version: str

@@ -1,0 +1,1 @@
+"""Domain logic. Never imports strawberry: GraphQL sits on top of this layer."""

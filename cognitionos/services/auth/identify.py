@@ -1,0 +1,42 @@
+"""Turn a request's credential (access JWT or API key) into a Principal."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cognitionos.db.models.auth import User, UserStatus
+from cognitionos.services.auth.api_keys import authenticate_api_key, looks_like_api_key
+from cognitionos.services.auth.principal import Principal
+from cognitionos.services.auth.sessions import TokenPolicy
+from cognitionos.services.auth.tokens import decode_access_token
+from cognitionos.services.errors import Unauthenticated
+
+__all__ = ["credential_from_headers", "identify"]
+
+
+def credential_from_headers(authorization: str | None, api_key: str | None) -> str | None:
+    """``Authorization: Bearer <jwt|api key>`` or ``X-API-Key: <api key>``."""
+    if authorization:
+        scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthenticated(
+                "Authorization header must be 'Bearer <token>'", reason="BAD_AUTH_HEADER"
+            )
+        return value.strip()
+    if api_key:
+        return api_key.strip()
+    return None
+
+
+async def identify(session: AsyncSession, *, credential: str, policy: TokenPolicy) -> Principal:
+    """Verify the credential and load the user: their current role and status count."""
+    if looks_like_api_key(credential):
+        user, key = await authenticate_api_key(session, secret=credential)
+        return Principal(
+            user_id=user.id, role=user.role, api_key_id=key.id, scopes=frozenset(key.scopes)
+        )
+    claims = decode_access_token(credential, secret=policy.secret, issuer=policy.issuer)
+    found = await session.get(User, claims.user_id)
+    if found is None or found.status is not UserStatus.ACTIVE:
+        raise Unauthenticated("the token's account is not active", reason="ACCOUNT_INACTIVE")
+    return Principal(user_id=found.id, role=found.role)

@@ -1,0 +1,81 @@
+"""Keyset pagination on ``(created_at, id)``, newest first. Never OFFSET."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from cognitionos.services.errors import BadUserInput
+
+__all__ = ["Page", "decode_cursor", "encode_cursor", "paginate"]
+
+
+class _Keyed(Protocol):
+    id: Any
+    created_at: Any
+
+
+T = TypeVar("T", bound=_Keyed)
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: Sequence[T]
+    has_next_page: bool
+
+    def cursor(self, item: T) -> str:
+        return encode_cursor(item.created_at, item.id)
+
+    @property
+    def end_cursor(self) -> str | None:
+        return self.cursor(self.items[-1]) if self.items else None
+
+
+def encode_cursor(created_at: datetime, id_: uuid.UUID) -> str:
+    raw = f"{created_at.isoformat()}|{id_}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, _, id_ = base64.urlsafe_b64decode(padded).decode().partition("|")
+        return datetime.fromisoformat(created), uuid.UUID(id_)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise BadUserInput("invalid pagination cursor", field="after") from None
+
+
+def check_page_size(first: int | None, *, default: int = 20, maximum: int = 100) -> int:
+    if first is None:
+        return default
+    if first < 1 or first > maximum:
+        raise BadUserInput(f"first must be between 1 and {maximum}", field="first")
+    return first
+
+
+async def paginate(
+    session: AsyncSession,
+    stmt: Select[tuple[T]],
+    *,
+    created_at: InstrumentedAttribute[datetime],
+    id_: InstrumentedAttribute[uuid.UUID],
+    first: int | None,
+    after: str | None,
+    maximum: int = 100,
+) -> Page[T]:
+    limit = check_page_size(first, maximum=maximum)
+    if after:
+        at, last_id = decode_cursor(after)
+        stmt = stmt.where(or_(created_at < at, and_(created_at == at, id_ < last_id)))
+    stmt = stmt.order_by(created_at.desc(), id_.desc()).limit(limit + 1)
+    rows = list((await session.scalars(stmt)).all())
+    return Page(items=rows[:limit], has_next_page=len(rows) > limit)

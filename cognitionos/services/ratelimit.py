@@ -1,0 +1,52 @@
+"""Fixed-window rate limits kept in Redis, shared by every replica."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from cognitionos.services.errors import RateLimited
+
+__all__ = ["RateLimiter", "Verdict"]
+
+# INCR and set the window's expiry on the first hit, atomically.
+_HIT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return {count, ttl}
+"""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    count: int
+    retry_after: float
+
+
+class RateLimiter:
+    def __init__(self, redis: Redis, *, prefix: str = "cognitionos:rl:") -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._script = redis.register_script(_HIT)
+
+    async def hit(self, key: str, *, limit: int, window_seconds: int) -> Verdict:
+        count, ttl_ms = await self._script(
+            keys=[self._prefix + key], args=[window_seconds * 1000]
+        )
+        return Verdict(allowed=int(count) <= limit, count=int(count), retry_after=ttl_ms / 1000)
+
+    async def check(self, key: str, *, limit: int, window_seconds: int, what: str) -> None:
+        """Count a hit and raise RATE_LIMITED when ``limit`` is passed."""
+        verdict = await self.hit(key, limit=limit, window_seconds=window_seconds)
+        if not verdict.allowed:
+            raise RateLimited(
+                f"too many {what}; try again in {max(1, round(verdict.retry_after))}s",
+                retry_after=verdict.retry_after,
+            )
+
+    async def reset(self, key: str) -> None:
+        await self._redis.delete(self._prefix + key)

@@ -1,0 +1,1 @@
+"""HTTP surface: GraphQL over HTTP, health, metrics, request middleware."""

@@ -1,0 +1,32 @@
+"""``/health/live``, ``/health/ready`` and ``/metrics``."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from cognitionos.observability.metrics import CONTENT_TYPE_LATEST
+from cognitionos.services.health import check_health
+
+__all__ = ["live", "metrics", "ready"]
+
+
+async def live(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def ready(request: Request) -> Response:
+    services = request.app.state.services
+    report = await check_health(sessionmaker=services.sessionmaker, redis=services.redis)
+    body = {
+        "status": report.status,
+        "checks": {"database": report.database, "redis": report.redis, "worker": report.worker},
+    }
+    return JSONResponse(body, status_code=200 if report.ready else 503)
+
+
+async def metrics(request: Request) -> Response:
+    services = request.app.state.services
+    pool = services.sessionmaker.kw["bind"].pool
+    services.metrics.db_pool_checked_out.set(pool.checkedout())
+    return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)

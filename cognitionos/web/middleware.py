@@ -1,0 +1,107 @@
+"""Request middleware (pure ASGI): request id, JSON access log, HTTP metrics, a span."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cognitionos.observability import Metrics, get_logger
+
+__all__ = ["RequestContextMiddleware"]
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_ROUTES = ("/graphql", "/health/live", "/health/ready", "/metrics")
+log = get_logger("cognitionos.http")
+
+
+def _route(path: str) -> str:
+    return path if path in _ROUTES else "other"
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, tracer: trace.Tracer) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.tracer = tracer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        incoming = headers.get("x-request-id", "")
+        request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        method: str = scope["method"]
+        route = _route(scope["path"])
+        status = 500
+        started = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                if not any(k.lower() == b"x-request-id" for k, _ in message["headers"]):
+                    message["headers"].append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        with self.tracer.start_as_current_span(
+            f"{method} {route}", kind=SpanKind.SERVER,
+            attributes={"http.method": method, "http.route": route, "request.id": request_id},
+        ) as span:  # fmt: skip
+            try:
+                await self.app(scope, receive, send_wrapper)
+            except Exception:
+                log.exception("unhandled error", method=method, path=scope["path"])
+                span.set_status(Status(StatusCode.ERROR))
+                await self._internal_error(send, request_id)
+                status = 500
+            finally:
+                elapsed = time.perf_counter() - started
+                span.set_attribute("http.status_code", status)
+                self.metrics.http_requests.labels(method, route, str(status)).inc()
+                self.metrics.http_duration.labels(method, route).observe(elapsed)
+                if route != "/metrics":
+                    log.info(
+                        "request", method=method, path=scope["path"], status=status,
+                        duration_ms=round(elapsed * 1000, 2),
+                    )  # fmt: skip
+
+    @staticmethod
+    async def _internal_error(send: Send, request_id: str) -> None:
+        body: dict[str, Any] = {
+            "errors": [
+                {
+                    "message": "Internal server error",
+                    "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+                }
+            ]
+        }
+        payload = json.dumps(body).encode()
+        try:
+            await send({
+                "type": "http.response.start",
+                "status": 500,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"x-request-id", request_id.encode()),
+                ],
+            })  # fmt: skip
+            await send({"type": "http.response.body", "body": payload})
+        except RuntimeError:
+            pass  # the response had already started; nothing more can be sent
