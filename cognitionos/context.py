@@ -69,6 +69,9 @@ class Context:
     principal: Principal | None = None
     # Set by the error extension when execution started (vs. a request error).
     executed: bool = field(default=False)
+    # Metric labels, filled in from the parsed document.
+    operation_type: str = "unknown"
+    operation_name: str = "anonymous"
 
     @property
     def settings(self) -> Settings:

@@ -23,7 +23,7 @@ def format_error_extensions(error: GraphQLError, request_id: str) -> GraphQLErro
     if isinstance(original, CognitionError):
         extensions: dict[str, Any] = original.as_extensions()
         message = original.message
-    elif original is None:
+    elif original is None or isinstance(original, GraphQLError):
         # Syntax, validation, limits (depth, aliases, tokens), variable coercion.
         extensions = {"code": "BAD_USER_INPUT", **(error.extensions or {})}
         message = error.message
@@ -56,11 +56,16 @@ class ErrorFormatter(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         yield
+        context = self.execution_context.context
+        try:
+            context.operation_type = self.execution_context.operation_type.value
+        except RuntimeError:
+            pass  # no valid document: keep the defaults
+        context.operation_name = (self.execution_context.operation_name or "anonymous")[:64]
         result = self.execution_context.result
         errors = getattr(result, "errors", None)
         if not errors:
             return
-        context = self.execution_context.context
         formatted = [format_error_extensions(e, context.request_id) for e in errors]
         metric = context.services.metrics.graphql_errors
         for error in formatted:

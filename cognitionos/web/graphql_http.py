@@ -263,7 +263,7 @@ class GraphQLHTTP:
             raise _bad(exc.as_http_error_reason(), field="operationName") from None
         except MissingQueryError:
             raise _bad("the request has no GraphQL query", field="query") from None
-        op_type, op_name = self._operation_labels(query, operation_name)
+        op_type, op_name = context.operation_type, context.operation_name
         elapsed = time.perf_counter() - started
         metrics = self.services.metrics
         metrics.graphql_duration.labels(op_type, op_name).observe(elapsed)
@@ -282,17 +282,6 @@ class GraphQLHTTP:
             body["errors"] = errors
         status = 400 if request_error and media == GRAPHQL_RESPONSE_JSON else 200
         return self._json(body, status, media, context.request_id)
-
-    @staticmethod
-    def _operation_labels(query: str, operation_name: str | None) -> tuple[str, str]:
-        """Low-cardinality metric labels: the operation type and declared name."""
-        head = query.lstrip()
-        op_type = "query"
-        for candidate in ("mutation", "subscription", "query"):
-            if head.startswith(candidate):
-                op_type = candidate
-                break
-        return op_type, (operation_name or "anonymous")[:64]
 
     # -- responses -------------------------------------------------------------------
 

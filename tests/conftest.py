@@ -1,0 +1,135 @@
+"""Embedded PostgreSQL and Redis, started once per test session; a clean slate per test."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+import redis
+
+from cognitionos.app import create_app
+from cognitionos.config import Settings
+from cognitionos.db import migrate
+from cognitionos.embedded import EmbeddedPostgres, EmbeddedRedis
+from cognitionos.observability import configure_logging
+from tests.support import GQL, LiveServer
+
+TEST_DATABASE = "cognitionos_test"
+TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+
+
+@dataclass
+class Stack:
+    postgres: EmbeddedPostgres
+    redis: EmbeddedRedis
+    data_dir: Path
+
+    @property
+    def database_url(self) -> str:
+        return self.postgres.url(TEST_DATABASE)
+
+    @property
+    def dsn(self) -> str:
+        """The same database as a plain asyncpg DSN, for assertions on stored rows."""
+        return self.database_url.replace("postgresql+asyncpg://", "postgresql://")
+
+    def settings(self, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "env": "test",
+            "database_url": self.database_url,
+            "redis_url": self.redis.url,
+            "secret_key": TEST_SECRET,
+            "data_dir": self.data_dir,
+            "worker_in_process": False,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    configure_logging(level="INFO", json=True)
+    data_dir = tmp_path_factory.mktemp("services")
+    postgres = EmbeddedPostgres(data_dir, delete_on_stop=True)
+    postgres.start()
+    postgres.ensure_database(TEST_DATABASE)
+    cache = EmbeddedRedis(data_dir)
+    cache.start()
+    built = Stack(postgres=postgres, redis=cache, data_dir=data_dir)
+    migrate(built.database_url)
+    yield built
+    cache.stop()
+    postgres.stop()
+
+
+async def _truncate(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        tables = await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'alembic_version'"
+        )
+        if tables:
+            names = ", ".join(f'"{t["tablename"]}"' for t in tables)
+            await conn.execute(f"TRUNCATE {names} CASCADE")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(autouse=True)
+def clean_slate(request: pytest.FixtureRequest) -> None:
+    """Every test starts with empty tables and an empty Redis."""
+    if "stack" not in request.fixturenames:
+        return
+    stack: Stack = request.getfixturevalue("stack")
+    asyncio.run(_truncate(stack.dsn))
+    redis.Redis.from_url(stack.redis.url).flushall()
+
+
+@pytest.fixture(scope="session")
+def server(stack: Stack) -> Iterator[LiveServer]:
+    live = LiveServer(create_app(stack.settings())).start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def gql(server: LiveServer) -> GQL:
+    return server.gql
+
+
+@pytest.fixture
+def make_server(stack: Stack) -> Iterator[Callable[..., LiveServer]]:
+    """A server with its own settings, stopped at the end of the test."""
+    started: list[LiveServer] = []
+
+    def make(**overrides: Any) -> LiveServer:
+        live = LiveServer(create_app(stack.settings(**overrides))).start()
+        started.append(live)
+        return live
+
+    yield make
+    for live in started:
+        live.stop()
+
+
+@pytest.fixture
+def db(stack: Stack) -> Callable[..., Any]:
+    """Run one SQL query against the test database and return its rows."""
+
+    def fetch(query: str, *args: Any) -> list[asyncpg.Record]:
+        async def run() -> list[asyncpg.Record]:
+            conn = await asyncpg.connect(stack.dsn)
+            try:
+                return list(await conn.fetch(query, *args))
+            finally:
+                await conn.close()
+
+        return asyncio.run(run())
+
+    return fetch

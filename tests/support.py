@@ -1,0 +1,108 @@
+"""Test helpers: a real uvicorn server in a thread, and a GraphQL client over HTTP."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+
+from cognitionos.embedded import free_port
+
+STRONG_PASSWORD = "correct-horse-42"
+
+
+class LiveServer:
+    """The real app behind real HTTP on a loopback port."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on",
+            ws="websockets-sansio",
+        )  # fmt: skip
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self._gql: GQL | None = None
+
+    @property
+    def gql(self) -> GQL:
+        """A GraphQL client for this server, closed when the server stops."""
+        if self._gql is None:
+            self._gql = GQL(self.url)
+        return self._gql
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._gql is not None:
+            self._gql.client.close()
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@dataclass
+class GQL:
+    """Posts GraphQL documents; ``token`` is sent as a Bearer credential."""
+
+    base_url: str
+    client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
+
+    def post(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        sent = dict(headers or {})
+        if token:
+            sent["Authorization"] = f"Bearer {token}"
+        body: dict[str, Any] = {"query": query}
+        if variables is not None:
+            body["variables"] = variables
+        return self.client.post(f"{self.base_url}/graphql", json=body, headers=sent)
+
+    def ok(self, query: str, variables: dict[str, Any] | None = None, **kw: Any) -> Any:
+        response = self.post(query, variables, **kw)
+        payload = response.json()
+        assert "errors" not in payload, payload
+        assert response.status_code == 200
+        return payload["data"]
+
+    def error(self, query: str, variables: dict[str, Any] | None = None, **kw: Any) -> Any:
+        """The first error of a response that must have one."""
+        payload = self.post(query, variables, **kw).json()
+        assert payload.get("errors"), payload
+        return payload["errors"][0]
+
+    def register(self, email: str, password: str = STRONG_PASSWORD) -> dict[str, Any]:
+        data = self.ok(
+            """mutation($input: RegisterInput!) { register(input: $input) {
+                accessToken refreshToken expiresIn user { id email role } } }""",
+            {"input": {"email": email, "password": password}},
+        )
+        return data["register"]  # type: ignore[no-any-return]
+
+    def login(self, email: str, password: str = STRONG_PASSWORD) -> httpx.Response:
+        return self.post(
+            """mutation($e: String!, $p: String!) { login(email: $e, password: $p) {
+                accessToken refreshToken user { id role } } }""",
+            {"e": email, "p": password},
+        )
