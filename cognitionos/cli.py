@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -33,6 +34,10 @@ def _settings(**overrides: object) -> Settings:
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code=2)
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _with_database(settings: Settings) -> tuple[Settings, EmbeddedServices | None]:
@@ -77,6 +82,10 @@ def serve(
         log.info("GraphiQL ready", url=f"{where}/graphql")
     log.info("serving", url=where, env=settings.env.value,
              worker="in-process" if settings.run_worker_in_process else "separate")  # fmt: skip
+    # uvicorn re-raises the signal that stopped it once it has shut down; end with a
+    # clean exit instead, so the embedded services below are stopped too.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_cleanly)
     try:
         uvicorn.run(asgi, host=settings.host, port=settings.port, log_config=None,
                     proxy_headers=True, ws="websockets-sansio")  # fmt: skip

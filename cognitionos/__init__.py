@@ -1,0 +1,1 @@
+"""CognitionOS: a real-time AI orchestration server."""

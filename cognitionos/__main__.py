@@ -1,0 +1,3 @@
+from cognitionos.cli import main
+
+main()
