@@ -20,13 +20,15 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+LINTED := cognitionos tests $(wildcard bench)
+
 lint: $(STAMP)
-	$(BIN)/ruff check cognitionos tests bench
-	$(BIN)/ruff format --check cognitionos tests bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy cognitionos
 
 bench: $(STAMP)
-	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	@set -e; for f in $(wildcard bench/*.py); do echo "== $$f"; $(BIN)/python $$f; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -55,7 +55,6 @@ class Settings(BaseSettings):
     max_query_depth: int = 10
     max_aliases: int = 15
     max_tokens: int = 2_000
-    max_page_size: int = 100
 
     # Auth.
     secret_key: str | None = Field(default=None, validation_alias=_conventional("SECRET_KEY"))

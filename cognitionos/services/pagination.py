@@ -64,18 +64,20 @@ def check_page_size(first: int | None, *, default: int = 20, maximum: int = 100)
 
 async def paginate(
     session: AsyncSession,
-    stmt: Select[tuple[T]],
+    model: type[T],
+    stmt: Select[Any],
     *,
-    created_at: InstrumentedAttribute[datetime],
-    id_: InstrumentedAttribute[uuid.UUID],
     first: int | None,
     after: str | None,
     maximum: int = 100,
 ) -> Page[T]:
+    """One page of ``stmt`` (a ``select(model)``), newest first, after a cursor."""
     limit = check_page_size(first, maximum=maximum)
+    created_at: InstrumentedAttribute[datetime] = model.created_at
+    id_: InstrumentedAttribute[uuid.UUID] = model.id
     if after:
         at, last_id = decode_cursor(after)
         stmt = stmt.where(or_(created_at < at, and_(created_at == at, id_ < last_id)))
     stmt = stmt.order_by(created_at.desc(), id_.desc()).limit(limit + 1)
-    rows = list((await session.scalars(stmt)).all())
+    rows: list[T] = list((await session.scalars(stmt)).all())
     return Page(items=rows[:limit], has_next_page=len(rows) > limit)

@@ -34,9 +34,7 @@ class RateLimiter:
         self._script = redis.register_script(_HIT)
 
     async def hit(self, key: str, *, limit: int, window_seconds: int) -> Verdict:
-        count, ttl_ms = await self._script(
-            keys=[self._prefix + key], args=[window_seconds * 1000]
-        )
+        count, ttl_ms = await self._script(keys=[self._prefix + key], args=[window_seconds * 1000])
         return Verdict(allowed=int(count) <= limit, count=int(count), retry_after=ttl_ms / 1000)
 
     async def check(self, key: str, *, limit: int, window_seconds: int, what: str) -> None:

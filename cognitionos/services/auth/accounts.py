@@ -168,9 +168,7 @@ async def list_users(
         stmt = stmt.where(User.role == role)
     if status is not None:
         stmt = stmt.where(User.status == status)
-    return await paginate(
-        session, stmt, created_at=User.created_at, id_=User.id, first=first, after=after
-    )
+    return await paginate(session, User, stmt, first=first, after=after)
 
 
 async def update_user(
@@ -186,7 +184,8 @@ async def update_user(
     user = await session.get(User, user_id, with_for_update=True)
     if user is None:
         raise NotFound(f"user {user_id} not found")
-    if user_id == actor_id and (role not in (None, Role.ADMIN) or status not in (None, UserStatus.ACTIVE)):
+    demotes = role not in (None, Role.ADMIN) or status not in (None, UserStatus.ACTIVE)
+    if user_id == actor_id and demotes:
         raise BadUserInput("admins cannot demote or deactivate themselves", field="userId")
     changes: dict[str, str] = {}
     if role is not None and role is not user.role:

@@ -122,9 +122,7 @@ async def rotate_refresh_token(
     return pair
 
 
-async def revoke_session(
-    session: AsyncSession, *, refresh_token: str, client: ClientInfo
-) -> bool:
+async def revoke_session(session: AsyncSession, *, refresh_token: str, client: ClientInfo) -> bool:
     """Log out: revoke the refresh token's whole family. False if it was unknown."""
     row = await session.scalar(
         select(RefreshToken).where(RefreshToken.token_hash == hash_secret(refresh_token))
