@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from redis.asyncio import Redis
+from arq.connections import ArqRedis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -16,9 +16,12 @@ from starlette.routing import Route
 from cognitionos.config import ConfigError, Settings
 from cognitionos.context import Services
 from cognitionos.db import create_engine, create_sessionmaker
+from cognitionos.jobs import create_worker
+from cognitionos.jobs.dispatch import ArqDispatcher
 from cognitionos.observability import Metrics, configure_tracing, get_logger
 from cognitionos.schema import build_schema
 from cognitionos.services.ratelimit import RateLimiter
+from cognitionos.services.workflows import Engine
 from cognitionos.web import health
 from cognitionos.web.graphql_http import GraphQLHTTP
 from cognitionos.web.middleware import RequestContextMiddleware
@@ -50,21 +53,28 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(database_url, pool_size=settings.db_pool_size)
-        redis = Redis.from_url(redis_url, health_check_interval=30)
+        # One client for everything; arq's subclass also enqueues. No connection is made
+        # here, so the app starts (and reports 503) while Redis is down.
+        redis = ArqRedis.from_url(redis_url, health_check_interval=30)
+        sessionmaker = create_sessionmaker(engine)
         services = Services(
             settings=settings,
-            sessionmaker=create_sessionmaker(engine),
+            sessionmaker=sessionmaker,
             redis=redis,
             rate_limiter=RateLimiter(redis),
             metrics=metrics,
+            workflow_engine=Engine(
+                settings=settings,
+                sessionmaker=sessionmaker,
+                redis=redis,
+                dispatcher=ArqDispatcher(redis),
+            ),
         )
         app.state.services = services
         app.state.graphql = GraphQLHTTP(schema, services)
         worker_task: asyncio.Task[None] | None = None
         worker = None
         if settings.run_worker_in_process:
-            from cognitionos.jobs import create_worker
-
             worker = create_worker(settings, handle_signals=False)
             worker_task = asyncio.create_task(worker.main(), name="arq-worker")
             log.info("worker running in-process")

@@ -78,6 +78,27 @@ class Settings(BaseSettings):
     worker_poll_delay_seconds: float = 0.05
     worker_max_jobs: int = 50
 
+    # Workflow engine.
+    step_lease_seconds: float = 30.0  # a dead worker's step is re-run this long after
+    reconcile_interval_seconds: float = 1.0
+    dispatch_grace_seconds: float = 5.0  # QUEUED this long without starting: re-dispatch
+    max_lease_losses: int = 5  # a step whose workers keep dying fails after this many
+    idempotency_window_seconds: int = 24 * 3600
+    schedule_tick_seconds: float = 1.0
+
+    # Step kinds.
+    http_allow_hosts: list[str] = Field(default_factory=list)  # hosts or CIDRs, JSON list
+    http_timeout_seconds: float = 30.0
+    http_max_response_bytes: int = 1_000_000
+    python_steps_enabled: bool = False
+    python_step_cpu_seconds: int = 10
+    python_step_memory_mb: int = 512
+    python_step_file_mb: int = 10
+    python_step_wall_seconds: float = 30.0
+    sql_step_database_url: str | None = None
+    sql_statement_timeout_ms: int = 5_000
+    sql_max_rows: int = 1_000
+
     # Observability.
     log_level: str = "INFO"
     log_json: bool = True

@@ -23,8 +23,10 @@ if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
 
     from cognitionos.config import Settings
+    from cognitionos.dataloaders import Loaders
     from cognitionos.observability import Metrics
     from cognitionos.services.ratelimit import RateLimiter
+    from cognitionos.services.workflows import Engine
 
 __all__ = ["Context", "Services"]
 
@@ -38,6 +40,7 @@ class Services:
     redis: Redis
     rate_limiter: RateLimiter
     metrics: Metrics
+    workflow_engine: Engine
 
     @property
     def account_policy(self) -> AccountPolicy:
@@ -66,6 +69,7 @@ class Context:
     request: HTTPConnection
     request_id: str
     client: ClientInfo
+    loaders: Loaders
     principal: Principal | None = None
     # Set by the error extension when execution started (vs. a request error).
     executed: bool = field(default=False)

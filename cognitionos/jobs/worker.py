@@ -1,9 +1,18 @@
-"""The arq worker. Jobs take ids, load what they need in their own session."""
+"""The arq worker. Jobs take ids, load what they need in their own session.
+
+arq only transports: a step's timeout, retries and recovery after a crash are decided
+by the engine (lease + reconciler), so arq's own job timeout is set far beyond any
+step's and its retry count is irrelevant (the job never raises).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
+import uuid
+from datetime import timedelta
 from typing import Any
 
 from arq.connections import RedisSettings
@@ -11,12 +20,16 @@ from arq.worker import Worker, func
 
 from cognitionos.config import Settings
 from cognitionos.db import create_engine, create_sessionmaker
+from cognitionos.jobs.dispatch import RUN_STEP, ArqDispatcher
+from cognitionos.jobs.steps import engine_loops, run_step
 from cognitionos.observability import get_logger
 from cognitionos.services.health import check_health
+from cognitionos.services.workflows import Engine
 
 __all__ = ["create_worker", "health_job", "redis_settings"]
 
 log = get_logger("cognitionos.worker")
+_ARQ_TIMEOUT = timedelta(days=2)
 
 
 def redis_settings(url: str) -> RedisSettings:
@@ -45,16 +58,33 @@ def create_worker(settings: Settings, *, handle_signals: bool = True) -> Worker:
         ctx["engine"] = engine
         ctx["sessionmaker"] = create_sessionmaker(engine)
         ctx["settings"] = settings
-        log.info("worker started", max_jobs=settings.worker_max_jobs)
+        ctx["worker_id"] = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        workflow_engine = Engine(
+            settings=settings,
+            sessionmaker=ctx["sessionmaker"],
+            redis=ctx["redis"],
+            dispatcher=ArqDispatcher(ctx["redis"]),
+        )
+        ctx["workflow_engine"] = workflow_engine
+        ctx["loops"] = engine_loops(workflow_engine)
+        log.info("worker started", worker=ctx["worker_id"], max_jobs=settings.worker_max_jobs)
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
+        for task in ctx.get("loops", []):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         engine = ctx.get("engine")
         if engine is not None:
             await engine.dispose()
         log.info("worker stopped")
 
     return Worker(
-        functions=[func(health_job, name="health", max_tries=1)],
+        functions=[
+            func(health_job, name="health", max_tries=1),
+            func(run_step, name=RUN_STEP, max_tries=1000, timeout=_ARQ_TIMEOUT,
+                 keep_result=0),  # fmt: skip
+        ],
         redis_settings=redis_settings(settings.redis_url),
         on_startup=on_startup,
         on_shutdown=on_shutdown,

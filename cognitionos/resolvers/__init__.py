@@ -6,8 +6,9 @@ from strawberry.tools import merge_types
 
 from cognitionos.resolvers.auth import AuthMutation, AuthQuery
 from cognitionos.resolvers.health import HealthQuery
+from cognitionos.resolvers.workflows import WorkflowMutation, WorkflowQuery
 
 __all__ = ["Mutation", "Query"]
 
-Query = merge_types("Query", (AuthQuery, HealthQuery))
-Mutation = merge_types("Mutation", (AuthMutation,))
+Query = merge_types("Query", (AuthQuery, WorkflowQuery, HealthQuery))
+Mutation = merge_types("Mutation", (AuthMutation, WorkflowMutation))

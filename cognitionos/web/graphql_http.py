@@ -29,6 +29,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from cognitionos.context import Context, Services
+from cognitionos.dataloaders import Loaders
 from cognitionos.observability import bind_request, get_logger
 from cognitionos.schema import CognitionSchema
 from cognitionos.services.auth import ClientInfo, credential_from_headers, identify
@@ -188,7 +189,11 @@ class GraphQLHTTP:
             user_agent=request.headers.get("user-agent"),
         )
         context = Context(
-            services=self.services, request=request, request_id=request_id, client=client
+            services=self.services,
+            request=request,
+            request_id=request_id,
+            client=client,
+            loaders=Loaders(self.services.sessionmaker, None),
         )
         try:
             credential = credential_from_headers(
@@ -202,6 +207,7 @@ class GraphQLHTTP:
                 method = "api_key" if context.principal.api_key_id else "jwt"
                 self.services.metrics.auth_results.labels(method, "success").inc()
                 bind_request(user_id=str(context.principal.user_id))
+                context.loaders = Loaders(self.services.sessionmaker, context.principal)
         except Unauthenticated as exc:
             self.services.metrics.auth_results.labels(
                 "token", str(exc.extensions.get("reason", "failure"))

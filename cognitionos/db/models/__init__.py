@@ -3,5 +3,30 @@
 from __future__ import annotations
 
 from cognitionos.db.models.auth import ApiKey, AuditEvent, RefreshToken, Role, User, UserStatus
+from cognitionos.db.models.events import Event
+from cognitionos.db.models.workflows import (
+    ExecutionStatus,
+    Schedule,
+    ScheduleKind,
+    StepExecution,
+    StepStatus,
+    Workflow,
+    WorkflowExecution,
+)
 
-__all__ = ["ApiKey", "AuditEvent", "RefreshToken", "Role", "User", "UserStatus"]
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "Event",
+    "ExecutionStatus",
+    "RefreshToken",
+    "Role",
+    "Schedule",
+    "ScheduleKind",
+    "StepExecution",
+    "StepStatus",
+    "User",
+    "UserStatus",
+    "Workflow",
+    "WorkflowExecution",
+]

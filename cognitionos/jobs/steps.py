@@ -1,0 +1,57 @@
+"""The step job and the engine's background loops (reconciler, scheduler)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from cognitionos.observability import get_logger
+from cognitionos.services.workflows import Engine, reconcile, run_claimed, tick
+
+__all__ = ["background_loop", "run_step"]
+
+log = get_logger("cognitionos.worker")
+
+
+async def run_step(ctx: dict[str, Any], step_id: str, seq: int) -> str:
+    """Claim the step (a stale or duplicate dispatch is a no-op) and run it."""
+    engine: Engine = ctx["workflow_engine"]
+    owner: str = ctx["worker_id"]
+    claimed = await engine.claim(uuid.UUID(step_id), seq, owner)
+    if claimed is None:
+        return "skipped"
+    await run_claimed(engine, claimed, owner)
+    return "ran"
+
+
+async def background_loop(
+    name: str, every: float, work: Callable[[], Awaitable[int]]
+) -> None:
+    """Run ``work`` forever, ``every`` seconds; failures are logged, never fatal."""
+    while True:
+        try:
+            moved = await work()
+            if moved:
+                log.info(f"{name} pass", moved=moved)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(f"{name} pass failed")
+        await asyncio.sleep(every)
+
+
+def engine_loops(engine: Engine) -> list[asyncio.Task[None]]:
+    settings = engine.settings
+    return [
+        asyncio.create_task(
+            background_loop("reconciler", settings.reconcile_interval_seconds,
+                            lambda: reconcile(engine)),
+            name="reconciler",
+        ),
+        asyncio.create_task(
+            background_loop("scheduler", settings.schedule_tick_seconds, lambda: tick(engine)),
+            name="scheduler",
+        ),
+    ]  # fmt: skip

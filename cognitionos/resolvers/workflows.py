@@ -1,0 +1,220 @@
+"""Workflow, execution and schedule resolvers: authorize, call the service, map."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import strawberry
+from strawberry import Info
+
+from cognitionos.context import Context
+from cognitionos.schema.common import connection_from_page
+from cognitionos.schema.permissions import IsMember, IsViewer
+from cognitionos.schema.workflows import (
+    CreateWorkflowInput,
+    Event,
+    Execution,
+    ExecutionConnection,
+    ExecutionFilter,
+    ExecuteWorkflowInput,
+    Schedule,
+    ScheduleInput,
+    StepExecution,
+    UpdateScheduleInput,
+    Workflow,
+    WorkflowConnection,
+    WorkflowFilter,
+)
+from cognitionos.services import workflows as wf
+from cognitionos.services.errors import BadUserInput
+from cognitionos.services.events import list_events
+
+__all__ = ["WorkflowMutation", "WorkflowQuery"]
+
+
+def _uuid(value: Any, field: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise BadUserInput(f"{field} is not a valid id", field=field) from None
+
+
+def _object(value: Any, field: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadUserInput(f"{field} must be a JSON object", field=field)
+    return value
+
+
+@strawberry.type
+class WorkflowQuery:
+    @strawberry.field(
+        permission_classes=[IsViewer], description="A workflow; the latest version by default."
+    )
+    async def workflow(
+        self, info: Info[Context, None], key: str, version: str | None = None
+    ) -> Workflow | None:
+        async with info.context.session() as session:
+            row = await wf.get_workflow(session, key=key, version=version)
+        return Workflow.from_model(row) if row else None
+
+    @strawberry.field(permission_classes=[IsViewer])
+    async def workflows(
+        self,
+        info: Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        filter: WorkflowFilter | None = None,
+    ) -> WorkflowConnection:
+        f = filter or WorkflowFilter()
+        async with info.context.session() as session:
+            page = await wf.list_workflows(
+                session, first=first, after=after, tag=f.tag, text=f.text, key=f.key
+            )
+        return connection_from_page(page, Workflow.from_model)
+
+    @strawberry.field(permission_classes=[IsViewer])
+    async def execution(self, info: Info[Context, None], id: strawberry.ID) -> Execution | None:
+        ctx = info.context
+        async with ctx.session() as session:
+            row = await wf.get_execution(
+                session, principal=ctx.require_principal(), execution_id=_uuid(id, "id")
+            )
+        return Execution.from_model(row)
+
+    @strawberry.field(permission_classes=[IsViewer], description="Yours (all, for admins).")
+    async def executions(
+        self,
+        info: Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        filter: ExecutionFilter | None = None,
+    ) -> ExecutionConnection:
+        ctx = info.context
+        f = filter or ExecutionFilter()
+        async with ctx.session() as session:
+            page = await wf.list_executions(
+                session, principal=ctx.require_principal(), first=first, after=after,
+                status=f.status, workflow_key=f.workflow_key,
+            )  # fmt: skip
+        return connection_from_page(page, Execution.from_model)
+
+    @strawberry.field(permission_classes=[IsViewer], description="An execution's history.")
+    async def events(
+        self, info: Info[Context, None], stream_id: strawberry.ID, after: int | None = None
+    ) -> list[Event]:
+        ctx = info.context
+        execution_id = _uuid(stream_id, "streamId")
+        async with ctx.session() as session:
+            await wf.get_execution(
+                session, principal=ctx.require_principal(), execution_id=execution_id
+            )
+            rows = await list_events(session, stream_id=execution_id, after=after)
+        return [Event.from_model(r) for r in rows]
+
+    @strawberry.field(permission_classes=[IsViewer], description="Yours (all, for admins).")
+    async def schedules(self, info: Info[Context, None]) -> list[Schedule]:
+        ctx = info.context
+        async with ctx.session() as session:
+            rows = await wf.list_schedules(session, principal=ctx.require_principal())
+        return [Schedule.from_model(r) for r in rows]
+
+
+@strawberry.type
+class WorkflowMutation:
+    @strawberry.mutation(permission_classes=[IsMember])
+    async def create_workflow(
+        self, info: Info[Context, None], input: CreateWorkflowInput
+    ) -> Workflow:
+        ctx = info.context
+        async with ctx.session() as session:
+            row = await wf.create_workflow(
+                session, actor_id=ctx.require_principal().user_id, key=input.key,
+                version=input.version, name=input.name,
+                steps=[s.as_json() for s in input.steps], description=input.description,
+                tags=input.tags or [],
+                input_schema=_object(input.input_schema, "inputSchema") or None,
+            )  # fmt: skip
+        return Workflow.from_model(row)
+
+    @strawberry.mutation(permission_classes=[IsMember])
+    async def execute_workflow(
+        self, info: Info[Context, None], input: ExecuteWorkflowInput
+    ) -> Execution:
+        ctx = info.context
+        row = await ctx.services.workflow_engine.execute(
+            principal=ctx.require_principal(), key=input.workflow_key, version=input.version,
+            inputs=_object(input.inputs, "inputs"), idempotency_key=input.idempotency_key,
+        )  # fmt: skip
+        return Execution.from_model(row)
+
+    @strawberry.mutation(permission_classes=[IsMember])
+    async def cancel_execution(self, info: Info[Context, None], id: strawberry.ID) -> Execution:
+        ctx = info.context
+        row = await ctx.services.workflow_engine.cancel(
+            principal=ctx.require_principal(), execution_id=_uuid(id, "id")
+        )
+        return Execution.from_model(row)
+
+    @strawberry.mutation(
+        permission_classes=[IsMember], description="Re-run failed and skipped steps only."
+    )
+    async def retry_execution(self, info: Info[Context, None], id: strawberry.ID) -> Execution:
+        ctx = info.context
+        row = await ctx.services.workflow_engine.retry(
+            principal=ctx.require_principal(), execution_id=_uuid(id, "id")
+        )
+        return Execution.from_model(row)
+
+    @strawberry.mutation(permission_classes=[IsMember])
+    async def approve_step(
+        self,
+        info: Info[Context, None],
+        step_execution_id: strawberry.ID,
+        approved: bool,
+        comment: str | None = None,
+    ) -> StepExecution:
+        ctx = info.context
+        row = await ctx.services.workflow_engine.approve(
+            principal=ctx.require_principal(),
+            step_id=_uuid(step_execution_id, "stepExecutionId"),
+            approved=approved,
+            comment=comment,
+        )
+        return StepExecution.from_model(row)
+
+    @strawberry.mutation(permission_classes=[IsMember])
+    async def create_schedule(self, info: Info[Context, None], input: ScheduleInput) -> Schedule:
+        ctx = info.context
+        async with ctx.session() as session:
+            row = await wf.create_schedule(
+                session, principal=ctx.require_principal(), workflow_key=input.workflow_key,
+                workflow_version=input.version, kind=input.kind, expression=input.expression,
+                timezone=input.timezone, inputs=_object(input.inputs, "inputs"),
+                enabled=input.enabled,
+            )  # fmt: skip
+        return Schedule.from_model(row)
+
+    @strawberry.mutation(permission_classes=[IsMember])
+    async def update_schedule(
+        self, info: Info[Context, None], id: strawberry.ID, input: UpdateScheduleInput
+    ) -> Schedule:
+        ctx = info.context
+        async with ctx.session() as session:
+            row = await wf.update_schedule(
+                session, principal=ctx.require_principal(), schedule_id=_uuid(id, "id"),
+                expression=input.expression, timezone=input.timezone,
+                inputs=None if input.inputs is None else _object(input.inputs, "inputs"),
+                enabled=input.enabled,
+            )  # fmt: skip
+        return Schedule.from_model(row)
+
+    @strawberry.mutation(permission_classes=[IsMember])
+    async def delete_schedule(self, info: Info[Context, None], id: strawberry.ID) -> bool:
+        ctx = info.context
+        async with ctx.session() as session:
+            return await wf.delete_schedule(
+                session, principal=ctx.require_principal(), schedule_id=_uuid(id, "id")
+            )

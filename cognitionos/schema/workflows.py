@@ -1,0 +1,309 @@
+"""GraphQL types for workflows, executions, steps, events and schedules."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry import Info
+
+from cognitionos.db import models
+from cognitionos.schema.common import JSON, Connection
+from cognitionos.services.errors import Unauthenticated
+
+__all__ = [
+    "CreateWorkflowInput",
+    "Event",
+    "Execution",
+    "ExecutionFilter",
+    "ExecutionStatus",
+    "ExecuteWorkflowInput",
+    "Schedule",
+    "ScheduleInput",
+    "StepExecution",
+    "StepStatus",
+    "Workflow",
+    "WorkflowFilter",
+]
+
+ExecutionStatus = models.ExecutionStatus
+StepStatus = models.StepStatus
+ScheduleKind = models.ScheduleKind
+strawberry.enum(ExecutionStatus, name="ExecutionStatus")
+strawberry.enum(StepStatus, name="StepStatus")
+strawberry.enum(ScheduleKind, name="ScheduleKind")
+
+
+def _money(value: Any) -> float | None:
+    return float(value) if value is not None else None
+
+
+@strawberry.type
+class RetryPolicy:
+    max_attempts: int
+    initial_delay_seconds: float
+    backoff_factor: float
+    max_delay_seconds: float
+
+
+@strawberry.type
+class StepDefinition:
+    key: str
+    name: str | None
+    kind: str
+    agent_capability: str | None
+    config: JSON
+    depends_on: list[str]
+    retry: RetryPolicy
+    timeout_seconds: float
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> StepDefinition:
+        retry = raw.get("retry") or {}
+        return cls(
+            key=raw["key"], name=raw.get("name"), kind=raw["kind"],
+            agent_capability=raw.get("agentCapability"), config=JSON(raw.get("config") or {}),
+            depends_on=list(raw.get("dependsOn") or []),
+            retry=RetryPolicy(
+                max_attempts=retry.get("maxAttempts", 1),
+                initial_delay_seconds=retry.get("initialDelaySeconds", 1.0),
+                backoff_factor=retry.get("backoffFactor", 2.0),
+                max_delay_seconds=retry.get("maxDelaySeconds", 60.0),
+            ),
+            timeout_seconds=raw.get("timeoutSeconds") or 300.0,
+        )  # fmt: skip
+
+
+@strawberry.type
+class Workflow:
+    id: strawberry.ID
+    key: str
+    version: str
+    name: str
+    description: str | None
+    tags: list[str]
+    steps: list[StepDefinition]
+    input_schema: JSON | None
+    metadata: JSON
+    created_at: datetime
+    model: strawberry.Private[models.Workflow]
+
+    @strawberry.field(description="Your newest executions of this workflow (all, for admins).")
+    async def executions(self, info: Info) -> list[Execution]:
+        loader = info.context.loaders.executions
+        if loader is None:
+            raise Unauthenticated("authentication required")
+        return [Execution.from_model(e) for e in await loader.load(self.model.id)]
+
+    @classmethod
+    def from_model(cls, row: models.Workflow) -> Workflow:
+        return cls(
+            id=strawberry.ID(str(row.id)), key=row.key, version=row.version, name=row.name,
+            description=row.description, tags=list(row.tags),
+            steps=[StepDefinition.from_json(s) for s in row.steps],
+            input_schema=JSON(row.input_schema) if row.input_schema is not None else None,
+            metadata=JSON(row.extra or {}), created_at=row.created_at, model=row,
+        )  # fmt: skip
+
+
+@strawberry.type
+class StepExecution:
+    id: strawberry.ID
+    execution_id: strawberry.ID
+    step_key: str
+    kind: str
+    status: StepStatus
+    attempt: int
+    max_attempts: int
+    agent: strawberry.ID | None
+    output: JSON | None
+    error: str | None
+    cost_usd: float | None
+    tokens: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    next_attempt_at: datetime | None
+
+    @classmethod
+    def from_model(cls, row: models.StepExecution) -> StepExecution:
+        return cls(
+            id=strawberry.ID(str(row.id)), execution_id=strawberry.ID(str(row.execution_id)),
+            step_key=row.step_key, kind=row.kind, status=row.status, attempt=row.attempt,
+            max_attempts=row.max_attempts,
+            agent=strawberry.ID(str(row.agent_id)) if row.agent_id else None,
+            output=JSON(row.output) if row.output is not None else None, error=row.error,
+            cost_usd=_money(row.cost_usd), tokens=row.tokens, started_at=row.started_at,
+            finished_at=row.finished_at,
+            next_attempt_at=row.next_attempt_at if row.status is StepStatus.RETRYING else None,
+        )  # fmt: skip
+
+
+@strawberry.type
+class Execution:
+    id: strawberry.ID
+    status: ExecutionStatus
+    inputs: JSON
+    outputs: JSON | None
+    error: str | None
+    cost_usd: float | None
+    tokens: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    model: strawberry.Private[models.WorkflowExecution]
+
+    @strawberry.field
+    async def steps(self, info: Info) -> list[StepExecution]:
+        rows = await info.context.loaders.steps.load(self.model.id)
+        return [StepExecution.from_model(r) for r in rows]
+
+    @strawberry.field
+    async def workflow(self, info: Info) -> Workflow:
+        row = await info.context.loaders.workflow.load(self.model.workflow_id)
+        return Workflow.from_model(row)
+
+    @classmethod
+    def from_model(cls, row: models.WorkflowExecution) -> Execution:
+        return cls(
+            id=strawberry.ID(str(row.id)), status=row.status, inputs=JSON(row.inputs),
+            outputs=JSON(row.outputs) if row.outputs is not None else None, error=row.error,
+            cost_usd=_money(row.cost_usd), tokens=row.tokens, created_at=row.created_at,
+            started_at=row.started_at, finished_at=row.finished_at, model=row,
+        )  # fmt: skip
+
+
+@strawberry.type
+class Event:
+    position: int
+    stream_id: strawberry.ID
+    version: int
+    type: str
+    data: JSON
+    created_at: datetime
+
+    @classmethod
+    def from_model(cls, row: models.Event) -> Event:
+        return cls(
+            position=row.position, stream_id=strawberry.ID(str(row.stream_id)),
+            version=row.version, type=row.type, data=JSON(row.data), created_at=row.created_at,
+        )  # fmt: skip
+
+
+@strawberry.type
+class Schedule:
+    id: strawberry.ID
+    workflow_key: str
+    workflow_version: str | None
+    kind: ScheduleKind
+    expression: str
+    timezone: str
+    inputs: JSON
+    enabled: bool
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    last_execution_id: strawberry.ID | None
+    created_at: datetime
+
+    @classmethod
+    def from_model(cls, row: models.Schedule) -> Schedule:
+        return cls(
+            id=strawberry.ID(str(row.id)), workflow_key=row.workflow_key,
+            workflow_version=row.workflow_version, kind=row.kind, expression=row.expression,
+            timezone=row.timezone, inputs=JSON(row.inputs), enabled=row.enabled,
+            next_run_at=row.next_run_at, last_run_at=row.last_run_at,
+            last_execution_id=(
+                strawberry.ID(str(row.last_execution_id)) if row.last_execution_id else None
+            ),
+            created_at=row.created_at,
+        )  # fmt: skip
+
+
+WorkflowConnection = Connection[Workflow]
+ExecutionConnection = Connection[Execution]
+
+
+@strawberry.input
+class RetryInput:
+    max_attempts: int = 1
+    initial_delay_seconds: float = 1.0
+    backoff_factor: float = 2.0
+    max_delay_seconds: float = 60.0
+
+
+@strawberry.input
+class StepInput:
+    key: str
+    kind: str
+    name: str | None = None
+    agent_capability: str | None = None
+    config: JSON | None = None
+    depends_on: list[str] | None = None
+    retry: RetryInput | None = None
+    timeout_seconds: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        retry = self.retry
+        return {
+            "key": self.key, "name": self.name, "kind": self.kind,
+            "agentCapability": self.agent_capability, "config": self.config or {},
+            "dependsOn": self.depends_on or [],
+            "retry": None if retry is None else {
+                "maxAttempts": retry.max_attempts,
+                "initialDelaySeconds": retry.initial_delay_seconds,
+                "backoffFactor": retry.backoff_factor,
+                "maxDelaySeconds": retry.max_delay_seconds,
+            },
+            "timeoutSeconds": self.timeout_seconds,
+        }  # fmt: skip
+
+
+@strawberry.input
+class CreateWorkflowInput:
+    key: str
+    version: str
+    name: str
+    steps: list[StepInput]
+    description: str | None = None
+    tags: list[str] | None = None
+    input_schema: JSON | None = None
+
+
+@strawberry.input
+class ExecuteWorkflowInput:
+    workflow_key: str
+    version: str | None = None
+    inputs: JSON | None = None
+    idempotency_key: str | None = None
+
+
+@strawberry.input
+class WorkflowFilter:
+    tag: str | None = None
+    text: str | None = None
+    key: str | None = None
+
+
+@strawberry.input
+class ExecutionFilter:
+    status: ExecutionStatus | None = None
+    workflow_key: str | None = None
+
+
+@strawberry.input
+class ScheduleInput:
+    workflow_key: str
+    kind: ScheduleKind
+    expression: str
+    version: str | None = None
+    timezone: str = "UTC"
+    inputs: JSON | None = None
+    enabled: bool = True
+
+
+@strawberry.input
+class UpdateScheduleInput:
+    expression: str | None = None
+    timezone: str | None = None
+    inputs: JSON | None = None
+    enabled: bool | None = None

@@ -1,0 +1,80 @@
+"""The event log: append in the caller's transaction, publish after commit, replay."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cognitionos.db.models.events import Event
+
+__all__ = ["append_event", "channel_for", "list_events", "publish_events"]
+
+CHANNEL_PREFIX = "cognitionos:events:"
+
+
+def channel_for(stream_type: str, stream_id: uuid.UUID | str) -> str:
+    return f"{CHANNEL_PREFIX}{stream_type}:{stream_id}"
+
+
+async def append_event(
+    session: AsyncSession,
+    *,
+    stream_type: str,
+    stream_id: uuid.UUID,
+    type: str,
+    data: dict[str, Any] | None = None,
+    actor: uuid.UUID | None = None,
+    outbox: list[Event] | None = None,
+) -> Event:
+    """Append to a stream. Callers serialize writers of one stream (row lock on its owner),
+    so ``max(version) + 1`` cannot race; the unique index guards it all the same."""
+    current = await session.scalar(
+        select(func.coalesce(func.max(Event.version), 0)).where(Event.stream_id == stream_id)
+    )
+    event = Event(
+        stream_type=stream_type,
+        stream_id=stream_id,
+        version=int(current or 0) + 1,
+        type=type,
+        data=data or {},
+        actor=actor,
+    )
+    session.add(event)
+    await session.flush()
+    if outbox is not None:
+        outbox.append(event)
+    return event
+
+
+async def publish_events(redis: Redis, events: Iterable[Event]) -> None:
+    """After commit: tell every replica. Best effort; subscribers backfill from the log."""
+    pipe = redis.pipeline(transaction=False)
+    count = 0
+    for event in events:
+        message = {
+            "position": event.position,
+            "streamType": event.stream_type,
+            "streamId": str(event.stream_id),
+            "version": event.version,
+            "type": event.type,
+            "data": event.data,
+        }
+        pipe.publish(channel_for(event.stream_type, event.stream_id), json.dumps(message))
+        count += 1
+    if count:
+        await pipe.execute()
+
+
+async def list_events(
+    session: AsyncSession, *, stream_id: uuid.UUID, after: int | None = None, limit: int = 1000
+) -> Sequence[Event]:
+    stmt = select(Event).where(Event.stream_id == stream_id)
+    if after is not None:
+        stmt = stmt.where(Event.position > after)
+    return (await session.scalars(stmt.order_by(Event.position).limit(limit))).all()

@@ -1,0 +1,59 @@
+"""Workflows: definitions, the durable engine, schedules, and reads."""
+
+from __future__ import annotations
+
+from cognitionos.services.workflows.definitions import (
+    RetryPolicy,
+    StepSpec,
+    create_workflow,
+    get_workflow,
+    list_workflows,
+    require_workflow,
+    validate_steps,
+)
+from cognitionos.services.workflows.engine import ClaimedStep, Dispatcher, Engine
+from cognitionos.services.workflows.executions import (
+    executions_by_workflow,
+    get_execution,
+    get_step,
+    list_executions,
+    steps_by_execution,
+    workflows_by_id,
+)
+from cognitionos.services.workflows.reconciler import reconcile
+from cognitionos.services.workflows.runner import run_claimed
+from cognitionos.services.workflows.schedules import (
+    create_schedule,
+    delete_schedule,
+    list_schedules,
+    tick,
+    update_schedule,
+)
+from cognitionos.services.workflows.transitions import Dispatch
+
+__all__ = [
+    "ClaimedStep",
+    "Dispatch",
+    "Dispatcher",
+    "Engine",
+    "RetryPolicy",
+    "StepSpec",
+    "create_schedule",
+    "create_workflow",
+    "delete_schedule",
+    "executions_by_workflow",
+    "get_execution",
+    "get_step",
+    "get_workflow",
+    "list_executions",
+    "list_schedules",
+    "list_workflows",
+    "reconcile",
+    "require_workflow",
+    "run_claimed",
+    "steps_by_execution",
+    "tick",
+    "update_schedule",
+    "validate_steps",
+    "workflows_by_id",
+]

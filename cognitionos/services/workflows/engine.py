@@ -1,0 +1,427 @@
+"""The execution engine: start, claim, complete, fail, cancel, retry, approve.
+
+Each operation is one transaction that writes the new state and its events together,
+then (after commit) publishes the events and dispatches newly ready steps.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cognitionos.config import Settings
+from cognitionos.observability import get_logger
+from cognitionos.db.models.workflows import (
+    ExecutionStatus,
+    StepExecution,
+    StepStatus,
+    WorkflowExecution,
+)
+from cognitionos.services.auth import Principal
+from cognitionos.services.errors import Conflict, Forbidden, NotFound
+from cognitionos.services.events import publish_events
+from cognitionos.services.workflows.definitions import StepSpec, check_inputs, require_workflow
+from cognitionos.services.workflows.steps import get_kind
+from cognitionos.services.workflows.transitions import (
+    Dispatch,
+    Effects,
+    finish_if_done,
+    lock_execution,
+    now,
+    queue_ready_steps,
+    record,
+    requeue,
+    set_step,
+    skip_dependents,
+    steps_of,
+)
+
+__all__ = ["ClaimedStep", "Dispatcher", "Engine", "HeartbeatResult"]
+
+log = get_logger("cognitionos.engine")
+
+
+class Dispatcher(Protocol):
+    """Transport for ready steps (arq in production; anything that eventually calls
+    ``run_step(step_id, seq)``)."""
+
+    async def dispatch(self, items: Sequence[Dispatch]) -> None: ...
+
+
+@dataclass(frozen=True)
+class ClaimedStep:
+    step_id: uuid.UUID
+    execution_id: uuid.UUID
+    step_key: str
+    attempt: int
+    spec: StepSpec
+    inputs: dict[str, Any]
+    outputs: dict[str, dict[str, Any]]
+    actor_id: uuid.UUID | None
+
+
+class HeartbeatResult:
+    OK = "ok"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+
+
+def _visible(execution: WorkflowExecution, principal: Principal) -> None:
+    if execution.created_by != principal.user_id and not principal.is_admin:
+        raise Forbidden("this execution belongs to another user")
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        redis: Redis,
+        dispatcher: Dispatcher,
+    ) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.redis = redis
+        self.dispatcher = dispatcher
+
+    async def apply(self, effects: Effects) -> None:
+        """After commit: publish, then dispatch. A crash here is healed by the reconciler."""
+        if effects.events:
+            try:
+                await publish_events(self.redis, effects.events)
+            except Exception:  # subscribers backfill from the event log
+                log.warning("publishing events failed", exc_info=True)
+        if effects.dispatch:
+            try:
+                await self.dispatcher.dispatch(effects.dispatch)
+            except Exception:  # the reconciler re-dispatches from Postgres
+                log.warning("dispatch failed; the reconciler will retry", exc_info=True)
+
+    # -- user operations -----------------------------------------------------------
+
+    async def execute(
+        self,
+        *,
+        principal: Principal,
+        key: str,
+        version: str | None,
+        inputs: dict[str, Any],
+        idempotency_key: str | None = None,
+        dispatch: bool = True,
+    ) -> WorkflowExecution:
+        """Create the execution, its steps and first events in one transaction."""
+        effects = Effects()
+        async with self.sessionmaker() as session:
+            workflow = await require_workflow(session, key=key, version=version)
+            check_inputs(workflow.input_schema, inputs)
+            if idempotency_key:
+                existing = await self._idempotent(session, principal.user_id, idempotency_key)
+                if existing is not None:
+                    return existing
+            execution = WorkflowExecution(
+                id=uuid.uuid4(), workflow_id=workflow.id, status=ExecutionStatus.PENDING,
+                inputs=inputs, idempotency_key=idempotency_key, created_by=principal.user_id,
+            )  # fmt: skip
+            session.add(execution)
+            specs = [StepSpec.from_json(raw) for raw in workflow.steps]
+            steps = [
+                StepExecution(
+                    id=uuid.uuid4(), execution_id=execution.id, step_key=spec.key,
+                    kind=spec.kind, depends_on=list(spec.depends_on),
+                    status=StepStatus.PENDING, max_attempts=spec.retry.max_attempts,
+                    attempt=0, dispatch_seq=0, lease_losses=0, tokens=0,
+                )  # fmt: skip
+                for spec in specs
+            ]
+            session.add_all(steps)
+            try:
+                await session.flush()
+            except IntegrityError:
+                await session.rollback()
+                assert idempotency_key is not None
+                existing = await self._idempotent(session, principal.user_id, idempotency_key)
+                if existing is None:
+                    raise
+                return existing
+            await record(session, effects, execution, "EXECUTION_CREATED",
+                         actor=principal.user_id, workflowKey=workflow.key,
+                         workflowVersion=workflow.version)  # fmt: skip
+            await queue_ready_steps(session, effects, execution, steps)
+            await session.commit()
+        if not dispatch:
+            effects.dispatch.clear()  # as if the process died right after commit
+        await self.apply(effects)
+        return execution
+
+    async def _idempotent(
+        self, session: AsyncSession, user_id: uuid.UUID, key: str
+    ) -> WorkflowExecution | None:
+        existing = await session.scalar(
+            select(WorkflowExecution).where(
+                WorkflowExecution.created_by == user_id,
+                WorkflowExecution.idempotency_key == key,
+            )
+        )
+        if existing is None:
+            return None
+        window = timedelta(seconds=self.settings.idempotency_window_seconds)
+        if existing.created_at > now() - window:
+            return existing
+        existing.idempotency_key = None  # expired: the key is free for a new run
+        await session.flush()
+        return None
+
+    async def cancel(self, *, principal: Principal, execution_id: uuid.UUID) -> WorkflowExecution:
+        effects = Effects()
+        async with self.sessionmaker() as session:
+            execution = await self._locked(session, execution_id, principal)
+            if execution.status.terminal:
+                raise Conflict(f"execution is already {execution.status.value}")
+            steps = await steps_of(session, execution_id)
+            execution.status = ExecutionStatus.CANCELLED
+            execution.finished_at = now()
+            for step in steps:
+                if not step.status.terminal and step.status is not StepStatus.RUNNING:
+                    set_step(step, StepStatus.CANCELLED)
+                    await record(session, effects, execution, "STEP_CANCELLED", step=step)
+            await record(session, effects, execution, "EXECUTION_CANCELLED",
+                         actor=principal.user_id)  # fmt: skip
+            await session.commit()
+        await self.apply(effects)
+        return execution
+
+    async def retry(self, *, principal: Principal, execution_id: uuid.UUID) -> WorkflowExecution:
+        """Re-run failed, skipped and cancelled steps; succeeded outputs are kept."""
+        effects = Effects()
+        async with self.sessionmaker() as session:
+            execution = await self._locked(session, execution_id, principal)
+            if execution.status not in (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED):
+                raise Conflict(
+                    f"only FAILED or CANCELLED executions can be retried; this one is "
+                    f"{execution.status.value}"
+                )
+            steps = await steps_of(session, execution_id)
+            if any(s.status is StepStatus.RUNNING for s in steps):
+                raise Conflict("a cancelled step is still stopping; retry in a moment")
+            for step in steps:
+                if step.status in (StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED):
+                    set_step(step, StepStatus.PENDING, attempt=0, error=None, output=None,
+                             finished_at=None, started_at=None, lease_losses=0,
+                             next_attempt_at=None)  # fmt: skip
+            execution.status = ExecutionStatus.RUNNING
+            execution.error = None
+            execution.outputs = None
+            execution.finished_at = None
+            await record(session, effects, execution, "EXECUTION_RETRIED",
+                         actor=principal.user_id)  # fmt: skip
+            await queue_ready_steps(session, effects, execution, steps)
+            await finish_if_done(session, effects, execution, steps)
+            await session.commit()
+        await self.apply(effects)
+        return execution
+
+    async def approve(
+        self, *, principal: Principal, step_id: uuid.UUID, approved: bool, comment: str | None
+    ) -> StepExecution:
+        effects = Effects()
+        async with self.sessionmaker() as session:
+            step = await session.get(StepExecution, step_id)
+            if step is None:
+                raise NotFound(f"step execution {step_id} not found")
+            execution = await self._locked(session, step.execution_id, principal)
+            steps = await steps_of(session, execution.id)
+            step = next(s for s in steps if s.id == step_id)
+            if step.status is not StepStatus.WAITING_APPROVAL:
+                raise Conflict(f"step is {step.status.value}, not waiting for approval")
+            decision = {"approved": approved, "comment": comment, "by": str(principal.user_id)}
+            if approved:
+                set_step(step, StepStatus.SUCCEEDED, output=decision)
+                await record(session, effects, execution, "STEP_APPROVED", step=step,
+                             actor=principal.user_id, comment=comment)  # fmt: skip
+                execution.status = ExecutionStatus.RUNNING
+                await queue_ready_steps(session, effects, execution, steps)
+            else:
+                reason = "rejected" + (f": {comment}" if comment else "")
+                set_step(step, StepStatus.FAILED, output=decision, error=reason)
+                await record(session, effects, execution, "STEP_REJECTED", step=step,
+                             actor=principal.user_id, comment=comment)  # fmt: skip
+                await skip_dependents(session, effects, execution, steps, step)
+            await finish_if_done(session, effects, execution, steps)
+            await session.commit()
+        await self.apply(effects)
+        return step
+
+    async def _locked(
+        self, session: AsyncSession, execution_id: uuid.UUID, principal: Principal
+    ) -> WorkflowExecution:
+        try:
+            execution = await lock_execution(session, execution_id)
+        except LookupError:
+            raise NotFound(f"execution {execution_id} not found") from None
+        _visible(execution, principal)
+        return execution
+
+    # -- worker operations -----------------------------------------------------------
+
+    async def claim(self, step_id: uuid.UUID, seq: int, owner: str) -> ClaimedStep | None:
+        """Take a dispatched step: RUNNING with a lease, or parked for approval."""
+        effects = Effects()
+        async with self.sessionmaker() as session:
+            found = await session.get(StepExecution, step_id)
+            if found is None:
+                return None
+            execution = await lock_execution(session, found.execution_id)
+            steps = await steps_of(session, execution.id)
+            step = next(s for s in steps if s.id == step_id)
+            claimable = step.status in (StepStatus.QUEUED, StepStatus.RETRYING)
+            if not claimable or step.dispatch_seq != seq or execution.status.terminal:
+                return None  # a stale or duplicate dispatch
+            spec = StepSpec.from_json(next(
+                raw for raw in (await self._definition(session, execution)) if raw["key"] == step.step_key
+            ))  # fmt: skip
+            if execution.status is ExecutionStatus.PENDING:
+                execution.status = ExecutionStatus.RUNNING
+                execution.started_at = now()
+                await record(session, effects, execution, "EXECUTION_STARTED")
+            kind = get_kind(step.kind)
+            if kind is not None and kind.waits_for_approval:
+                set_step(step, StepStatus.WAITING_APPROVAL, started_at=now())
+                await record(session, effects, execution, "STEP_WAITING_APPROVAL", step=step,
+                             prompt=spec.config.get("prompt"))  # fmt: skip
+                await finish_if_done(session, effects, execution, steps)
+                await session.commit()
+                await self.apply(effects)
+                return None
+            lease = timedelta(seconds=self.settings.step_lease_seconds)
+            set_step(step, StepStatus.RUNNING, attempt=step.attempt + 1, lease_owner=owner,
+                     lease_expires_at=now() + lease, started_at=now(),
+                     next_attempt_at=None)  # fmt: skip
+            await record(session, effects, execution, "STEP_STARTED", step=step)
+            outputs = {s.step_key: {"output": s.output} for s in steps
+                       if s.status is StepStatus.SUCCEEDED}  # fmt: skip
+            claimed = ClaimedStep(
+                step_id=step.id, execution_id=execution.id, step_key=step.step_key,
+                attempt=step.attempt, spec=spec, inputs=dict(execution.inputs),
+                outputs=outputs, actor_id=execution.created_by,
+            )  # fmt: skip
+            await session.commit()
+        await self.apply(effects)
+        return claimed
+
+    @staticmethod
+    async def _definition(
+        session: AsyncSession, execution: WorkflowExecution
+    ) -> list[dict[str, Any]]:
+        from cognitionos.db.models.workflows import Workflow
+
+        workflow = await session.get(Workflow, execution.workflow_id)
+        assert workflow is not None
+        return list(workflow.steps)
+
+    async def heartbeat(self, step_id: uuid.UUID, owner: str) -> str:
+        """Extend the lease; say whether the step was cancelled or taken over."""
+        lease = timedelta(seconds=self.settings.step_lease_seconds)
+        async with self.sessionmaker() as session:
+            row = (
+                await session.execute(
+                    update(StepExecution)
+                    .where(
+                        StepExecution.id == step_id,
+                        StepExecution.lease_owner == owner,
+                        StepExecution.status == StepStatus.RUNNING,
+                    )
+                    .values(lease_expires_at=now() + lease)
+                    .returning(StepExecution.execution_id)
+                )
+            ).first()
+            if row is None:
+                await session.commit()
+                return HeartbeatResult.LOST
+            status = await session.scalar(
+                select(WorkflowExecution.status).where(WorkflowExecution.id == row[0])
+            )
+            await session.commit()
+        return HeartbeatResult.CANCELLED if status is ExecutionStatus.CANCELLED else HeartbeatResult.OK
+
+    async def _owned(
+        self, session: AsyncSession, step_id: uuid.UUID, owner: str
+    ) -> tuple[WorkflowExecution, list[StepExecution], StepExecution] | None:
+        found = await session.get(StepExecution, step_id)
+        if found is None:
+            return None
+        execution = await lock_execution(session, found.execution_id)
+        steps = await steps_of(session, execution.id)
+        step = next(s for s in steps if s.id == step_id)
+        if step.status is not StepStatus.RUNNING or step.lease_owner != owner:
+            return None  # the lease was lost: someone else owns the step now
+        return execution, steps, step
+
+    async def complete(
+        self,
+        step_id: uuid.UUID,
+        owner: str,
+        output: Any,
+        *,
+        cost_usd: Decimal | None = None,
+        tokens: int = 0,
+    ) -> bool:
+        effects = Effects()
+        async with self.sessionmaker() as session:
+            owned = await self._owned(session, step_id, owner)
+            if owned is None:
+                return False
+            execution, steps, step = owned
+            step.cost_usd, step.tokens = cost_usd, tokens
+            if execution.status is ExecutionStatus.CANCELLED:
+                set_step(step, StepStatus.CANCELLED)
+                await record(session, effects, execution, "STEP_CANCELLED", step=step)
+            else:
+                set_step(step, StepStatus.SUCCEEDED, output=output, error=None)
+                await record(session, effects, execution, "STEP_SUCCEEDED", step=step)
+                await queue_ready_steps(session, effects, execution, steps)
+            await finish_if_done(session, effects, execution, steps)
+            await session.commit()
+        await self.apply(effects)
+        return True
+
+    async def fail(self, step_id: uuid.UUID, owner: str, error: str, *, retryable: bool) -> bool:
+        effects = Effects()
+        async with self.sessionmaker() as session:
+            owned = await self._owned(session, step_id, owner)
+            if owned is None:
+                return False
+            execution, steps, step = owned
+            error = error[:4000]
+            if execution.status is ExecutionStatus.CANCELLED:
+                set_step(step, StepStatus.CANCELLED, error=error)
+                await record(session, effects, execution, "STEP_CANCELLED", step=step)
+            elif retryable and step.attempt < step.max_attempts:
+                spec = StepSpec.from_json(next(
+                    raw for raw in await self._definition(session, execution)
+                    if raw["key"] == step.step_key
+                ))  # fmt: skip
+                delay = spec.retry.delay(step.attempt)
+                set_step(step, StepStatus.RETRYING, error=error, lease_owner=None,
+                         lease_expires_at=None,
+                         next_attempt_at=now() + timedelta(seconds=delay))  # fmt: skip
+                requeue(step, effects, defer=delay)
+                await record(session, effects, execution, "STEP_RETRYING", step=step,
+                             error=error, retryInSeconds=round(delay, 3))  # fmt: skip
+            else:
+                set_step(step, StepStatus.FAILED, error=error)
+                await record(session, effects, execution, "STEP_FAILED", step=step, error=error)
+                await skip_dependents(session, effects, execution, steps, step)
+            await finish_if_done(session, effects, execution, steps)
+            await session.commit()
+        await self.apply(effects)
+        return True

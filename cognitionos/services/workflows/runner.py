@@ -1,0 +1,90 @@
+"""Run one claimed step: render its config, run its kind, keep the lease alive."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from cognitionos.observability import get_logger
+from cognitionos.services.workflows.engine import ClaimedStep, Engine, HeartbeatResult
+from cognitionos.services.workflows.steps import StepContext, StepFailure, StepKind, get_kind
+from cognitionos.services.workflows.templates import TemplateFailure, render_value
+
+__all__ = ["render_config", "run_claimed"]
+
+log = get_logger("cognitionos.engine")
+
+
+def render_config(kind: StepKind, config: dict[str, Any], variables: dict[str, Any]) -> Any:
+    if "*" in kind.templated:
+        return render_value(config, variables)
+    return {
+        key: render_value(value, variables) if key in kind.templated else value
+        for key, value in config.items()
+    }
+
+
+async def _watch(engine: Engine, claimed: ClaimedStep, owner: str, task: asyncio.Task[Any]) -> str:
+    interval = max(0.05, engine.settings.step_lease_seconds / 3)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=interval)
+        if done:
+            return HeartbeatResult.OK
+        try:
+            verdict = await engine.heartbeat(claimed.step_id, owner)
+        except Exception:  # the DB blinked: try again next beat, the lease has slack
+            log.warning("heartbeat failed", step=claimed.step_key, exc_info=True)
+            continue
+        if verdict != HeartbeatResult.OK:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            return verdict
+
+
+async def run_claimed(engine: Engine, claimed: ClaimedStep, owner: str) -> None:
+    kind = get_kind(claimed.spec.kind)
+    step_id = claimed.step_id
+    if kind is None:
+        await engine.fail(step_id, owner, f"unknown step kind {claimed.spec.kind}", retryable=False)
+        return
+    ctx = StepContext(
+        settings=engine.settings, sessionmaker=engine.sessionmaker,
+        execution_id=claimed.execution_id, step_id=step_id, step_key=claimed.step_key,
+        attempt=claimed.attempt, actor_id=claimed.actor_id, inputs=claimed.inputs,
+        steps=claimed.outputs,
+    )  # fmt: skip
+    try:
+        config = render_config(kind, claimed.spec.config, ctx.variables)
+    except TemplateFailure as exc:
+        await engine.fail(step_id, owner, str(exc), retryable=False)
+        return
+    timeout = claimed.spec.timeout_seconds
+    task = asyncio.create_task(asyncio.wait_for(kind.run(ctx, config), timeout))
+    verdict = await _watch(engine, claimed, owner, task)
+    if verdict == HeartbeatResult.LOST:
+        log.warning("lease lost; another worker owns the step now", step=claimed.step_key)
+        return
+    if verdict == HeartbeatResult.CANCELLED:
+        await engine.fail(step_id, owner, "cancelled", retryable=False)
+        return
+    try:
+        output = task.result()
+    except TimeoutError:
+        await engine.fail(step_id, owner, f"timed out after {timeout:g}s", retryable=True)
+        return
+    except StepFailure as exc:
+        await engine.fail(step_id, owner, str(exc), retryable=exc.retryable)
+        return
+    except Exception as exc:
+        log.exception("step raised", step=claimed.step_key)
+        await engine.fail(step_id, owner, f"{type(exc).__name__}: {exc}", retryable=True)
+        return
+    try:
+        json.dumps(output)
+    except (TypeError, ValueError) as exc:
+        await engine.fail(step_id, owner, f"output is not JSON: {exc}", retryable=False)
+        return
+    await engine.complete(step_id, owner, output)

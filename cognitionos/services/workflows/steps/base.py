@@ -1,0 +1,97 @@
+"""The step-kind contract and its registry. The engine knows kinds only through this."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cognitionos.config import Settings
+from cognitionos.services.errors import BadUserInput
+
+__all__ = [
+    "StepContext",
+    "StepFailure",
+    "StepKind",
+    "get_kind",
+    "kind_names",
+    "register",
+    "require_fields",
+]
+
+
+class StepFailure(Exception):
+    """A step failed. ``retryable=False`` skips the remaining attempts (e.g. a 4xx)."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass
+class StepContext:
+    settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession]
+    execution_id: uuid.UUID
+    step_id: uuid.UUID
+    step_key: str
+    attempt: int
+    actor_id: uuid.UUID | None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def variables(self) -> dict[str, Any]:
+        return {"inputs": self.inputs, "steps": self.steps}
+
+
+@runtime_checkable
+class StepKind(Protocol):
+    """What a step kind provides. ``templated`` names the config fields rendered with
+    Jinja2 before ``run`` (``("*",)``: all of them)."""
+
+    name: ClassVar[str]
+    templated: ClassVar[tuple[str, ...]]
+    waits_for_approval: ClassVar[bool]
+
+    def validate(self, config: dict[str, Any], *, field: str) -> None: ...
+
+    async def run(self, ctx: StepContext, config: dict[str, Any]) -> Any: ...
+
+
+_REGISTRY: dict[str, StepKind] = {}
+
+
+def register(kind: StepKind) -> StepKind:
+    _REGISTRY[kind.name] = kind
+    return kind
+
+
+def get_kind(name: str) -> StepKind | None:
+    return _REGISTRY.get(name)
+
+
+def kind_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def require_fields(
+    config: dict[str, Any], field: str, required: dict[str, type | tuple[type, ...]],
+    optional: dict[str, type | tuple[type, ...]] | None = None,
+) -> None:
+    """Check a config's keys and types; name the offending field."""
+    allowed = {**required, **(optional or {})}
+    for key in config:
+        if key not in allowed:
+            raise BadUserInput(
+                f"unknown config field {key!r}; expected {sorted(allowed)}", field=f"{field}.{key}"
+            )
+    for key, types in required.items():
+        if key not in config:
+            raise BadUserInput(f"config needs {key!r}", field=f"{field}.{key}")
+    for key, types in allowed.items():
+        if key in config and config[key] is not None and not isinstance(config[key], types):
+            names = types.__name__ if isinstance(types, type) else "/".join(t.__name__ for t in types)
+            raise BadUserInput(f"{key!r} must be {names}", field=f"{field}.{key}")

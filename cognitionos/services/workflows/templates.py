@@ -1,0 +1,64 @@
+"""Jinja2 in a sandbox: step configs reference ``{{ inputs.x }}`` and ``{{ steps.k.output }}``."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from cognitionos.services.errors import BadUserInput
+
+__all__ = ["TemplateFailure", "check_template", "referenced_steps", "render", "render_value"]
+
+_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+_ENV.filters["tojson"] = lambda value: json.dumps(value, default=str)
+_STEP_REF = re.compile(r"""steps\s*(?:\.\s*([A-Za-z_][\w-]*)|\[\s*['"]([^'"]+)['"]\s*\])""")
+
+
+class TemplateFailure(Exception):
+    """Rendering failed at run time (missing variable, sandbox violation...)."""
+
+
+def referenced_steps(text: str) -> set[str]:
+    return {a or b for a, b in _STEP_REF.findall(text)}
+
+
+def check_template(text: str, *, field: str) -> None:
+    try:
+        _ENV.parse(text)
+    except TemplateError as exc:
+        raise BadUserInput(f"invalid template: {exc}", field=field) from None
+
+
+def render(text: str, variables: dict[str, Any]) -> str:
+    try:
+        return _ENV.from_string(text).render(**variables)
+    except TemplateError as exc:
+        raise TemplateFailure(f"template error: {exc}") from None
+    except Exception as exc:  # e.g. a filter raising on bad input
+        raise TemplateFailure(f"template error: {type(exc).__name__}: {exc}") from None
+
+
+def render_value(value: Any, variables: dict[str, Any]) -> Any:
+    """Render every string inside ``value`` (dicts and lists recursively)."""
+    if isinstance(value, str):
+        return render(value, variables) if ("{{" in value or "{%" in value) else value
+    if isinstance(value, dict):
+        return {k: render_value(v, variables) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render_value(v, variables) for v in value]
+    return value
+
+
+def strings_in(value: Any, path: str) -> list[tuple[str, str]]:
+    """Every string in a config with its dotted path, for validation."""
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [item for k, v in value.items() for item in strings_in(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [item for i, v in enumerate(value) for item in strings_in(v, f"{path}[{i}]")]
+    return []

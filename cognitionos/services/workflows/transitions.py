@@ -1,0 +1,215 @@
+"""State transitions of executions and steps, each inside the caller's transaction.
+
+Every function here runs with the execution row locked (``lock_execution``), so the
+transitions of one execution are serialized and the event versions cannot race. They
+record what must happen after commit in ``Effects``: events to publish and steps to
+dispatch. Postgres is the truth; the dispatch is only transport.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cognitionos.db.models.events import Event
+from cognitionos.db.models.workflows import (
+    ExecutionStatus,
+    StepExecution,
+    StepStatus,
+    WorkflowExecution,
+)
+from cognitionos.services.events import append_event
+from cognitionos.services.workflows import dag
+
+__all__ = [
+    "STREAM",
+    "Dispatch",
+    "Effects",
+    "finish_if_done",
+    "lock_execution",
+    "now",
+    "queue_ready_steps",
+    "record",
+    "set_step",
+    "requeue",
+    "skip_dependents",
+    "steps_of",
+]
+
+STREAM = "execution"
+_LIVE = (StepStatus.QUEUED, StepStatus.RUNNING, StepStatus.RETRYING)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    step_id: uuid.UUID
+    seq: int
+    defer_seconds: float | None = None
+
+    @property
+    def job_id(self) -> str:
+        return f"step:{self.step_id}:{self.seq}"
+
+
+@dataclass
+class Effects:
+    """What to do once the transaction has committed."""
+
+    events: list[Event] = field(default_factory=list)
+    dispatch: list[Dispatch] = field(default_factory=list)
+
+
+async def lock_execution(session: AsyncSession, execution_id: uuid.UUID) -> WorkflowExecution:
+    execution = await session.scalar(
+        select(WorkflowExecution).where(WorkflowExecution.id == execution_id).with_for_update()
+    )
+    if execution is None:
+        raise LookupError(f"execution {execution_id} not found")
+    return execution
+
+
+async def steps_of(session: AsyncSession, execution_id: uuid.UUID) -> list[StepExecution]:
+    stmt = (
+        select(StepExecution)
+        .where(StepExecution.execution_id == execution_id)
+        .order_by(StepExecution.created_at, StepExecution.step_key)
+        # Read after the execution lock: never trust rows loaded before it.
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def record(
+    session: AsyncSession,
+    effects: Effects,
+    execution: WorkflowExecution,
+    type: str,
+    *,
+    step: StepExecution | None = None,
+    actor: uuid.UUID | None = None,
+    **data: Any,
+) -> None:
+    payload: dict[str, Any] = {"executionStatus": execution.status.value}
+    if step is not None:
+        payload.update(
+            stepId=str(step.id), stepKey=step.step_key, status=step.status.value,
+            attempt=step.attempt,
+        )  # fmt: skip
+    payload.update({k: v for k, v in data.items() if v is not None})
+    await append_event(
+        session, stream_type=STREAM, stream_id=execution.id, type=type, data=payload,
+        actor=actor, outbox=effects.events,
+    )  # fmt: skip
+
+
+def set_step(step: StepExecution, status: StepStatus, **values: Any) -> None:
+    step.status = status
+    for name, value in values.items():
+        setattr(step, name, value)
+    if status.terminal or status is StepStatus.WAITING_APPROVAL:
+        step.lease_owner = None
+        step.lease_expires_at = None
+    if status.terminal:
+        step.finished_at = now()
+
+
+def _queue(step: StepExecution, effects: Effects, *, defer: float | None = None) -> None:
+    step.dispatch_seq += 1
+    step.dispatched_at = now() + timedelta(seconds=defer or 0)
+    effects.dispatch.append(Dispatch(step.id, step.dispatch_seq, defer))
+
+
+async def queue_ready_steps(
+    session: AsyncSession,
+    effects: Effects,
+    execution: WorkflowExecution,
+    steps: list[StepExecution],
+) -> None:
+    """Queue every PENDING step whose dependencies all succeeded."""
+    done = {s.step_key for s in steps if s.status is StepStatus.SUCCEEDED}
+    for step in steps:
+        if step.status is StepStatus.PENDING and all(d in done for d in step.depends_on):
+            set_step(step, StepStatus.QUEUED)
+            _queue(step, effects)
+            await record(session, effects, execution, "STEP_QUEUED", step=step)
+
+
+def requeue(step: StepExecution, effects: Effects, *, defer: float | None = None) -> None:
+    _queue(step, effects, defer=defer)
+
+
+async def skip_dependents(
+    session: AsyncSession,
+    effects: Effects,
+    execution: WorkflowExecution,
+    steps: list[StepExecution],
+    failed: StepExecution,
+) -> None:
+    graph = {s.step_key: list(s.depends_on) for s in steps}
+    for step in steps:
+        if step.status is StepStatus.PENDING and failed.step_key in dag.ancestors(
+            graph, step.step_key
+        ):
+            set_step(step, StepStatus.SKIPPED, error=f"dependency {failed.step_key!r} failed")
+            await record(session, effects, execution, "STEP_SKIPPED", step=step)
+
+
+def _rollup(execution: WorkflowExecution, steps: list[StepExecution]) -> None:
+    costs = [s.cost_usd for s in steps if s.cost_usd is not None]
+    execution.cost_usd = sum(costs, Decimal(0)) if costs else None
+    execution.tokens = sum(s.tokens for s in steps)
+
+
+async def finish_if_done(
+    session: AsyncSession,
+    effects: Effects,
+    execution: WorkflowExecution,
+    steps: list[StepExecution],
+) -> None:
+    """Finish the execution when no step can move any more; or mark it WAITING."""
+    _rollup(execution, steps)
+    if execution.status.terminal:
+        return
+    if any(s.status in _LIVE for s in steps):
+        if execution.status is ExecutionStatus.WAITING:
+            execution.status = ExecutionStatus.RUNNING
+        return
+    pending = [s for s in steps if s.status is StepStatus.PENDING]
+    waiting = [s for s in steps if s.status is StepStatus.WAITING_APPROVAL]
+    if waiting:
+        if execution.status is not ExecutionStatus.WAITING:
+            execution.status = ExecutionStatus.WAITING
+            await record(session, effects, execution, "EXECUTION_WAITING",
+                         steps=[s.step_key for s in waiting])  # fmt: skip
+        return
+    if pending:  # blocked behind steps that cannot succeed: nothing else will run them
+        for step in pending:
+            set_step(step, StepStatus.SKIPPED, error="a dependency did not succeed")
+            await record(session, effects, execution, "STEP_SKIPPED", step=step)
+    failed = sorted(
+        (s for s in steps if s.status is StepStatus.FAILED),
+        key=lambda s: s.finished_at or now(),
+    )
+    execution.finished_at = now()
+    if failed:
+        first = failed[0]
+        execution.status = ExecutionStatus.FAILED
+        execution.error = f"step {first.step_key!r} failed: {first.error}"
+        await record(session, effects, execution, "EXECUTION_FAILED", error=execution.error)
+        return
+    graph = {s.step_key: list(s.depends_on) for s in steps}
+    by_key = {s.step_key: s for s in steps}
+    execution.status = ExecutionStatus.SUCCEEDED
+    execution.outputs = {key: by_key[key].output for key in dag.sinks(graph)}
+    execution.error = None
+    await record(session, effects, execution, "EXECUTION_SUCCEEDED")
