@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import warnings
 from collections.abc import AsyncIterator
 
 from arq.connections import ArqRedis
@@ -85,7 +86,10 @@ def create_app(settings: Settings) -> Starlette:
                 worker_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker_task
-                await worker.close()
+                with warnings.catch_warnings():
+                    # arq's close() calls redis' deprecated close(); harmless.
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    await worker.close()
             await redis.aclose()
             await engine.dispose()
 

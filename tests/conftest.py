@@ -103,6 +103,25 @@ def gql(server: LiveServer) -> GQL:
     return server.gql
 
 
+ENGINE_SETTINGS: dict[str, Any] = {
+    "worker_in_process": True,
+    "step_lease_seconds": 3.0,
+    "dispatch_grace_seconds": 1.0,
+    "reconcile_interval_seconds": 0.2,
+    "schedule_tick_seconds": 0.2,
+    "http_allow_hosts": ["127.0.0.1"],
+    "python_steps_enabled": True,
+}
+
+
+@pytest.fixture(scope="session")
+def engine_server(stack: Stack) -> Iterator[LiveServer]:
+    """A server with the worker in-process: executions run to the end."""
+    live = LiveServer(create_app(stack.settings(**ENGINE_SETTINGS))).start()
+    yield live
+    live.stop()
+
+
 @pytest.fixture
 def make_server(stack: Stack) -> Iterator[Callable[..., LiveServer]]:
     """A server with its own settings, stopped at the end of the test."""

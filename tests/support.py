@@ -15,11 +15,21 @@ from cognitionos.embedded import free_port
 
 STRONG_PASSWORD = "correct-horse-42"
 
+EXECUTION = """query($id: ID!) { execution(id: $id) {
+    id status inputs outputs error tokens costUsd startedAt finishedAt
+    workflow { key version }
+    steps { id stepKey status attempt output error startedAt finishedAt } } }"""
+CREATE_WORKFLOW = """mutation($input: CreateWorkflowInput!) { createWorkflow(input: $input) {
+    id key version steps { key kind dependsOn } } }"""
+EXECUTE = """mutation($input: ExecuteWorkflowInput!) { executeWorkflow(input: $input) {
+    id status } }"""
+
 
 class LiveServer:
     """The real app behind real HTTP on a loopback port."""
 
     def __init__(self, app: Starlette) -> None:
+        self.app = app
         self.port = free_port()
         config = uvicorn.Config(
             app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on",
@@ -99,6 +109,35 @@ class GQL:
             {"input": {"email": email, "password": password}},
         )
         return data["register"]  # type: ignore[no-any-return]
+
+    def member(self, email: str = "member@example.com") -> str:
+        """Register a member and return their access token."""
+        return str(self.register(email)["accessToken"])
+
+    def wait_execution(self, execution_id: str, token: str, *, timeout: float = 30) -> Any:
+        """Poll until the execution is finished (or waiting); return it with its steps."""
+        deadline = time.monotonic() + timeout
+        while True:
+            execution = self.ok(EXECUTION, {"id": execution_id}, token=token)["execution"]
+            if execution["status"] in ("SUCCEEDED", "FAILED", "CANCELLED", "WAITING"):
+                return execution
+            if time.monotonic() > deadline:
+                raise AssertionError(f"execution still {execution['status']}: {execution}")
+            time.sleep(0.05)
+
+    def wait_step(
+        self, execution_id: str, token: str, step_key: str, status: str, *, timeout: float = 30
+    ) -> Any:
+        """Poll until a step reaches ``status``; return the execution."""
+        deadline = time.monotonic() + timeout
+        while True:
+            execution = self.ok(EXECUTION, {"id": execution_id}, token=token)["execution"]
+            step = next(s for s in execution["steps"] if s["stepKey"] == step_key)
+            if step["status"] == status:
+                return execution
+            if time.monotonic() > deadline:
+                raise AssertionError(f"step {step_key} is {step['status']}, not {status}")
+            time.sleep(0.05)
 
     def login(self, email: str, password: str = STRONG_PASSWORD) -> httpx.Response:
         return self.post(

@@ -133,6 +133,15 @@ class Engine:
                 inputs=inputs, idempotency_key=idempotency_key, created_by=principal.user_id,
             )  # fmt: skip
             session.add(execution)
+            try:
+                await session.flush()  # steps reference it: insert it first
+            except IntegrityError:
+                await session.rollback()
+                assert idempotency_key is not None  # the only unique key it can break
+                existing = await self._idempotent(session, principal.user_id, idempotency_key)
+                if existing is None:
+                    raise
+                return existing
             specs = [StepSpec.from_json(raw) for raw in workflow.steps]
             steps = [
                 StepExecution(
@@ -144,15 +153,7 @@ class Engine:
                 for spec in specs
             ]
             session.add_all(steps)
-            try:
-                await session.flush()
-            except IntegrityError:
-                await session.rollback()
-                assert idempotency_key is not None
-                existing = await self._idempotent(session, principal.user_id, idempotency_key)
-                if existing is None:
-                    raise
-                return existing
+            await session.flush()
             await record(session, effects, execution, "EXECUTION_CREATED",
                          actor=principal.user_id, workflowKey=workflow.key,
                          workflowVersion=workflow.version)  # fmt: skip
