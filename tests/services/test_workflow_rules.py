@@ -1,0 +1,125 @@
+"""Engine rules without GraphQL: step kinds' guards, schedules firing exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import func, select, update
+
+from cognitionos.config import Settings
+from cognitionos.db import create_engine, create_sessionmaker
+from cognitionos.db.models import Role, Schedule, ScheduleKind, User, WorkflowExecution
+from cognitionos.services.auth import Principal
+from cognitionos.services.workflows import Dispatch, Engine, create_schedule, create_workflow, tick
+from cognitionos.services.workflows.definitions import RetryPolicy
+from cognitionos.services.workflows.schedules import next_fire
+from cognitionos.services.workflows.steps import StepContext, StepFailure, get_kind
+from cognitionos.services.workflows.steps.http import check_target
+from tests.conftest import TEST_SECRET, Stack
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list[Dispatch] = []
+
+    async def dispatch(self, items: Any) -> None:
+        self.sent.extend(items)
+
+
+def _ctx(settings: Settings) -> StepContext:
+    return StepContext(settings=settings, sessionmaker=None,  # type: ignore[arg-type]
+                       execution_id=uuid.uuid4(), step_id=uuid.uuid4(), step_key="s",
+                       attempt=1, actor_id=None)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:9/x", "http://localhost/", "http://169.254.169.254/latest",
+            "http://10.1.2.3/", "http://[::1]/"],
+)  # fmt: skip
+async def test_http_refuses_private_targets_unless_allow_listed(url: str) -> None:
+    with pytest.raises(StepFailure, match="private, loopback or link-local") as caught:
+        await check_target(url, Settings(secret_key=TEST_SECRET))
+    assert caught.value.retryable is False
+
+
+async def test_http_allow_list_by_host_or_network() -> None:
+    await check_target("http://127.0.0.1:9/", Settings(http_allow_hosts=["127.0.0.0/8"]))
+    await check_target("http://localhost:9/", Settings(http_allow_hosts=["localhost"]))
+
+
+async def test_python_steps_are_off_by_default() -> None:
+    kind = get_kind("PYTHON")
+    assert kind is not None
+    with pytest.raises(StepFailure, match="COGNITIONOS_PYTHON_STEPS_ENABLED"):
+        await kind.run(_ctx(Settings()), {"code": "result = 1"})
+
+
+async def test_python_memory_limit_kills_the_child_not_the_server() -> None:
+    kind = get_kind("PYTHON")
+    assert kind is not None
+    settings = Settings(python_steps_enabled=True, python_step_memory_mb=128)
+    with pytest.raises(StepFailure, match="python step failed: MemoryError"):
+        await kind.run(_ctx(settings), {"code": "x = bytearray(512 * 1024 * 1024)"})
+    assert await kind.run(_ctx(settings), {"code": "result = [1, 2]"}) == [1, 2]
+
+
+def test_backoff_grows_with_jitter_and_caps() -> None:
+    policy = RetryPolicy(max_attempts=5, initial_delay_seconds=1, backoff_factor=2,
+                         max_delay_seconds=5)  # fmt: skip
+    for attempt, base in [(1, 1), (2, 2), (3, 4), (4, 5), (9, 5)]:
+        delays = {policy.delay(attempt) for _ in range(20)}
+        assert all(base / 2 <= d <= base for d in delays)
+        assert len(delays) > 1  # jittered
+
+
+def test_next_fire_cron_in_a_time_zone_and_once_in_the_past() -> None:
+    after = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    fire = next_fire(ScheduleKind.CRON, "0 9 * * *", "America/New_York", after)
+    assert fire == datetime(2026, 3, 1, 14, 0, tzinfo=UTC)  # 09:00 EST, 07:00 now
+    assert next_fire(ScheduleKind.ONCE, "2020-01-01T00:00:00", "UTC", after) is None
+    assert next_fire(ScheduleKind.INTERVAL, "90", "UTC", after) == after + timedelta(seconds=90)
+
+
+async def test_two_schedulers_fire_each_due_schedule_once(stack: Stack) -> None:
+    settings = stack.settings()
+    engine = create_engine(stack.database_url, pool_size=4)
+    redis = Redis.from_url(stack.redis.url)
+    sessionmaker = create_sessionmaker(engine)
+    try:
+        engines = [Engine(settings=settings, sessionmaker=sessionmaker, redis=redis,
+                          dispatcher=Recorder()) for _ in range(2)]  # fmt: skip
+        async with sessionmaker() as session:
+            user = User(email="sched@example.com", password_hash="x", role=Role.MEMBER)
+            session.add(user)
+            await session.commit()
+            principal = Principal(user_id=user.id, role=Role.MEMBER)
+            await create_workflow(session, actor_id=user.id, key="tick", version="1.0.0",
+                                  name="tick", steps=[{"key": "a", "kind": "TRANSFORM",
+                                                       "config": {"template": "x"}}])  # fmt: skip
+            schedule = await create_schedule(
+                session, principal=principal, workflow_key="tick", workflow_version=None,
+                kind=ScheduleKind.INTERVAL, expression="60",
+            )  # fmt: skip
+            # Down for an hour: sixty fires were missed.
+            await session.execute(update(Schedule).values(
+                next_run_at=datetime.now(UTC) - timedelta(hours=1)))  # fmt: skip
+            await session.commit()
+
+        fired = await asyncio.gather(*(tick(e) for e in engines), *(tick(e) for e in engines))
+        assert sum(fired) == 1
+        async with sessionmaker() as session:
+            runs = await session.scalar(select(func.count()).select_from(WorkflowExecution))
+            row = await session.get(Schedule, schedule.id)
+            assert row is not None and row.next_run_at is not None
+            assert row.next_run_at > datetime.now(UTC)  # the backlog collapsed into one run
+            assert row.last_execution_id is not None
+        assert runs == 1
+        assert sum(len(e.dispatcher.sent) for e in engines) == 1  # type: ignore[attr-defined]
+    finally:
+        await redis.aclose()
+        await engine.dispose()
