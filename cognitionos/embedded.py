@@ -161,7 +161,9 @@ class EmbeddedRedis:
             "--logfile", str(log),
             "--protected-mode", "yes",
         ]  # fmt: skip
-        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)  # noqa: S603
+        self._proc = subprocess.Popen(  # noqa: S603
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -357,3 +358,35 @@ def test_a_page_of_executions_costs_a_constant_number_of_queries(
     assert all(len(e["node"]["steps"]) == 2 for e in page)
     # page + steps + workflows + workflow executions: 4, whatever the page size.
     assert len(statements) == 4, statements
+
+
+def test_schedules_fire_through_the_worker(gql: GQL, token: str) -> None:
+    create(gql, token, "cron", [transform("a", "{{ inputs.who }}")])
+    created = gql.ok(
+        """mutation { createSchedule(input: {workflowKey: "cron", kind: INTERVAL,
+            expression: "1", inputs: {who: "timer"}}) { id kind nextRunAt enabled } }""",
+        token=token,
+    )["createSchedule"]
+    assert created["enabled"] is True and created["nextRunAt"]
+    deadline = time.monotonic() + 20
+    while True:
+        edges = gql.ok('{ executions(filter: {workflowKey: "cron"}) { edges { node { id } } } }',
+                       token=token)["executions"]["edges"]  # fmt: skip
+        if edges or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert edges, "the schedule never fired"
+    done = gql.wait_execution(edges[-1]["node"]["id"], token)
+    assert done["outputs"] == {"a": "timer"}
+
+    paused = gql.ok(
+        "mutation($id: ID!) { updateSchedule(id: $id, input: {enabled: false}) { enabled } }",
+        {"id": created["id"]}, token=token,
+    )["updateSchedule"]  # fmt: skip
+    assert paused == {"enabled": False}
+    bad = gql.error('mutation { createSchedule(input: {workflowKey: "cron", kind: CRON, '
+                    'expression: "not cron"}) { id } }', token=token)  # fmt: skip
+    assert bad["extensions"]["field"] == "expression"
+    assert gql.ok("mutation($id: ID!) { deleteSchedule(id: $id) }", {"id": created["id"]},
+                  token=token)["deleteSchedule"] is True  # fmt: skip
+    assert gql.ok("{ schedules { id } }", token=token)["schedules"] == []

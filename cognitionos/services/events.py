@@ -31,22 +31,28 @@ async def append_event(
     data: dict[str, Any] | None = None,
     actor: uuid.UUID | None = None,
     outbox: list[Event] | None = None,
+    version: int | None = None,
 ) -> Event:
-    """Append to a stream. Callers serialize writers of one stream (row lock on its owner),
-    so ``max(version) + 1`` cannot race; the unique index guards it all the same."""
-    current = await session.scalar(
-        select(func.coalesce(func.max(Event.version), 0)).where(Event.stream_id == stream_id)
-    )
+    """Append to a stream, inserted with the caller's next flush or commit.
+
+    Callers serialize the writers of one stream (a row lock on its owner) and pass the
+    next ``version`` they keep on that row; without it, ``max(version) + 1`` is read.
+    The unique (stream, version) index guards both."""
+    if version is None:
+        await session.flush()
+        current = await session.scalar(
+            select(func.coalesce(func.max(Event.version), 0)).where(Event.stream_id == stream_id)
+        )
+        version = int(current or 0) + 1
     event = Event(
         stream_type=stream_type,
         stream_id=stream_id,
-        version=int(current or 0) + 1,
+        version=version,
         type=type,
         data=data or {},
         actor=actor,
     )
     session.add(event)
-    await session.flush()
     if outbox is not None:
         outbox.append(event)
     return event

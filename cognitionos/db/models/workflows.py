@@ -119,6 +119,8 @@ class WorkflowExecution(UUIDPrimaryKey, TimestampMixin, Base):
     )
     cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))
     tokens: Mapped[int] = mapped_column(default=0)
+    # The version of the execution's last event: the row lock makes it the stream's counter.
+    event_version: Mapped[int] = mapped_column(default=0)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 

@@ -34,8 +34,10 @@ from cognitionos.services.workflows.steps import get_kind
 from cognitionos.services.workflows.transitions import (
     Dispatch,
     Effects,
+    definition_of,
     finish_if_done,
     lock_execution,
+    lock_for_step,
     now,
     queue_ready_steps,
     record,
@@ -226,7 +228,7 @@ class Engine:
             await record(session, effects, execution, "EXECUTION_RETRIED",
                          actor=principal.user_id)  # fmt: skip
             await queue_ready_steps(session, effects, execution, steps)
-            await finish_if_done(session, effects, execution, steps)
+            await finish_if_done(session, effects, execution)
             await session.commit()
         await self.apply(effects)
         return execution
@@ -257,7 +259,7 @@ class Engine:
                 await record(session, effects, execution, "STEP_REJECTED", step=step,
                              actor=principal.user_id, comment=comment)  # fmt: skip
                 await skip_dependents(session, effects, execution, steps, step)
-            await finish_if_done(session, effects, execution, steps)
+            await finish_if_done(session, effects, execution)
             await session.commit()
         await self.apply(effects)
         return step
@@ -278,18 +280,16 @@ class Engine:
         """Take a dispatched step: RUNNING with a lease, or parked for approval."""
         effects = Effects()
         async with self.sessionmaker() as session:
-            found = await session.get(StepExecution, step_id)
-            if found is None:
+            execution = await lock_for_step(session, step_id)
+            if execution is None:
                 return None
-            execution = await lock_execution(session, found.execution_id)
-            steps = await steps_of(session, execution.id)
-            step = next(s for s in steps if s.id == step_id)
+            step = await session.get(StepExecution, step_id, populate_existing=True)
+            assert step is not None
             claimable = step.status in (StepStatus.QUEUED, StepStatus.RETRYING)
             if not claimable or step.dispatch_seq != seq or execution.status.terminal:
                 return None  # a stale or duplicate dispatch
-            spec = StepSpec.from_json(next(
-                raw for raw in (await self._definition(session, execution)) if raw["key"] == step.step_key
-            ))  # fmt: skip
+            definition = await definition_of(session, execution.workflow_id)
+            spec = definition.specs[step.step_key]
             if execution.status is ExecutionStatus.PENDING:
                 execution.status = ExecutionStatus.RUNNING
                 execution.started_at = now()
@@ -299,7 +299,7 @@ class Engine:
                 set_step(step, StepStatus.WAITING_APPROVAL, started_at=now())
                 await record(session, effects, execution, "STEP_WAITING_APPROVAL", step=step,
                              prompt=spec.config.get("prompt"))  # fmt: skip
-                await finish_if_done(session, effects, execution, steps)
+                await finish_if_done(session, effects, execution)
                 await session.commit()
                 await self.apply(effects)
                 return None
@@ -308,7 +308,9 @@ class Engine:
                      lease_expires_at=now() + lease, started_at=now(),
                      next_attempt_at=None)  # fmt: skip
             await record(session, effects, execution, "STEP_STARTED", step=step)
-            outputs = {s.step_key: {"output": s.output} for s in steps
+            upstream = definition.ancestors(step.step_key)
+            done = await steps_of(session, execution.id, upstream) if upstream else []
+            outputs = {s.step_key: {"output": s.output} for s in done
                        if s.status is StepStatus.SUCCEEDED}  # fmt: skip
             claimed = ClaimedStep(
                 step_id=step.id, execution_id=execution.id, step_key=step.step_key,
@@ -318,16 +320,6 @@ class Engine:
             await session.commit()
         await self.apply(effects)
         return claimed
-
-    @staticmethod
-    async def _definition(
-        session: AsyncSession, execution: WorkflowExecution
-    ) -> list[dict[str, Any]]:
-        from cognitionos.db.models.workflows import Workflow
-
-        workflow = await session.get(Workflow, execution.workflow_id)
-        assert workflow is not None
-        return list(workflow.steps)
 
     async def heartbeat(self, step_id: uuid.UUID, owner: str) -> str:
         """Extend the lease; say whether the step was cancelled or taken over."""
@@ -355,16 +347,24 @@ class Engine:
         return HeartbeatResult.CANCELLED if status is ExecutionStatus.CANCELLED else HeartbeatResult.OK
 
     async def _owned(
-        self, session: AsyncSession, step_id: uuid.UUID, owner: str
+        self, session: AsyncSession, step_id: uuid.UUID, owner: str, *, reach: str
     ) -> tuple[WorkflowExecution, list[StepExecution], StepExecution] | None:
-        found = await session.get(StepExecution, step_id)
-        if found is None:
+        """Lock and load a step we hold the lease on, with the steps a transition reads:
+        ``reach`` is "around" (children and their dependencies) or "below" (descendants)."""
+        execution = await lock_for_step(session, step_id)
+        if execution is None:
             return None
-        execution = await lock_execution(session, found.execution_id)
-        steps = await steps_of(session, execution.id)
-        step = next(s for s in steps if s.id == step_id)
+        step = await session.get(StepExecution, step_id, populate_existing=True)
+        assert step is not None
         if step.status is not StepStatus.RUNNING or step.lease_owner != owner:
             return None  # the lease was lost: someone else owns the step now
+        definition = await definition_of(session, execution.workflow_id)
+        keys = (
+            definition.around(step.step_key)
+            if reach == "around"
+            else {step.step_key, *definition.descendants(step.step_key)}
+        )
+        steps = await steps_of(session, execution.id, keys)
         return execution, steps, step
 
     async def complete(
@@ -378,7 +378,7 @@ class Engine:
     ) -> bool:
         effects = Effects()
         async with self.sessionmaker() as session:
-            owned = await self._owned(session, step_id, owner)
+            owned = await self._owned(session, step_id, owner, reach="around")
             if owned is None:
                 return False
             execution, steps, step = owned
@@ -390,7 +390,7 @@ class Engine:
                 set_step(step, StepStatus.SUCCEEDED, output=output, error=None)
                 await record(session, effects, execution, "STEP_SUCCEEDED", step=step)
                 await queue_ready_steps(session, effects, execution, steps)
-            await finish_if_done(session, effects, execution, steps)
+            await finish_if_done(session, effects, execution)
             await session.commit()
         await self.apply(effects)
         return True
@@ -398,7 +398,7 @@ class Engine:
     async def fail(self, step_id: uuid.UUID, owner: str, error: str, *, retryable: bool) -> bool:
         effects = Effects()
         async with self.sessionmaker() as session:
-            owned = await self._owned(session, step_id, owner)
+            owned = await self._owned(session, step_id, owner, reach="below")
             if owned is None:
                 return False
             execution, steps, step = owned
@@ -407,11 +407,8 @@ class Engine:
                 set_step(step, StepStatus.CANCELLED, error=error)
                 await record(session, effects, execution, "STEP_CANCELLED", step=step)
             elif retryable and step.attempt < step.max_attempts:
-                spec = StepSpec.from_json(next(
-                    raw for raw in await self._definition(session, execution)
-                    if raw["key"] == step.step_key
-                ))  # fmt: skip
-                delay = spec.retry.delay(step.attempt)
+                definition = await definition_of(session, execution.workflow_id)
+                delay = definition.specs[step.step_key].retry.delay(step.attempt)
                 set_step(step, StepStatus.RETRYING, error=error, lease_owner=None,
                          lease_expires_at=None,
                          next_attempt_at=now() + timedelta(seconds=delay))  # fmt: skip
@@ -422,7 +419,7 @@ class Engine:
                 set_step(step, StepStatus.FAILED, error=error)
                 await record(session, effects, execution, "STEP_FAILED", step=step, error=error)
                 await skip_dependents(session, effects, execution, steps, step)
-            await finish_if_done(session, effects, execution, steps)
+            await finish_if_done(session, effects, execution)
             await session.commit()
         await self.apply(effects)
         return True

@@ -72,7 +72,7 @@ async def _expired_lease(engine: Engine, step_id: uuid.UUID, execution_id: uuid.
             requeue(step, effects)
             await record(session, effects, execution, "STEP_LEASE_EXPIRED", step=step,
                          lostWorker=lost)  # fmt: skip
-        await finish_if_done(session, effects, execution, steps)
+        await finish_if_done(session, effects, execution)
         await session.commit()
     await engine.apply(effects)
     return True

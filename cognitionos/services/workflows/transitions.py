@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cognitionos.db.models.events import Event
@@ -22,15 +22,20 @@ from cognitionos.db.models.workflows import (
     ExecutionStatus,
     StepExecution,
     StepStatus,
+    Workflow,
     WorkflowExecution,
 )
 from cognitionos.services.events import append_event
 from cognitionos.services.workflows import dag
+from cognitionos.services.workflows.definitions import StepSpec
 
 __all__ = [
     "STREAM",
+    "Definition",
     "Dispatch",
     "Effects",
+    "definition_of",
+    "lock_for_step",
     "finish_if_done",
     "lock_execution",
     "now",
@@ -69,23 +74,91 @@ class Effects:
     dispatch: list[Dispatch] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Definition:
+    """A workflow version's steps and graph; immutable, so cached per process."""
+
+    specs: dict[str, StepSpec]
+    graph: dict[str, list[str]]
+    children: dict[str, list[str]]
+
+    @classmethod
+    def build(cls, raw_steps: list[dict[str, Any]]) -> Definition:
+        specs = {raw["key"]: StepSpec.from_json(raw) for raw in raw_steps}
+        graph = {key: list(spec.depends_on) for key, spec in specs.items()}
+        children: dict[str, list[str]] = {key: [] for key in specs}
+        for key, deps in graph.items():
+            for dep in deps:
+                children[dep].append(key)
+        return cls(specs=specs, graph=graph, children=children)
+
+    def ancestors(self, key: str) -> set[str]:
+        return dag.ancestors(self.graph, key)
+
+    def descendants(self, key: str) -> set[str]:
+        return dag.ancestors(self.children, key)
+
+    def around(self, key: str) -> set[str]:
+        """The step, its children, and their other dependencies: what completing it reads."""
+        found = {key}
+        for child in self.children[key]:
+            found.add(child)
+            found.update(self.graph[child])
+        return found
+
+
+_DEFINITIONS: dict[uuid.UUID, Definition] = {}
+_MAX_CACHED = 2048
+
+
+async def definition_of(session: AsyncSession, workflow_id: uuid.UUID) -> Definition:
+    found = _DEFINITIONS.get(workflow_id)
+    if found is None:
+        steps = await session.scalar(select(Workflow.steps).where(Workflow.id == workflow_id))
+        if steps is None:
+            raise LookupError(f"workflow {workflow_id} not found")
+        if len(_DEFINITIONS) >= _MAX_CACHED:
+            _DEFINITIONS.clear()
+        found = _DEFINITIONS[workflow_id] = Definition.build(list(steps))
+    return found
+
+
+async def lock_for_step(session: AsyncSession, step_id: uuid.UUID) -> WorkflowExecution | None:
+    """Lock the execution that owns a step, in one round trip."""
+    stmt = (
+        select(WorkflowExecution)
+        .join(StepExecution, StepExecution.execution_id == WorkflowExecution.id)
+        .where(StepExecution.id == step_id)
+        .with_for_update(of=WorkflowExecution)
+        .execution_options(populate_existing=True)
+    )
+    return await session.scalar(stmt)
+
+
 async def lock_execution(session: AsyncSession, execution_id: uuid.UUID) -> WorkflowExecution:
     execution = await session.scalar(
-        select(WorkflowExecution).where(WorkflowExecution.id == execution_id).with_for_update()
+        select(WorkflowExecution)
+        .where(WorkflowExecution.id == execution_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     if execution is None:
         raise LookupError(f"execution {execution_id} not found")
     return execution
 
 
-async def steps_of(session: AsyncSession, execution_id: uuid.UUID) -> list[StepExecution]:
+async def steps_of(
+    session: AsyncSession, execution_id: uuid.UUID, keys: set[str] | None = None
+) -> list[StepExecution]:
+    """The execution's steps (only ``keys`` when given), read after the execution lock."""
     stmt = (
         select(StepExecution)
         .where(StepExecution.execution_id == execution_id)
         .order_by(StepExecution.created_at, StepExecution.step_key)
-        # Read after the execution lock: never trust rows loaded before it.
         .execution_options(populate_existing=True)
     )
+    if keys is not None:
+        stmt = stmt.where(StepExecution.step_key.in_(keys))
     return list((await session.scalars(stmt)).all())
 
 
@@ -106,9 +179,10 @@ async def record(
             attempt=step.attempt,
         )  # fmt: skip
     payload.update({k: v for k, v in data.items() if v is not None})
+    execution.event_version += 1
     await append_event(
         session, stream_type=STREAM, stream_id=execution.id, type=type, data=payload,
-        actor=actor, outbox=effects.events,
+        actor=actor, outbox=effects.events, version=execution.event_version,
     )  # fmt: skip
 
 
@@ -155,11 +229,14 @@ async def skip_dependents(
     steps: list[StepExecution],
     failed: StepExecution,
 ) -> None:
-    graph = {s.step_key: list(s.depends_on) for s in steps}
+    """Skip the PENDING descendants of ``failed`` among ``steps``."""
+    children: dict[str, list[str]] = {s.step_key: [] for s in steps}
+    for s in steps:
+        for dep in s.depends_on:
+            children.setdefault(dep, []).append(s.step_key)
+    below = dag.ancestors(children, failed.step_key)
     for step in steps:
-        if step.status is StepStatus.PENDING and failed.step_key in dag.ancestors(
-            graph, step.step_key
-        ):
+        if step.status is StepStatus.PENDING and step.step_key in below:
             set_step(step, StepStatus.SKIPPED, error=f"dependency {failed.step_key!r} failed")
             await record(session, effects, execution, "STEP_SKIPPED", step=step)
 
@@ -171,19 +248,28 @@ def _rollup(execution: WorkflowExecution, steps: list[StepExecution]) -> None:
 
 
 async def finish_if_done(
-    session: AsyncSession,
-    effects: Effects,
-    execution: WorkflowExecution,
-    steps: list[StepExecution],
+    session: AsyncSession, effects: Effects, execution: WorkflowExecution
 ) -> None:
-    """Finish the execution when no step can move any more; or mark it WAITING."""
-    _rollup(execution, steps)
+    """Finish the execution when no step can move any more; or mark it WAITING.
+
+    A count per status decides; all steps are read only when the execution ends."""
     if execution.status.terminal:
         return
-    if any(s.status in _LIVE for s in steps):
+    counts = dict(
+        (
+            await session.execute(
+                select(StepExecution.status, func.count())
+                .where(StepExecution.execution_id == execution.id)
+                .group_by(StepExecution.status)
+            )
+        ).all()
+    )
+    if any(counts.get(status) for status in _LIVE):
         if execution.status is ExecutionStatus.WAITING:
             execution.status = ExecutionStatus.RUNNING
         return
+    steps = await steps_of(session, execution.id)
+    _rollup(execution, steps)
     pending = [s for s in steps if s.status is StepStatus.PENDING]
     waiting = [s for s in steps if s.status is StepStatus.WAITING_APPROVAL]
     if waiting:
