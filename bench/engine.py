@@ -23,7 +23,7 @@ from arq.connections import RedisSettings
 
 FAN = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 500
 CHAIN = max(50, FAN // 5)
-POLL = "0.05"
+POLL = "0.01"
 
 
 async def _noop(ctx: dict[str, Any]) -> None:

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
 
     # Worker.
     worker_in_process: bool | None = None  # None: in-process with the embedded services
-    worker_poll_delay_seconds: float = 0.05
+    worker_poll_delay_seconds: float = 0.01
     worker_max_jobs: int = 50
 
     # Workflow engine.

@@ -76,7 +76,13 @@ async def _truncate(dsn: str) -> None:
         )
         if tables:
             names = ", ".join(f'"{t["tablename"]}"' for t in tables)
-            await conn.execute(f"TRUNCATE {names} CASCADE")
+            for attempt in range(10):
+                try:
+                    await conn.execute(f"TRUNCATE {names} CASCADE")
+                    break
+                except asyncpg.DeadlockDetectedError:
+                    # A worker of the previous test was mid-transaction; go again.
+                    await asyncio.sleep(0.05 * (attempt + 1))
     finally:
         await conn.close()
 

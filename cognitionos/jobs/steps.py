@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cognitionos.observability import get_logger
-from cognitionos.services.workflows import Engine, reconcile, run_claimed, tick
+from cognitionos.services.workflows import Dispatch, Engine, reconcile, run_claimed, tick
 
-__all__ = ["background_loop", "run_step"]
+__all__ = ["background_loop", "engine_loops", "run_eagerly", "run_step"]
 
 log = get_logger("cognitionos.worker")
 
@@ -24,6 +24,17 @@ async def run_step(ctx: dict[str, Any], step_id: str, seq: int) -> str:
         return "skipped"
     await run_claimed(engine, claimed, owner)
     return "ran"
+
+
+async def run_eagerly(ctx: dict[str, Any], item: Dispatch) -> None:
+    """Run a step handed over by the engine without the queue; failures only log
+    (the step stays QUEUED in Postgres and the reconciler dispatches it)."""
+    try:
+        await run_step(ctx, str(item.step_id), item.seq)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("eager step failed; the reconciler will dispatch it", step=str(item.step_id))
 
 
 async def background_loop(

@@ -21,7 +21,7 @@ from arq.worker import Worker, func
 from cognitionos.config import Settings
 from cognitionos.db import create_engine, create_sessionmaker
 from cognitionos.jobs.dispatch import RUN_STEP, ArqDispatcher
-from cognitionos.jobs.steps import engine_loops, run_step
+from cognitionos.jobs.steps import engine_loops, run_eagerly, run_step
 from cognitionos.observability import get_logger
 from cognitionos.services.health import check_health
 from cognitionos.services.workflows import Engine
@@ -66,11 +66,13 @@ def create_worker(settings: Settings, *, handle_signals: bool = True) -> Worker:
             dispatcher=ArqDispatcher(ctx["redis"]),
         )
         ctx["workflow_engine"] = workflow_engine
+        workflow_engine.local_runner = lambda item: run_eagerly(ctx, item)
         ctx["loops"] = engine_loops(workflow_engine)
         log.info("worker started", worker=ctx["worker_id"], max_jobs=settings.worker_max_jobs)
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
-        for task in ctx.get("loops", []):
+        eager = ctx["workflow_engine"].eager_tasks if "workflow_engine" in ctx else set()
+        for task in [*ctx.get("loops", []), *eager]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

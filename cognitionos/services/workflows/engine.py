@@ -6,8 +6,10 @@ then (after commit) publishes the events and dispatches newly ready steps.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -30,8 +32,10 @@ from cognitionos.services.auth import Principal
 from cognitionos.services.errors import Conflict, Forbidden, NotFound
 from cognitionos.services.events import publish_events
 from cognitionos.services.workflows.definitions import StepSpec, check_inputs, require_workflow
-from cognitionos.services.workflows.steps import get_kind
+from cognitionos.services.workflows.steps import StepContext, StepFailure, get_kind
+from cognitionos.services.workflows.templates import TemplateFailure, render_config
 from cognitionos.services.workflows.transitions import (
+    Definition,
     Dispatch,
     Effects,
     definition_of,
@@ -50,6 +54,7 @@ from cognitionos.services.workflows.transitions import (
 __all__ = ["ClaimedStep", "Dispatcher", "Engine", "HeartbeatResult"]
 
 log = get_logger("cognitionos.engine")
+_MAX_EAGER = 8
 
 
 class Dispatcher(Protocol):
@@ -95,6 +100,11 @@ class Engine:
         self.sessionmaker = sessionmaker
         self.redis = redis
         self.dispatcher = dispatcher
+        # Set by a worker: a lone newly ready step (a chain's next link) is run here at
+        # once instead of a round trip through the queue. It is already QUEUED in
+        # Postgres, so if this process dies the reconciler dispatches it as usual.
+        self.local_runner: Callable[[Dispatch], Awaitable[None]] | None = None
+        self.eager_tasks: set[asyncio.Task[None]] = set()
 
     async def apply(self, effects: Effects) -> None:
         """After commit: publish, then dispatch. A crash here is healed by the reconciler."""
@@ -103,9 +113,20 @@ class Engine:
                 await publish_events(self.redis, effects.events)
             except Exception:  # subscribers backfill from the event log
                 log.warning("publishing events failed", exc_info=True)
-        if effects.dispatch:
+        dispatch = effects.dispatch
+        if (
+            self.local_runner is not None
+            and len(dispatch) == 1
+            and not dispatch[0].defer_seconds
+            and len(self.eager_tasks) < _MAX_EAGER
+        ):
+            task = asyncio.create_task(self.local_runner(dispatch[0]))
+            self.eager_tasks.add(task)
+            task.add_done_callback(self.eager_tasks.discard)
+            dispatch = []
+        if dispatch:
             try:
-                await self.dispatcher.dispatch(effects.dispatch)
+                await self.dispatcher.dispatch(dispatch)
             except Exception:  # the reconciler re-dispatches from Postgres
                 log.warning("dispatch failed; the reconciler will retry", exc_info=True)
 
@@ -277,14 +298,14 @@ class Engine:
     # -- worker operations -----------------------------------------------------------
 
     async def claim(self, step_id: uuid.UUID, seq: int, owner: str) -> ClaimedStep | None:
-        """Take a dispatched step: RUNNING with a lease, or parked for approval."""
+        """Take a dispatched step: RUNNING with a lease, or parked for approval. An inline
+        kind runs right here, in the same transaction (None is returned: nothing to run)."""
         effects = Effects()
         async with self.sessionmaker() as session:
-            execution = await lock_for_step(session, step_id)
-            if execution is None:
+            locked = await lock_for_step(session, step_id)
+            if locked is None:
                 return None
-            step = await session.get(StepExecution, step_id, populate_existing=True)
-            assert step is not None
+            execution, step = locked
             claimable = step.status in (StepStatus.QUEUED, StepStatus.RETRYING)
             if not claimable or step.dispatch_seq != seq or execution.status.terminal:
                 return None  # a stale or duplicate dispatch
@@ -308,18 +329,58 @@ class Engine:
                      lease_expires_at=now() + lease, started_at=now(),
                      next_attempt_at=None)  # fmt: skip
             await record(session, effects, execution, "STEP_STARTED", step=step)
-            upstream = definition.ancestors(step.step_key)
-            done = await steps_of(session, execution.id, upstream) if upstream else []
-            outputs = {s.step_key: {"output": s.output} for s in done
-                       if s.status is StepStatus.SUCCEEDED}  # fmt: skip
+            inline = kind is not None and kind.inline
+            needs = definition.needs[step.step_key]
+            # An inline step completes in this transaction: read what that needs, too.
+            keys = needs | definition.around(step.step_key) if inline else needs
+            loaded = await steps_of(session, execution.id, keys) if keys else []
+            outputs = {s.step_key: {"output": s.output} for s in loaded
+                       if s.step_key in needs and s.status is StepStatus.SUCCEEDED}  # fmt: skip
             claimed = ClaimedStep(
                 step_id=step.id, execution_id=execution.id, step_key=step.step_key,
                 attempt=step.attempt, spec=spec, inputs=dict(execution.inputs),
                 outputs=outputs, actor_id=execution.created_by,
             )  # fmt: skip
+            if inline:
+                await self._run_inline(session, effects, execution, step, definition, claimed,
+                                       loaded)  # fmt: skip
+                claimed = None
             await session.commit()
         await self.apply(effects)
         return claimed
+
+    async def _run_inline(
+        self,
+        session: AsyncSession,
+        effects: Effects,
+        execution: WorkflowExecution,
+        step: StepExecution,
+        definition: Definition,
+        claimed: ClaimedStep,
+        steps: list[StepExecution],
+    ) -> None:
+        kind = get_kind(step.kind)
+        assert kind is not None
+        ctx = StepContext(
+            settings=self.settings, sessionmaker=self.sessionmaker,
+            execution_id=execution.id, step_id=step.id, step_key=step.step_key,
+            attempt=step.attempt, actor_id=execution.created_by, inputs=claimed.inputs,
+            steps=claimed.outputs,
+        )  # fmt: skip
+        try:
+            config = render_config(claimed.spec.config, kind.templated, ctx.variables)
+            output = await asyncio.wait_for(kind.run(ctx, config), claimed.spec.timeout_seconds)
+            json.dumps(output)
+        except (TemplateFailure, StepFailure, TypeError, ValueError) as exc:
+            retryable = isinstance(exc, StepFailure) and exc.retryable
+            error = f"output is not JSON: {exc}" if isinstance(exc, TypeError) else str(exc)
+            below = {step.step_key, *definition.descendants(step.step_key)}
+            steps = await steps_of(session, execution.id, below)
+            await _failed(session, effects, execution, definition, steps, step, error,
+                          retryable=retryable)  # fmt: skip
+        else:
+            await _succeeded(session, effects, execution, steps, step, output)
+        await finish_if_done(session, effects, execution)
 
     async def heartbeat(self, step_id: uuid.UUID, owner: str) -> str:
         """Extend the lease; say whether the step was cancelled or taken over."""
@@ -348,14 +409,13 @@ class Engine:
 
     async def _owned(
         self, session: AsyncSession, step_id: uuid.UUID, owner: str, *, reach: str
-    ) -> tuple[WorkflowExecution, list[StepExecution], StepExecution] | None:
+    ) -> tuple[WorkflowExecution, Definition, list[StepExecution], StepExecution] | None:
         """Lock and load a step we hold the lease on, with the steps a transition reads:
         ``reach`` is "around" (children and their dependencies) or "below" (descendants)."""
-        execution = await lock_for_step(session, step_id)
-        if execution is None:
+        locked = await lock_for_step(session, step_id)
+        if locked is None:
             return None
-        step = await session.get(StepExecution, step_id, populate_existing=True)
-        assert step is not None
+        execution, step = locked
         if step.status is not StepStatus.RUNNING or step.lease_owner != owner:
             return None  # the lease was lost: someone else owns the step now
         definition = await definition_of(session, execution.workflow_id)
@@ -365,7 +425,8 @@ class Engine:
             else {step.step_key, *definition.descendants(step.step_key)}
         )
         steps = await steps_of(session, execution.id, keys)
-        return execution, steps, step
+        step = next(s for s in steps if s.id == step_id)
+        return execution, definition, steps, step
 
     async def complete(
         self,
@@ -381,15 +442,9 @@ class Engine:
             owned = await self._owned(session, step_id, owner, reach="around")
             if owned is None:
                 return False
-            execution, steps, step = owned
-            step.cost_usd, step.tokens = cost_usd, tokens
-            if execution.status is ExecutionStatus.CANCELLED:
-                set_step(step, StepStatus.CANCELLED)
-                await record(session, effects, execution, "STEP_CANCELLED", step=step)
-            else:
-                set_step(step, StepStatus.SUCCEEDED, output=output, error=None)
-                await record(session, effects, execution, "STEP_SUCCEEDED", step=step)
-                await queue_ready_steps(session, effects, execution, steps)
+            execution, _, steps, step = owned
+            await _succeeded(session, effects, execution, steps, step, output,
+                             cost_usd=cost_usd, tokens=tokens)  # fmt: skip
             await finish_if_done(session, effects, execution)
             await session.commit()
         await self.apply(effects)
@@ -401,25 +456,60 @@ class Engine:
             owned = await self._owned(session, step_id, owner, reach="below")
             if owned is None:
                 return False
-            execution, steps, step = owned
-            error = error[:4000]
-            if execution.status is ExecutionStatus.CANCELLED:
-                set_step(step, StepStatus.CANCELLED, error=error)
-                await record(session, effects, execution, "STEP_CANCELLED", step=step)
-            elif retryable and step.attempt < step.max_attempts:
-                definition = await definition_of(session, execution.workflow_id)
-                delay = definition.specs[step.step_key].retry.delay(step.attempt)
-                set_step(step, StepStatus.RETRYING, error=error, lease_owner=None,
-                         lease_expires_at=None,
-                         next_attempt_at=now() + timedelta(seconds=delay))  # fmt: skip
-                requeue(step, effects, defer=delay)
-                await record(session, effects, execution, "STEP_RETRYING", step=step,
-                             error=error, retryInSeconds=round(delay, 3))  # fmt: skip
-            else:
-                set_step(step, StepStatus.FAILED, error=error)
-                await record(session, effects, execution, "STEP_FAILED", step=step, error=error)
-                await skip_dependents(session, effects, execution, steps, step)
+            execution, definition, steps, step = owned
+            await _failed(session, effects, execution, definition, steps, step, error,
+                          retryable=retryable)  # fmt: skip
             await finish_if_done(session, effects, execution)
             await session.commit()
         await self.apply(effects)
         return True
+
+
+async def _succeeded(
+    session: AsyncSession,
+    effects: Effects,
+    execution: WorkflowExecution,
+    steps: list[StepExecution],
+    step: StepExecution,
+    output: Any,
+    *,
+    cost_usd: Decimal | None = None,
+    tokens: int = 0,
+) -> None:
+    step.cost_usd, step.tokens = cost_usd, tokens
+    if execution.status is ExecutionStatus.CANCELLED:
+        set_step(step, StepStatus.CANCELLED)
+        await record(session, effects, execution, "STEP_CANCELLED", step=step)
+        return
+    set_step(step, StepStatus.SUCCEEDED, output=output, error=None)
+    await record(session, effects, execution, "STEP_SUCCEEDED", step=step)
+    await queue_ready_steps(session, effects, execution, steps)
+
+
+async def _failed(
+    session: AsyncSession,
+    effects: Effects,
+    execution: WorkflowExecution,
+    definition: Definition,
+    steps: list[StepExecution],
+    step: StepExecution,
+    error: str,
+    *,
+    retryable: bool,
+) -> None:
+    """Retry with backoff while attempts remain; else fail and skip what depends on it."""
+    error = error[:4000]
+    if execution.status is ExecutionStatus.CANCELLED:
+        set_step(step, StepStatus.CANCELLED, error=error)
+        await record(session, effects, execution, "STEP_CANCELLED", step=step)
+    elif retryable and step.attempt < step.max_attempts:
+        delay = definition.specs[step.step_key].retry.delay(step.attempt)
+        set_step(step, StepStatus.RETRYING, error=error, lease_owner=None, lease_expires_at=None,
+                 next_attempt_at=now() + timedelta(seconds=delay))  # fmt: skip
+        requeue(step, effects, defer=delay)
+        await record(session, effects, execution, "STEP_RETRYING", step=step, error=error,
+                     retryInSeconds=round(delay, 3))  # fmt: skip
+    else:
+        set_step(step, StepStatus.FAILED, error=error)
+        await record(session, effects, execution, "STEP_FAILED", step=step, error=error)
+        await skip_dependents(session, effects, execution, steps, step)

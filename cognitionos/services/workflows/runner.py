@@ -9,21 +9,12 @@ from typing import Any
 
 from cognitionos.observability import get_logger
 from cognitionos.services.workflows.engine import ClaimedStep, Engine, HeartbeatResult
-from cognitionos.services.workflows.steps import StepContext, StepFailure, StepKind, get_kind
-from cognitionos.services.workflows.templates import TemplateFailure, render_value
+from cognitionos.services.workflows.steps import StepContext, StepFailure, get_kind
+from cognitionos.services.workflows.templates import TemplateFailure, render_config
 
-__all__ = ["render_config", "run_claimed"]
+__all__ = ["run_claimed"]
 
 log = get_logger("cognitionos.engine")
-
-
-def render_config(kind: StepKind, config: dict[str, Any], variables: dict[str, Any]) -> Any:
-    if "*" in kind.templated:
-        return render_value(config, variables)
-    return {
-        key: render_value(value, variables) if key in kind.templated else value
-        for key, value in config.items()
-    }
 
 
 async def _watch(engine: Engine, claimed: ClaimedStep, owner: str, task: asyncio.Task[Any]) -> str:
@@ -57,7 +48,7 @@ async def run_claimed(engine: Engine, claimed: ClaimedStep, owner: str) -> None:
         steps=claimed.outputs,
     )  # fmt: skip
     try:
-        config = render_config(kind, claimed.spec.config, ctx.variables)
+        config = render_config(claimed.spec.config, kind.templated, ctx.variables)
     except TemplateFailure as exc:
         await engine.fail(step_id, owner, str(exc), retryable=False)
         return

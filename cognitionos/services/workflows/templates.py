@@ -11,7 +11,14 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from cognitionos.services.errors import BadUserInput
 
-__all__ = ["TemplateFailure", "check_template", "referenced_steps", "render", "render_value"]
+__all__ = [
+    "TemplateFailure",
+    "check_template",
+    "referenced_steps",
+    "render",
+    "render_config",
+    "render_value",
+]
 
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 _ENV.filters["tojson"] = lambda value: json.dumps(value, default=str)
@@ -62,3 +69,16 @@ def strings_in(value: Any, path: str) -> list[tuple[str, str]]:
     if isinstance(value, list):
         return [item for i, v in enumerate(value) for item in strings_in(v, f"{path}[{i}]")]
     return []
+
+
+def render_config(
+    config: dict[str, Any], templated: tuple[str, ...], variables: dict[str, Any]
+) -> dict[str, Any]:
+    """Render the fields a step kind declares templated (``("*",)``: all of them)."""
+    if "*" in templated:
+        rendered: dict[str, Any] = render_value(config, variables)
+        return rendered
+    return {
+        key: render_value(value, variables) if key in templated else value
+        for key, value in config.items()
+    }

@@ -28,6 +28,7 @@ from cognitionos.db.models.workflows import (
 from cognitionos.services.events import append_event
 from cognitionos.services.workflows import dag
 from cognitionos.services.workflows.definitions import StepSpec
+from cognitionos.services.workflows.templates import referenced_steps, strings_in
 
 __all__ = [
     "STREAM",
@@ -81,6 +82,9 @@ class Definition:
     specs: dict[str, StepSpec]
     graph: dict[str, list[str]]
     children: dict[str, list[str]]
+    # The steps whose outputs a step reads: its dependencies and every step its config
+    # names (``steps.k`` / ``steps['k']``), never the whole upstream of a long chain.
+    needs: dict[str, set[str]]
 
     @classmethod
     def build(cls, raw_steps: list[dict[str, Any]]) -> Definition:
@@ -90,7 +94,17 @@ class Definition:
         for key, deps in graph.items():
             for dep in deps:
                 children[dep].append(key)
-        return cls(specs=specs, graph=graph, children=children)
+        needs = {
+            key: set(spec.depends_on)
+            | {
+                ref
+                for _, text in strings_in(spec.config, "config")
+                for ref in referenced_steps(text)
+                if ref in specs
+            }
+            for key, spec in specs.items()
+        }
+        return cls(specs=specs, graph=graph, children=children, needs=needs)
 
     def ancestors(self, key: str) -> set[str]:
         return dag.ancestors(self.graph, key)
@@ -123,16 +137,19 @@ async def definition_of(session: AsyncSession, workflow_id: uuid.UUID) -> Defini
     return found
 
 
-async def lock_for_step(session: AsyncSession, step_id: uuid.UUID) -> WorkflowExecution | None:
-    """Lock the execution that owns a step, in one round trip."""
+async def lock_for_step(
+    session: AsyncSession, step_id: uuid.UUID
+) -> tuple[WorkflowExecution, StepExecution] | None:
+    """Lock the execution that owns a step and read both, in one round trip."""
     stmt = (
-        select(WorkflowExecution)
+        select(WorkflowExecution, StepExecution)
         .join(StepExecution, StepExecution.execution_id == WorkflowExecution.id)
         .where(StepExecution.id == step_id)
         .with_for_update(of=WorkflowExecution)
         .execution_options(populate_existing=True)
     )
-    return await session.scalar(stmt)
+    row = (await session.execute(stmt)).first()
+    return (row[0], row[1]) if row is not None else None
 
 
 async def lock_execution(session: AsyncSession, execution_id: uuid.UUID) -> WorkflowExecution:

@@ -13,6 +13,7 @@ class ApprovalStep:
     name: ClassVar[str] = "APPROVAL"
     templated: ClassVar[tuple[str, ...]] = ("prompt",)
     waits_for_approval: ClassVar[bool] = True
+    inline: ClassVar[bool] = False
 
     def validate(self, config: dict[str, Any], *, field: str) -> None:
         require_fields(config, field, {}, {"prompt": str})

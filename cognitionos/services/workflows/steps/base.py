@@ -50,11 +50,13 @@ class StepContext:
 @runtime_checkable
 class StepKind(Protocol):
     """What a step kind provides. ``templated`` names the config fields rendered with
-    Jinja2 before ``run`` (``("*",)``: all of them)."""
+    Jinja2 before ``run`` (``("*",)``: all of them). An ``inline`` kind is pure and quick
+    (no I/O): it runs inside the claiming transaction, so a crash simply rolls it back."""
 
     name: ClassVar[str]
     templated: ClassVar[tuple[str, ...]]
     waits_for_approval: ClassVar[bool]
+    inline: ClassVar[bool]
 
     def validate(self, config: dict[str, Any], *, field: str) -> None: ...
 

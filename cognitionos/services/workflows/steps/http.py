@@ -68,6 +68,7 @@ class HttpStep:
     name: ClassVar[str] = "HTTP"
     templated: ClassVar[tuple[str, ...]] = ("*",)
     waits_for_approval: ClassVar[bool] = False
+    inline: ClassVar[bool] = False
 
     def validate(self, config: dict[str, Any], *, field: str) -> None:
         require_fields(

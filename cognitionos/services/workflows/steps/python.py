@@ -63,6 +63,7 @@ class PythonStep:
     name: ClassVar[str] = "PYTHON"
     templated: ClassVar[tuple[str, ...]] = ()
     waits_for_approval: ClassVar[bool] = False
+    inline: ClassVar[bool] = False
 
     def validate(self, config: dict[str, Any], *, field: str) -> None:
         require_fields(config, field, {"code": str}, {"timeoutSeconds": (int, float)})

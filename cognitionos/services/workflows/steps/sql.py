@@ -60,6 +60,7 @@ class SqlStep:
     name: ClassVar[str] = "SQL"
     templated: ClassVar[tuple[str, ...]] = ("params",)  # never the query: no injection
     waits_for_approval: ClassVar[bool] = False
+    inline: ClassVar[bool] = False
 
     def validate(self, config: dict[str, Any], *, field: str) -> None:
         require_fields(config, field, {"query": str}, {"params": dict})

@@ -26,6 +26,7 @@ class TransformStep:
     name: ClassVar[str] = "TRANSFORM"
     templated: ClassVar[tuple[str, ...]] = ("template",)
     waits_for_approval: ClassVar[bool] = False
+    inline: ClassVar[bool] = True
 
     def validate(self, config: dict[str, Any], *, field: str) -> None:
         require_fields(config, field, {"template": str})
