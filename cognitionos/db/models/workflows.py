@@ -121,6 +121,8 @@ class WorkflowExecution(UUIDPrimaryKey, TimestampMixin, Base):
     tokens: Mapped[int] = mapped_column(default=0)
     # The version of the execution's last event: the row lock makes it the stream's counter.
     event_version: Mapped[int] = mapped_column(default=0)
+    # Steps QUEUED, RUNNING or RETRYING: while above 0 the execution cannot be finished.
+    active_steps: Mapped[int] = mapped_column(default=0)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 

@@ -216,7 +216,7 @@ class Engine:
             execution.finished_at = now()
             for step in steps:
                 if not step.status.terminal and step.status is not StepStatus.RUNNING:
-                    set_step(step, StepStatus.CANCELLED)
+                    set_step(execution, step, StepStatus.CANCELLED)
                     await record(session, effects, execution, "STEP_CANCELLED", step=step)
             await record(session, effects, execution, "EXECUTION_CANCELLED",
                          actor=principal.user_id)  # fmt: skip
@@ -239,7 +239,7 @@ class Engine:
                 raise Conflict("a cancelled step is still stopping; retry in a moment")
             for step in steps:
                 if step.status in (StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED):
-                    set_step(step, StepStatus.PENDING, attempt=0, error=None, output=None,
+                    set_step(execution, step, StepStatus.PENDING, attempt=0, error=None, output=None,
                              finished_at=None, started_at=None, lease_losses=0,
                              next_attempt_at=None)  # fmt: skip
             execution.status = ExecutionStatus.RUNNING
@@ -269,14 +269,14 @@ class Engine:
                 raise Conflict(f"step is {step.status.value}, not waiting for approval")
             decision = {"approved": approved, "comment": comment, "by": str(principal.user_id)}
             if approved:
-                set_step(step, StepStatus.SUCCEEDED, output=decision)
+                set_step(execution, step, StepStatus.SUCCEEDED, output=decision)
                 await record(session, effects, execution, "STEP_APPROVED", step=step,
                              actor=principal.user_id, comment=comment)  # fmt: skip
                 execution.status = ExecutionStatus.RUNNING
                 await queue_ready_steps(session, effects, execution, steps)
             else:
                 reason = "rejected" + (f": {comment}" if comment else "")
-                set_step(step, StepStatus.FAILED, output=decision, error=reason)
+                set_step(execution, step, StepStatus.FAILED, output=decision, error=reason)
                 await record(session, effects, execution, "STEP_REJECTED", step=step,
                              actor=principal.user_id, comment=comment)  # fmt: skip
                 await skip_dependents(session, effects, execution, steps, step)
@@ -311,13 +311,19 @@ class Engine:
                 return None  # a stale or duplicate dispatch
             definition = await definition_of(session, execution.workflow_id)
             spec = definition.specs[step.step_key]
+            kind = get_kind(step.kind)
+            inline = kind is not None and kind.inline
+            # Read everything first: no write is flushed before the commit.
+            needs = definition.needs[step.step_key]
+            # An inline step completes in this transaction: read what that needs, too.
+            keys = needs | definition.around(step.step_key) if inline else needs
+            loaded = await steps_of(session, execution.id, keys) if keys else []
             if execution.status is ExecutionStatus.PENDING:
                 execution.status = ExecutionStatus.RUNNING
                 execution.started_at = now()
                 await record(session, effects, execution, "EXECUTION_STARTED")
-            kind = get_kind(step.kind)
             if kind is not None and kind.waits_for_approval:
-                set_step(step, StepStatus.WAITING_APPROVAL, started_at=now())
+                set_step(execution, step, StepStatus.WAITING_APPROVAL, started_at=now())
                 await record(session, effects, execution, "STEP_WAITING_APPROVAL", step=step,
                              prompt=spec.config.get("prompt"))  # fmt: skip
                 await finish_if_done(session, effects, execution)
@@ -325,15 +331,10 @@ class Engine:
                 await self.apply(effects)
                 return None
             lease = timedelta(seconds=self.settings.step_lease_seconds)
-            set_step(step, StepStatus.RUNNING, attempt=step.attempt + 1, lease_owner=owner,
+            set_step(execution, step, StepStatus.RUNNING, attempt=step.attempt + 1, lease_owner=owner,
                      lease_expires_at=now() + lease, started_at=now(),
                      next_attempt_at=None)  # fmt: skip
             await record(session, effects, execution, "STEP_STARTED", step=step)
-            inline = kind is not None and kind.inline
-            needs = definition.needs[step.step_key]
-            # An inline step completes in this transaction: read what that needs, too.
-            keys = needs | definition.around(step.step_key) if inline else needs
-            loaded = await steps_of(session, execution.id, keys) if keys else []
             outputs = {s.step_key: {"output": s.output} for s in loaded
                        if s.step_key in needs and s.status is StepStatus.SUCCEEDED}  # fmt: skip
             claimed = ClaimedStep(
@@ -478,10 +479,10 @@ async def _succeeded(
 ) -> None:
     step.cost_usd, step.tokens = cost_usd, tokens
     if execution.status is ExecutionStatus.CANCELLED:
-        set_step(step, StepStatus.CANCELLED)
+        set_step(execution, step, StepStatus.CANCELLED)
         await record(session, effects, execution, "STEP_CANCELLED", step=step)
         return
-    set_step(step, StepStatus.SUCCEEDED, output=output, error=None)
+    set_step(execution, step, StepStatus.SUCCEEDED, output=output, error=None)
     await record(session, effects, execution, "STEP_SUCCEEDED", step=step)
     await queue_ready_steps(session, effects, execution, steps)
 
@@ -500,16 +501,16 @@ async def _failed(
     """Retry with backoff while attempts remain; else fail and skip what depends on it."""
     error = error[:4000]
     if execution.status is ExecutionStatus.CANCELLED:
-        set_step(step, StepStatus.CANCELLED, error=error)
+        set_step(execution, step, StepStatus.CANCELLED, error=error)
         await record(session, effects, execution, "STEP_CANCELLED", step=step)
     elif retryable and step.attempt < step.max_attempts:
         delay = definition.specs[step.step_key].retry.delay(step.attempt)
-        set_step(step, StepStatus.RETRYING, error=error, lease_owner=None, lease_expires_at=None,
+        set_step(execution, step, StepStatus.RETRYING, error=error, lease_owner=None, lease_expires_at=None,
                  next_attempt_at=now() + timedelta(seconds=delay))  # fmt: skip
         requeue(step, effects, defer=delay)
         await record(session, effects, execution, "STEP_RETRYING", step=step, error=error,
                      retryInSeconds=round(delay, 3))  # fmt: skip
     else:
-        set_step(step, StepStatus.FAILED, error=error)
+        set_step(execution, step, StepStatus.FAILED, error=error)
         await record(session, effects, execution, "STEP_FAILED", step=step, error=error)
         await skip_dependents(session, effects, execution, steps, step)

@@ -57,16 +57,16 @@ async def _expired_lease(engine: Engine, step_id: uuid.UUID, execution_id: uuid.
             return False
         lost = step.lease_owner
         if execution.status.terminal:
-            set_step(step, StepStatus.CANCELLED, error=f"worker {lost} was lost")
+            set_step(execution, step, StepStatus.CANCELLED, error=f"worker {lost} was lost")
             await record(session, effects, execution, "STEP_CANCELLED", step=step)
         elif step.lease_losses + 1 > engine.settings.max_lease_losses:
             error = f"the worker running this step was lost {step.lease_losses + 1} times"
-            set_step(step, StepStatus.FAILED, error=error, lease_losses=step.lease_losses + 1)
+            set_step(execution, step, StepStatus.FAILED, error=error, lease_losses=step.lease_losses + 1)
             await record(session, effects, execution, "STEP_FAILED", step=step, error=error)
             await skip_dependents(session, effects, execution, steps, step)
         else:
             # A crash is not the step's failure: it does not use up an attempt.
-            set_step(step, StepStatus.QUEUED, attempt=max(0, step.attempt - 1),
+            set_step(execution, step, StepStatus.QUEUED, attempt=max(0, step.attempt - 1),
                      lease_owner=None, lease_expires_at=None,
                      lease_losses=step.lease_losses + 1)  # fmt: skip
             requeue(step, effects)

@@ -203,7 +203,11 @@ async def record(
     )  # fmt: skip
 
 
-def set_step(step: StepExecution, status: StepStatus, **values: Any) -> None:
+def set_step(
+    execution: WorkflowExecution, step: StepExecution, status: StepStatus, **values: Any
+) -> None:
+    """The one place a step's status changes; keeps the execution's live-step count."""
+    execution.active_steps += (status in _LIVE) - (step.status in _LIVE)
     step.status = status
     for name, value in values.items():
         setattr(step, name, value)
@@ -230,7 +234,7 @@ async def queue_ready_steps(
     done = {s.step_key for s in steps if s.status is StepStatus.SUCCEEDED}
     for step in steps:
         if step.status is StepStatus.PENDING and all(d in done for d in step.depends_on):
-            set_step(step, StepStatus.QUEUED)
+            set_step(execution, step, StepStatus.QUEUED)
             _queue(step, effects)
             await record(session, effects, execution, "STEP_QUEUED", step=step)
 
@@ -254,7 +258,7 @@ async def skip_dependents(
     below = dag.ancestors(children, failed.step_key)
     for step in steps:
         if step.status is StepStatus.PENDING and step.step_key in below:
-            set_step(step, StepStatus.SKIPPED, error=f"dependency {failed.step_key!r} failed")
+            set_step(execution, step, StepStatus.SKIPPED, error=f"dependency {failed.step_key!r} failed")
             await record(session, effects, execution, "STEP_SKIPPED", step=step)
 
 
@@ -271,6 +275,10 @@ async def finish_if_done(
 
     A count per status decides; all steps are read only when the execution ends."""
     if execution.status.terminal:
+        return
+    if execution.active_steps > 0:
+        if execution.status is ExecutionStatus.WAITING:
+            execution.status = ExecutionStatus.RUNNING
         return
     counts = dict(
         (
@@ -297,7 +305,7 @@ async def finish_if_done(
         return
     if pending:  # blocked behind steps that cannot succeed: nothing else will run them
         for step in pending:
-            set_step(step, StepStatus.SKIPPED, error="a dependency did not succeed")
+            set_step(execution, step, StepStatus.SKIPPED, error="a dependency did not succeed")
             await record(session, effects, execution, "STEP_SKIPPED", step=step)
     failed = sorted(
         (s for s in steps if s.status is StepStatus.FAILED),

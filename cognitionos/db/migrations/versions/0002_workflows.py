@@ -82,6 +82,7 @@ def upgrade() -> None:
     sa.Column('cost_usd', sa.Numeric(precision=12, scale=6), nullable=True),
     sa.Column('tokens', sa.Integer(), nullable=False),
     sa.Column('event_version', sa.Integer(), nullable=False),
+    sa.Column('active_steps', sa.Integer(), nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('id', sa.Uuid(), nullable=False),
