@@ -61,13 +61,15 @@ async def engine_run(
     from cognitionos.services.workflows import Engine, create_workflow
 
     async with sessionmaker() as session:
-        user = User(email=f"{key}@bench.local", password_hash="x", role=Role.MEMBER)
+        user = User(email=f"{key}@bench.local", password_hash="!", role=Role.MEMBER)  # noqa: S106
         session.add(user)
         await session.commit()
-        await create_workflow(session, actor_id=user.id, key=key, version="1.0.0", name=key,
-                              steps=steps)  # fmt: skip
-    engine = Engine(settings=settings, sessionmaker=sessionmaker, redis=redis,
-                    dispatcher=ArqDispatcher(redis))  # fmt: skip
+        await create_workflow(
+            session, actor_id=user.id, key=key, version="1.0.0", name=key, steps=steps
+        )
+    engine = Engine(
+        settings=settings, sessionmaker=sessionmaker, redis=redis, dispatcher=ArqDispatcher(redis)
+    )
     started = time.perf_counter()
     execution = await engine.execute(
         principal=Principal(user_id=user.id, role=Role.MEMBER), key=key, version=None, inputs={}
@@ -139,8 +141,13 @@ async def main() -> None:
     database_url = postgres.url()
     await asyncio.to_thread(migrate, database_url)
     env = {k: v for k, v in os.environ.items() if not k.startswith("COGNITIONOS_")}
-    env.update(DATABASE_URL=database_url, REDIS_URL=cache.url, SECRET_KEY="b" * 40,
-               COGNITIONOS_WORKER_POLL_DELAY_SECONDS=POLL, COGNITIONOS_LOG_LEVEL="WARNING")
+    env.update(
+        DATABASE_URL=database_url,
+        REDIS_URL=cache.url,
+        SECRET_KEY="b" * 40,
+        COGNITIONOS_WORKER_POLL_DELAY_SECONDS=POLL,
+        COGNITIONOS_LOG_LEVEL="WARNING",
+    )
     settings = Settings(database_url=database_url, redis_url=cache.url, secret_key="b" * 40)
     engine = create_engine(database_url, pool_size=5)
     sessionmaker = create_sessionmaker(engine)
@@ -156,13 +163,20 @@ async def main() -> None:
             {"key": f"s{i}", "dependsOn": [f"s{i - 1}"], **noop} for i in range(1, CHAIN)
         ]
         print(f"one worker, poll delay {POLL}s, 2 cores; engine = full durable path")
-        fan_rate = report("engine fan-out", FAN, *await engine_run(settings, sessionmaker, redis, "fan", fan))
-        chain_rate = report("engine chain", CHAIN, *await engine_run(settings, sessionmaker, redis, "chain", chain))
+        fan_rate = report(
+            "engine fan-out", FAN, *await engine_run(settings, sessionmaker, redis, "fan", fan)
+        )
+        chain_rate = report(
+            "engine chain", CHAIN, *await engine_run(settings, sessionmaker, redis, "chain", chain)
+        )
     finally:
         worker.terminate()
         worker.wait()
-    baseline = spawn([sys.executable, "-m", "arq", "engine.NoopWorker"],
-                     {**env, "PYTHONPATH": str(Path(__file__).parent)}, data / "noop.log")
+    baseline = spawn(
+        [sys.executable, "-m", "arq", "engine.NoopWorker"],
+        {**env, "PYTHONPATH": str(Path(__file__).parent)},
+        data / "noop.log",
+    )
     try:
         await asyncio.sleep(2)
         arq_rate = report("bare arq no-op jobs", FAN, *await arq_run(cache.url, FAN))
@@ -173,8 +187,10 @@ async def main() -> None:
         await engine.dispose()
         cache.stop()
         postgres.stop()
-    print(f"ratio engine/bare-arq (steps/s): fan-out {fan_rate / arq_rate:.2f}, "
-          f"chain {chain_rate / arq_rate:.2f}")
+    print(
+        f"ratio engine/bare-arq (steps/s): fan-out {fan_rate / arq_rate:.2f}, "
+        f"chain {chain_rate / arq_rate:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -80,15 +80,25 @@ def serve(
     where = f"http://{settings.host}:{settings.port}"
     if settings.graphiql:
         log.info("GraphiQL ready", url=f"{where}/graphql")
-    log.info("serving", url=where, env=settings.env.value,
-             worker="in-process" if settings.run_worker_in_process else "separate")  # fmt: skip
+    log.info(
+        "serving",
+        url=where,
+        env=settings.env.value,
+        worker="in-process" if settings.run_worker_in_process else "separate",
+    )
     # uvicorn re-raises the signal that stopped it once it has shut down; end with a
     # clean exit instead, so the embedded services below are stopped too.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)
     try:
-        uvicorn.run(asgi, host=settings.host, port=settings.port, log_config=None,
-                    proxy_headers=True, ws="websockets-sansio")  # fmt: skip
+        uvicorn.run(
+            asgi,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            proxy_headers=True,
+            ws="websockets-sansio",
+        )
     finally:
         if embedded is not None:
             embedded.stop()

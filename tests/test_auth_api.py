@@ -46,8 +46,10 @@ def test_weak_password_and_invalid_email_name_the_field(gql: GQL) -> None:
         'mutation { register(input: {email: "c@example.com", password: "short"}) { accessToken } }'
     )
     assert weak["extensions"] == {
-        "code": "BAD_USER_INPUT", "field": "password", "requestId": weak["extensions"]["requestId"]
-    }  # fmt: skip
+        "code": "BAD_USER_INPUT",
+        "field": "password",
+        "requestId": weak["extensions"]["requestId"],
+    }
     assert "at least 10 characters" in weak["message"]
     letters_only = gql.error(
         'mutation { register(input: {email: "c@example.com", password: "onlyletterslong"}) '
@@ -197,8 +199,10 @@ def test_roles_are_enforced(gql: GQL, db: Any) -> None:
 
     users = gql.ok(USERS, token=admin["accessToken"])["users"]
     assert {e["node"]["email"] for e in users["edges"]} == {
-        "root@example.com", "mia@example.com", "vic@example.com"
-    }  # fmt: skip
+        "root@example.com",
+        "mia@example.com",
+        "vic@example.com",
+    }
     # The role comes from the database, not from the token's claims.
     assert gql.ok(ME, token=viewer["accessToken"])["me"]["role"] == "VIEWER"
 
@@ -255,8 +259,10 @@ def test_users_paginate_by_keyset(gql: GQL, db: Any) -> None:
     assert len(seen) == 5 and len(set(seen)) == 5
     too_many = gql.error("{ users(first: 101) { edges { cursor } } }", token=admin["accessToken"])
     assert too_many["extensions"] == {
-        "code": "BAD_USER_INPUT", "field": "first", "requestId": too_many["extensions"]["requestId"]
-    }  # fmt: skip
+        "code": "BAD_USER_INPUT",
+        "field": "first",
+        "requestId": too_many["extensions"]["requestId"],
+    }
     bad_cursor = gql.error(
         '{ users(after: "garbage!") { edges { cursor } } }', token=admin["accessToken"]
     )

@@ -41,8 +41,10 @@ class Serve:
         self.proc = subprocess.Popen(
             [*CLI, "serve", "--port", str(self.port)],
             env=_env(COGNITIONOS_DATA_DIR=str(data_dir), **env),
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         self.url = f"http://127.0.0.1:{self.port}"
 
     def wait_ready(self, timeout: float = 90) -> float:
@@ -135,8 +137,12 @@ def test_users_create_admin_from_stdin(stack: Stack, make_server: Any) -> None:
     env = _env(DATABASE_URL=stack.database_url)
     created = subprocess.run(
         [*CLI, "users", "create", "--admin", "--email", "Admin@Example.com"],
-        input=f"{STRONG_PASSWORD}\n", env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        input=f"{STRONG_PASSWORD}\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert created.returncode == 0, created.stderr
     assert "created ADMIN admin@example.com" in created.stdout
 
@@ -146,15 +152,23 @@ def test_users_create_admin_from_stdin(stack: Stack, make_server: Any) -> None:
 
     weak = subprocess.run(
         [*CLI, "users", "create", "--email", "weak@example.com"],
-        input="short\n", env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        input="short\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert weak.returncode == 2
     assert "password must have at least 10 characters" in weak.stderr
 
     duplicate = subprocess.run(
         [*CLI, "users", "create", "--email", "admin@example.com"],
-        input=f"{STRONG_PASSWORD}\n", env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        input=f"{STRONG_PASSWORD}\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert duplicate.returncode == 2
     assert "already exists" in duplicate.stderr
 
@@ -173,20 +187,27 @@ def test_production_refuses_to_start_without_a_real_secret(
         env["SECRET_KEY"] = secret
     result = subprocess.run(
         [*CLI, "serve", "--port", str(free_port())],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "refusing to start in production" in result.stderr
     assert missing in result.stderr
 
 
 def test_production_never_starts_embedded_services(tmp_path: Path) -> None:
-    env = _env(COGNITIONOS_ENV="production", SECRET_KEY=TEST_SECRET,
-               COGNITIONOS_DATA_DIR=str(tmp_path))  # fmt: skip
+    env = _env(
+        COGNITIONOS_ENV="production", SECRET_KEY=TEST_SECRET, COGNITIONOS_DATA_DIR=str(tmp_path)
+    )
     result = subprocess.run(
         [*CLI, "serve", "--port", str(free_port())],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "DATABASE_URL is not set" in result.stderr
     assert not (tmp_path / "postgres").exists()
@@ -194,18 +215,28 @@ def test_production_never_starts_embedded_services(tmp_path: Path) -> None:
 
 def test_production_web_and_worker_processes(stack: Stack) -> None:
     """The Procfile's release/web/worker lines, as separate processes on one Redis."""
-    env = _env(COGNITIONOS_ENV="production", DATABASE_URL=stack.database_url,
-               REDIS_URL=stack.redis.url, SECRET_KEY=TEST_SECRET)  # fmt: skip
-    migrate = subprocess.run([*CLI, "migrate"], env=env, capture_output=True, text=True,
-                             timeout=120)  # fmt: skip
+    env = _env(
+        COGNITIONOS_ENV="production",
+        DATABASE_URL=stack.database_url,
+        REDIS_URL=stack.redis.url,
+        SECRET_KEY=TEST_SECRET,
+    )
+    migrate = subprocess.run(
+        [*CLI, "migrate"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert migrate.returncode == 0, migrate.stderr
     assert "migrations applied" in migrate.stdout
 
     port = free_port()
-    web = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    worker = subprocess.Popen([*CLI, "worker"], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)  # fmt: skip
+    web = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = subprocess.Popen(
+        [*CLI, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -250,8 +281,13 @@ def test_production_web_and_worker_processes(stack: Stack) -> None:
 
 def test_schema_export_prints_sdl(tmp_path: Path) -> None:
     out = tmp_path / "schema.graphql"
-    result = subprocess.run([*CLI, "schema", "--output", str(out)], env=_env(),
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [*CLI, "schema", "--output", str(out)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     sdl = out.read_text()
     for name in ("type Query", "me: User", "register(input: RegisterInput!): AuthPayload!"):

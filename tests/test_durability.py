@@ -39,24 +39,34 @@ class Isolated:
 
     def settings(self, **extra: Any) -> dict[str, Any]:
         return {
-            "database_url": self.database_url, "redis_url": self.cache.url,
-            "worker_in_process": False, "step_lease_seconds": LEASE,
-            "dispatch_grace_seconds": 1.0, "reconcile_interval_seconds": 0.3, **extra,
-        }  # fmt: skip
+            "database_url": self.database_url,
+            "redis_url": self.cache.url,
+            "worker_in_process": False,
+            "step_lease_seconds": LEASE,
+            "dispatch_grace_seconds": 1.0,
+            "reconcile_interval_seconds": 0.3,
+            **extra,
+        }
 
     def worker(self, log: Path) -> subprocess.Popen[bytes]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("COGNITIONOS_")}
         env.update(
-            DATABASE_URL=self.database_url, REDIS_URL=self.cache.url, SECRET_KEY=TEST_SECRET,
-            COGNITIONOS_ENV="test", COGNITIONOS_STEP_LEASE_SECONDS=str(LEASE),
-            COGNITIONOS_DISPATCH_GRACE_SECONDS="1", COGNITIONOS_RECONCILE_INTERVAL_SECONDS="0.3",
+            DATABASE_URL=self.database_url,
+            REDIS_URL=self.cache.url,
+            SECRET_KEY=TEST_SECRET,
+            COGNITIONOS_ENV="test",
+            COGNITIONOS_STEP_LEASE_SECONDS=str(LEASE),
+            COGNITIONOS_DISPATCH_GRACE_SECONDS="1",
+            COGNITIONOS_RECONCILE_INTERVAL_SECONDS="0.3",
             COGNITIONOS_PYTHON_STEPS_ENABLED="true",
-        )  # fmt: skip
+        )
         with log.open("ab") as out:  # the child keeps its own descriptor
             return subprocess.Popen(
-                [sys.executable, "-m", "cognitionos", "worker"], env=env,
-                stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                [sys.executable, "-m", "cognitionos", "worker"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
 
 @pytest.fixture(scope="module")
@@ -93,27 +103,42 @@ def workers(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
 def _events(gql: GQL, token: str, execution_id: str) -> list[dict[str, Any]]:
     return gql.ok(  # type: ignore[no-any-return]
         "query($id: ID!) { events(streamId: $id) { type data createdAt } }",
-        {"id": execution_id}, token=token,
-    )["events"]  # fmt: skip
+        {"id": execution_id},
+        token=token,
+    )["events"]
 
 
 def _setup(gql: GQL, email: str, steps: list[dict[str, Any]]) -> tuple[str, str]:
     token = gql.member(email)
     key = email.split("@")[0]
-    gql.ok(CREATE_WORKFLOW, {"input": {"key": key, "version": "1.0.0", "name": key,
-                                       "steps": steps}}, token=token)  # fmt: skip
+    gql.ok(
+        CREATE_WORKFLOW,
+        {"input": {"key": key, "version": "1.0.0", "name": key, "steps": steps}},
+        token=token,
+    )
     return token, key
 
 
 def test_killed_worker_mid_step_the_step_reruns_and_the_run_succeeds(
     isolated: Isolated, web: GQL, workers: list[Any], tmp_path: Path
 ) -> None:
-    token, key = _setup(web, "kill@example.com", [
-        {"key": "slow", "kind": "PYTHON",
-         "config": {"code": "import time\ntime.sleep(2)\nresult = 'survived'"}},
-        {"key": "after", "kind": "TRANSFORM", "dependsOn": ["slow"],
-         "config": {"template": "{{ steps.slow.output }}!"}},
-    ])  # fmt: skip
+    token, key = _setup(
+        web,
+        "kill@example.com",
+        [
+            {
+                "key": "slow",
+                "kind": "PYTHON",
+                "config": {"code": "import time\ntime.sleep(2)\nresult = 'survived'"},
+            },
+            {
+                "key": "after",
+                "kind": "TRANSFORM",
+                "dependsOn": ["slow"],
+                "config": {"template": "{{ steps.slow.output }}!"},
+            },
+        ],
+    )
     first = isolated.worker(tmp_path / "worker-a.log")
     workers.append(first)
     execution = web.ok(EXECUTE, {"input": {"workflowKey": key}}, token=token)["executeWorkflow"]
@@ -129,8 +154,9 @@ def test_killed_worker_mid_step_the_step_reruns_and_the_run_succeeds(
     history = _events(web, token, execution["id"])
     types = [e["type"] for e in history]
     assert types.count("STEP_LEASE_EXPIRED") == 1
-    slow_starts = [e for e in history if e["type"] == "STEP_STARTED"
-                   and e["data"]["stepKey"] == "slow"]  # fmt: skip
+    slow_starts = [
+        e for e in history if e["type"] == "STEP_STARTED" and e["data"]["stepKey"] == "slow"
+    ]
     assert len(slow_starts) == 2
     assert slow_starts[1]["data"]["attempt"] == 1  # the crash did not use up an attempt
     restarted = datetime.fromisoformat(slow_starts[1]["createdAt"]).timestamp()
@@ -143,9 +169,13 @@ def test_lost_dispatch_after_commit_is_redispatched(
     isolated: Isolated, web: GQL, workers: list[Any], tmp_path: Path, db: Any
 ) -> None:
     """The web process dies right after its commit: nothing was ever enqueued."""
-    token, key = _setup(web, "lost@example.com", [
-        {"key": "a", "kind": "TRANSFORM", "config": {"template": "1"}},
-    ])  # fmt: skip
+    token, key = _setup(
+        web,
+        "lost@example.com",
+        [
+            {"key": "a", "kind": "TRANSFORM", "config": {"template": "1"}},
+        ],
+    )
     user_id = web.ok("{ me { id } }", token=token)["me"]["id"]
 
     async def commit_without_dispatch() -> str:
@@ -164,14 +194,21 @@ def test_lost_dispatch_after_commit_is_redispatched(
                 raise AssertionError("must not be called")
 
         try:
-            workflow_engine = Engine(settings=settings, sessionmaker=create_sessionmaker(engine),
-                                     redis=client, dispatcher=Nowhere())  # fmt: skip
+            workflow_engine = Engine(
+                settings=settings,
+                sessionmaker=create_sessionmaker(engine),
+                redis=client,
+                dispatcher=Nowhere(),
+            )
             import uuid
 
             execution = await workflow_engine.execute(
                 principal=Principal(user_id=uuid.UUID(user_id), role=Role.MEMBER),
-                key=key, version=None, inputs={}, dispatch=False,
-            )  # fmt: skip
+                key=key,
+                version=None,
+                inputs={},
+                dispatch=False,
+            )
             return str(execution.id)
         finally:
             await client.aclose()
@@ -188,10 +225,14 @@ def test_lost_dispatch_after_commit_is_redispatched(
 def test_redis_flushed_or_restarted_pending_work_is_redispatched(
     isolated: Isolated, web: GQL, workers: list[Any], tmp_path: Path, how: str
 ) -> None:
-    token, key = _setup(web, f"{how}@example.com", [
-        {"key": "a", "kind": "TRANSFORM", "config": {"template": "1"}},
-        {"key": "b", "kind": "TRANSFORM", "config": {"template": "2"}, "dependsOn": ["a"]},
-    ])  # fmt: skip
+    token, key = _setup(
+        web,
+        f"{how}@example.com",
+        [
+            {"key": "a", "kind": "TRANSFORM", "config": {"template": "1"}},
+            {"key": "b", "kind": "TRANSFORM", "config": {"template": "2"}, "dependsOn": ["a"]},
+        ],
+    )
     execution = web.ok(EXECUTE, {"input": {"workflowKey": key}}, token=token)["executeWorkflow"]
     client = redis.Redis.from_url(isolated.cache.url)
     assert client.zcard("arq:queue") == 1  # the dispatched job, waiting for a worker

@@ -157,9 +157,10 @@ def test_unexpected_errors_are_masked_and_logged(
     }
     assert "no_such_database" not in response.text
     logged = [
-        r for r in caplog.records
+        r
+        for r in caplog.records
         if isinstance(r.msg, dict) and r.msg.get("event") == "unexpected error in resolver"
-    ]  # fmt: skip
+    ]
     assert logged, "the masked error was not logged"
     assert logged[-1].msg["request_id"] == response.headers["x-request-id"]
     _, exc, trace = logged[-1].msg["exc_info"]  # the stack trace, server side only

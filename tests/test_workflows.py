@@ -15,8 +15,13 @@ from tests.support import CREATE_WORKFLOW, EXECUTE, GQL, LiveServer
 
 
 def transform(key: str, template: str, *deps: str, **extra: Any) -> dict[str, Any]:
-    return {"key": key, "kind": "TRANSFORM", "config": {"template": template},
-            "dependsOn": list(deps), **extra}  # fmt: skip
+    return {
+        "key": key,
+        "kind": "TRANSFORM",
+        "config": {"template": template},
+        "dependsOn": list(deps),
+        **extra,
+    }
 
 
 def create(gql: GQL, token: str, key: str, steps: list[dict[str, Any]], **extra: Any) -> Any:
@@ -76,13 +81,18 @@ def flaky() -> Iterator[tuple[str, type[Flaky]]]:
 
 
 def test_diamond_runs_with_inputs_and_dependency_outputs(gql: GQL, token: str) -> None:
-    create(gql, token, "diamond", [
-        transform("a", '{"n": {{ inputs.n }}}'),
-        transform("b", "{{ steps.a.output.n * 2 }}", "a"),
-        transform("c", "{{ steps.a.output.n + 1 }}", "a"),
-        transform("d", '{"sum": {{ steps.b.output + steps.c.output }}}', "b", "c"),
-    ], inputSchema={"type": "object", "required": ["n"],
-                    "properties": {"n": {"type": "integer"}}})  # fmt: skip
+    create(
+        gql,
+        token,
+        "diamond",
+        [
+            transform("a", '{"n": {{ inputs.n }}}'),
+            transform("b", "{{ steps.a.output.n * 2 }}", "a"),
+            transform("c", "{{ steps.a.output.n + 1 }}", "a"),
+            transform("d", '{"sum": {{ steps.b.output + steps.c.output }}}', "b", "c"),
+        ],
+        inputSchema={"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}},
+    )
     execution = run(gql, token, "diamond", {"n": 5})
     assert execution["status"] == "SUCCEEDED", execution
     assert execution["outputs"] == {"d": {"sum": 16}}
@@ -91,8 +101,9 @@ def test_diamond_runs_with_inputs_and_dependency_outputs(gql: GQL, token: str) -
 
     history = gql.ok(
         "query($id: ID!) { events(streamId: $id) { position version type data } }",
-        {"id": execution["id"]}, token=token,
-    )["events"]  # fmt: skip
+        {"id": execution["id"]},
+        token=token,
+    )["events"]
     types = [e["type"] for e in history]
     assert types[0] == "EXECUTION_CREATED" and types[-1] == "EXECUTION_SUCCEEDED"
     assert types.count("STEP_SUCCEEDED") == 4 and types.count("STEP_STARTED") == 4
@@ -105,16 +116,23 @@ def test_diamond_runs_with_inputs_and_dependency_outputs(gql: GQL, token: str) -
     assert order.index(("STEP_STARTED", "d")) > order.index(("STEP_SUCCEEDED", "c"))
     tail = gql.ok(
         "query($id: ID!, $after: Int) { events(streamId: $id, after: $after) { position } }",
-        {"id": execution["id"], "after": positions[-3]}, token=token,
-    )["events"]  # fmt: skip
+        {"id": execution["id"], "after": positions[-3]},
+        token=token,
+    )["events"]
     assert [e["position"] for e in tail] == positions[-2:]
 
 
 def test_inputs_must_match_the_schema(gql: GQL, token: str) -> None:
-    create(gql, token, "typed", [transform("a", "x")],
-           inputSchema={"type": "object", "properties": {"n": {"type": "integer"}}})  # fmt: skip
-    error = gql.error(EXECUTE, {"input": {"workflowKey": "typed", "inputs": {"n": "five"}}},
-                      token=token)  # fmt: skip
+    create(
+        gql,
+        token,
+        "typed",
+        [transform("a", "x")],
+        inputSchema={"type": "object", "properties": {"n": {"type": "integer"}}},
+    )
+    error = gql.error(
+        EXECUTE, {"input": {"workflowKey": "typed", "inputs": {"n": "five"}}}, token=token
+    )
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert error["extensions"]["field"] == "inputs.n"
 
@@ -122,19 +140,30 @@ def test_inputs_must_match_the_schema(gql: GQL, token: str) -> None:
 def test_retries_with_backoff_then_success(gql: GQL, token: str, flaky: Any) -> None:
     url, handler = flaky
     handler.failures = 2
-    create(gql, token, "flaky", [{
-        "key": "call", "kind": "HTTP",
-        "config": {"method": "POST", "url": url, "body": {"hello": "{{ inputs.who }}"}},
-        "retry": {"maxAttempts": 3, "initialDelaySeconds": 0.1, "backoffFactor": 2},
-    }])  # fmt: skip
+    create(
+        gql,
+        token,
+        "flaky",
+        [
+            {
+                "key": "call",
+                "kind": "HTTP",
+                "config": {"method": "POST", "url": url, "body": {"hello": "{{ inputs.who }}"}},
+                "retry": {"maxAttempts": 3, "initialDelaySeconds": 0.1, "backoffFactor": 2},
+            }
+        ],
+    )
     execution = run(gql, token, "flaky", {"who": "world"})
     assert execution["status"] == "SUCCEEDED", execution
     (step,) = execution["steps"]
     assert step["attempt"] == 3
     assert step["output"]["status"] == 200
     assert step["output"]["body"] == {"echo": {"hello": "world"}}
-    history = gql.ok("query($id: ID!) { events(streamId: $id) { type data } }",
-                     {"id": execution["id"]}, token=token)["events"]  # fmt: skip
+    history = gql.ok(
+        "query($id: ID!) { events(streamId: $id) { type data } }",
+        {"id": execution["id"]},
+        token=token,
+    )["events"]
     retrying = [e["data"] for e in history if e["type"] == "STEP_RETRYING"]
     assert [r["error"] for r in retrying] == [f"HTTP 503 from {url}"] * 2
     assert all(0.05 <= r["retryInSeconds"] <= 0.2 for r in retrying[:1])
@@ -145,13 +174,23 @@ def test_failure_skips_dependents_and_retry_reruns_only_those(
 ) -> None:
     url, handler = flaky
     handler.failures = 100
-    create(gql, token, "fragile", [
-        transform("ok", '"kept"'),
-        {"key": "call", "kind": "HTTP", "config": {"method": "POST", "url": url},
-         "dependsOn": ["ok"], "retry": {"maxAttempts": 2, "initialDelaySeconds": 0.05}},
-        transform("after", "{{ steps.call.output.status }}", "call"),
-        transform("side", "independent"),
-    ])  # fmt: skip
+    create(
+        gql,
+        token,
+        "fragile",
+        [
+            transform("ok", '"kept"'),
+            {
+                "key": "call",
+                "kind": "HTTP",
+                "config": {"method": "POST", "url": url},
+                "dependsOn": ["ok"],
+                "retry": {"maxAttempts": 2, "initialDelaySeconds": 0.05},
+            },
+            transform("after", "{{ steps.call.output.status }}", "call"),
+            transform("side", "independent"),
+        ],
+    )
     failed = run(gql, token, "fragile")
     assert failed["status"] == "FAILED"
     assert failed["error"] == f"step 'call' failed: HTTP 503 from {url}"
@@ -160,8 +199,11 @@ def test_failure_skips_dependents_and_retry_reruns_only_those(
     kept = next(s for s in failed["steps"] if s["stepKey"] == "ok")
 
     handler.failures = 0
-    retried = gql.ok("mutation($id: ID!) { retryExecution(id: $id) { id status } }",
-                     {"id": failed["id"]}, token=token)["retryExecution"]  # fmt: skip
+    retried = gql.ok(
+        "mutation($id: ID!) { retryExecution(id: $id) { id status } }",
+        {"id": failed["id"]},
+        token=token,
+    )["retryExecution"]
     assert retried["status"] == "RUNNING"
     done = gql.wait_execution(failed["id"], token)
     assert done["status"] == "SUCCEEDED", done
@@ -172,22 +214,42 @@ def test_failure_skips_dependents_and_retry_reruns_only_those(
 
 
 def test_timeout_counts_as_failure(gql: GQL, token: str) -> None:
-    create(gql, token, "slow", [{
-        "key": "sleep", "kind": "PYTHON", "timeoutSeconds": 0.5,
-        "config": {"code": "import time\ntime.sleep(10)\nresult = 1"},
-    }])  # fmt: skip
+    create(
+        gql,
+        token,
+        "slow",
+        [
+            {
+                "key": "sleep",
+                "kind": "PYTHON",
+                "timeoutSeconds": 0.5,
+                "config": {"code": "import time\ntime.sleep(10)\nresult = 1"},
+            }
+        ],
+    )
     execution = run(gql, token, "slow")
     assert execution["status"] == "FAILED"
     assert execution["steps"][0]["error"] == "timed out after 0.5s"
 
 
 def test_python_step_sees_inputs_and_steps(gql: GQL, token: str) -> None:
-    create(gql, token, "py", [
-        transform("a", "[1, 2, 3]"),
-        {"key": "sum", "kind": "PYTHON", "dependsOn": ["a"],
-         "config": {"code": "import os\nresult = {'total': sum(steps['a']['output']) + "
-                            "inputs['k'], 'env': dict(os.environ)}"}},
-    ])  # fmt: skip
+    create(
+        gql,
+        token,
+        "py",
+        [
+            transform("a", "[1, 2, 3]"),
+            {
+                "key": "sum",
+                "kind": "PYTHON",
+                "dependsOn": ["a"],
+                "config": {
+                    "code": "import os\nresult = {'total': sum(steps['a']['output']) + "
+                    "inputs['k'], 'env': dict(os.environ)}"
+                },
+            },
+        ],
+    )
     execution = run(gql, token, "py", {"k": 10})
     assert execution["status"] == "SUCCEEDED", execution
     out = execution["outputs"]["sum"]
@@ -197,26 +259,40 @@ def test_python_step_sees_inputs_and_steps(gql: GQL, token: str) -> None:
 
 
 def test_cancel_stops_running_and_pending_steps(gql: GQL, token: str) -> None:
-    create(gql, token, "long", [
-        {"key": "sleep", "kind": "PYTHON", "config": {"code": "import time\ntime.sleep(30)"}},
-        transform("after", "x", "sleep"),
-    ])  # fmt: skip
+    create(
+        gql,
+        token,
+        "long",
+        [
+            {"key": "sleep", "kind": "PYTHON", "config": {"code": "import time\ntime.sleep(30)"}},
+            transform("after", "x", "sleep"),
+        ],
+    )
     started = gql.ok(EXECUTE, {"input": {"workflowKey": "long"}}, token=token)["executeWorkflow"]
     gql.wait_step(started["id"], token, "sleep", "RUNNING")
-    cancelled = gql.ok("mutation($id: ID!) { cancelExecution(id: $id) { status } }",
-                       {"id": started["id"]}, token=token)["cancelExecution"]  # fmt: skip
+    cancelled = gql.ok(
+        "mutation($id: ID!) { cancelExecution(id: $id) { status } }",
+        {"id": started["id"]},
+        token=token,
+    )["cancelExecution"]
     assert cancelled["status"] == "CANCELLED"
     final = gql.wait_step(started["id"], token, "sleep", "CANCELLED", timeout=10)
     assert {s["stepKey"]: s["status"] for s in final["steps"]} == {
-        "sleep": "CANCELLED", "after": "CANCELLED"
-    }  # fmt: skip
+        "sleep": "CANCELLED",
+        "after": "CANCELLED",
+    }
 
 
 def test_approval_waits_then_continues_or_fails(gql: GQL, token: str) -> None:
-    create(gql, token, "gate", [
-        {"key": "ask", "kind": "APPROVAL", "config": {"prompt": "Ship {{ inputs.what }}?"}},
-        transform("ship", "shipped by {{ steps.ask.output.by }}", "ask"),
-    ])  # fmt: skip
+    create(
+        gql,
+        token,
+        "gate",
+        [
+            {"key": "ask", "kind": "APPROVAL", "config": {"prompt": "Ship {{ inputs.what }}?"}},
+            transform("ship", "shipped by {{ steps.ask.output.by }}", "ask"),
+        ],
+    )
     approve = """mutation($id: ID!, $ok: Boolean!) {
         approveStep(stepExecutionId: $id, approved: $ok, comment: "fine") { status output } }"""
     waiting = run(gql, token, "gate", {"what": "v2"})
@@ -252,20 +328,35 @@ def test_idempotency_key_returns_the_first_execution(gql: GQL, token: str) -> No
 
 
 def test_sql_step_is_read_only_and_capped(gql: GQL, token: str) -> None:
-    create(gql, token, "query", [
-        {"key": "q", "kind": "SQL", "config": {
-            "query": "SELECT g AS n, :label AS label FROM generate_series(1, 2000) g",
-            "params": {"label": "{{ inputs.label }}"}}},
-    ])  # fmt: skip
+    create(
+        gql,
+        token,
+        "query",
+        [
+            {
+                "key": "q",
+                "kind": "SQL",
+                "config": {
+                    "query": "SELECT g AS n, :label AS label FROM generate_series(1, 2000) g",
+                    "params": {"label": "{{ inputs.label }}"},
+                },
+            },
+        ],
+    )
     execution = run(gql, token, "query", {"label": "L"})
     assert execution["status"] == "SUCCEEDED", execution
     out = execution["outputs"]["q"]
     assert out["columns"] == ["n", "label"] and out["rows"][0] == [1, "L"]
     assert len(out["rows"]) == 1000 and out["truncated"] is True
 
-    create(gql, token, "write", [
-        {"key": "w", "kind": "SQL", "config": {"query": "DELETE FROM users"}},
-    ])  # fmt: skip
+    create(
+        gql,
+        token,
+        "write",
+        [
+            {"key": "w", "kind": "SQL", "config": {"query": "DELETE FROM users"}},
+        ],
+    )
     failed = run(gql, token, "write")
     assert failed["status"] == "FAILED"
     assert "read-only transaction" in failed["steps"][0]["error"]
@@ -296,22 +387,38 @@ def test_definition_errors_name_the_step_and_field(gql: GQL, token: str) -> None
     assert error([transform("a", "x")], version="one")["extensions"]["field"] == "version"
 
     create(gql, token, "dup", [transform("a", "x")])
-    conflict = gql.error(CREATE_WORKFLOW, {"input": {
-        "key": "dup", "version": "1.0.0", "name": "dup", "steps": [transform("a", "y")]}},
-        token=token)  # fmt: skip
+    conflict = gql.error(
+        CREATE_WORKFLOW,
+        {
+            "input": {
+                "key": "dup",
+                "version": "1.0.0",
+                "name": "dup",
+                "steps": [transform("a", "y")],
+            }
+        },
+        token=token,
+    )
     assert conflict["extensions"]["code"] == "CONFLICT"
 
 
 def test_latest_version_filters_and_viewer_rights(gql: GQL, token: str, db: Any) -> None:
     for version in ("1.2.0", "1.10.0", "2.0.0-rc.1", "1.9.9"):
-        create(gql, token, "versions", [transform("a", version)], version=version,
-               tags=["etl"] if version == "1.10.0" else [])  # fmt: skip
+        create(
+            gql,
+            token,
+            "versions",
+            [transform("a", version)],
+            version=version,
+            tags=["etl"] if version == "1.10.0" else [],
+        )
     latest = gql.ok('{ workflow(key: "versions") { version } }', token=token)["workflow"]
     assert latest["version"] == "2.0.0-rc.1"
     pinned = gql.ok('{ workflow(key: "versions", version: "1.2.0") { version } }', token=token)
     assert pinned["workflow"]["version"] == "1.2.0"
-    tagged = gql.ok('{ workflows(filter: {tag: "etl"}) { edges { node { version } } } }',
-                    token=token)["workflows"]["edges"]  # fmt: skip
+    tagged = gql.ok(
+        '{ workflows(filter: {tag: "etl"}) { edges { node { version } } } }', token=token
+    )["workflows"]["edges"]
     assert [e["node"]["version"] for e in tagged] == ["1.10.0"]
 
     viewer = gql.member("viewer@example.com")
@@ -325,8 +432,9 @@ def test_executions_of_others_are_forbidden(gql: GQL, token: str) -> None:
     create(gql, token, "mine", [transform("a", "1")])
     mine = run(gql, token, "mine")
     other = gql.member("nosy@example.com")
-    error = gql.error("query($id: ID!) { execution(id: $id) { id } }", {"id": mine["id"]},
-                      token=other)  # fmt: skip
+    error = gql.error(
+        "query($id: ID!) { execution(id: $id) { id } }", {"id": mine["id"]}, token=other
+    )
     assert error["extensions"]["code"] == "FORBIDDEN"
     listed = gql.ok("{ executions { edges { node { id } } } }", token=other)["executions"]
     assert listed["edges"] == []
@@ -336,8 +444,10 @@ def test_a_page_of_executions_costs_a_constant_number_of_queries(
     gql: GQL, token: str, engine_server: LiveServer
 ) -> None:
     create(gql, token, "many", [transform("a", "1"), transform("b", "2", "a")])
-    ids = [gql.ok(EXECUTE, {"input": {"workflowKey": "many"}}, token=token)["executeWorkflow"]["id"]
-           for _ in range(50)]  # fmt: skip
+    ids = [
+        gql.ok(EXECUTE, {"input": {"workflowKey": "many"}}, token=token)["executeWorkflow"]["id"]
+        for _ in range(50)
+    ]
     for execution_id in ids:
         gql.wait_execution(execution_id, token)
     bind = engine_server.app.state.services.sessionmaker.kw["bind"].sync_engine
@@ -370,8 +480,9 @@ def test_schedules_fire_through_the_worker(gql: GQL, token: str) -> None:
     assert created["enabled"] is True and created["nextRunAt"]
     deadline = time.monotonic() + 20
     while True:
-        edges = gql.ok('{ executions(filter: {workflowKey: "cron"}) { edges { node { id } } } }',
-                       token=token)["executions"]["edges"]  # fmt: skip
+        edges = gql.ok(
+            '{ executions(filter: {workflowKey: "cron"}) { edges { node { id } } } }', token=token
+        )["executions"]["edges"]
         if edges or time.monotonic() > deadline:
             break
         time.sleep(0.1)
@@ -381,12 +492,20 @@ def test_schedules_fire_through_the_worker(gql: GQL, token: str) -> None:
 
     paused = gql.ok(
         "mutation($id: ID!) { updateSchedule(id: $id, input: {enabled: false}) { enabled } }",
-        {"id": created["id"]}, token=token,
-    )["updateSchedule"]  # fmt: skip
+        {"id": created["id"]},
+        token=token,
+    )["updateSchedule"]
     assert paused == {"enabled": False}
-    bad = gql.error('mutation { createSchedule(input: {workflowKey: "cron", kind: CRON, '
-                    'expression: "not cron"}) { id } }', token=token)  # fmt: skip
+    bad = gql.error(
+        'mutation { createSchedule(input: {workflowKey: "cron", kind: CRON, '
+        'expression: "not cron"}) { id } }',
+        token=token,
+    )
     assert bad["extensions"]["field"] == "expression"
-    assert gql.ok("mutation($id: ID!) { deleteSchedule(id: $id) }", {"id": created["id"]},
-                  token=token)["deleteSchedule"] is True  # fmt: skip
+    assert (
+        gql.ok(
+            "mutation($id: ID!) { deleteSchedule(id: $id) }", {"id": created["id"]}, token=token
+        )["deleteSchedule"]
+        is True
+    )
     assert gql.ok("{ schedules { id } }", token=token)["schedules"] == []

@@ -23,9 +23,12 @@ class ArqDispatcher:
         await asyncio.gather(
             *(
                 self.pool.enqueue_job(
-                    RUN_STEP, str(item.step_id), item.seq,
-                    _job_id=item.job_id, _defer_by=item.defer_seconds,
-                )  # fmt: skip
+                    RUN_STEP,
+                    str(item.step_id),
+                    item.seq,
+                    _job_id=item.job_id,
+                    _defer_by=item.defer_seconds,
+                )
                 for item in items
             )
         )

@@ -37,9 +37,7 @@ async def run_eagerly(ctx: dict[str, Any], item: Dispatch) -> None:
         log.exception("eager step failed; the reconciler will dispatch it", step=str(item.step_id))
 
 
-async def background_loop(
-    name: str, every: float, work: Callable[[], Awaitable[int]]
-) -> None:
+async def background_loop(name: str, every: float, work: Callable[[], Awaitable[int]]) -> None:
     """Run ``work`` forever, ``every`` seconds; failures are logged, never fatal."""
     while True:
         try:
@@ -57,12 +55,13 @@ def engine_loops(engine: Engine) -> list[asyncio.Task[None]]:
     settings = engine.settings
     return [
         asyncio.create_task(
-            background_loop("reconciler", settings.reconcile_interval_seconds,
-                            lambda: reconcile(engine)),
+            background_loop(
+                "reconciler", settings.reconcile_interval_seconds, lambda: reconcile(engine)
+            ),
             name="reconciler",
         ),
         asyncio.create_task(
             background_loop("scheduler", settings.schedule_tick_seconds, lambda: tick(engine)),
             name="scheduler",
         ),
-    ]  # fmt: skip
+    ]

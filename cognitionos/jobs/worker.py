@@ -84,8 +84,7 @@ def create_worker(settings: Settings, *, handle_signals: bool = True) -> Worker:
     return Worker(
         functions=[
             func(health_job, name="health", max_tries=1),
-            func(run_step, name=RUN_STEP, max_tries=1000, timeout=_ARQ_TIMEOUT,
-                 keep_result=0),  # fmt: skip
+            func(run_step, name=RUN_STEP, max_tries=1000, timeout=_ARQ_TIMEOUT, keep_result=0),
         ],
         redis_settings=redis_settings(settings.redis_url),
         on_startup=on_startup,

@@ -15,29 +15,43 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.http_requests = Counter(
-            "cognitionos_http_requests_total", "HTTP requests", ["method", "route", "status"],
+            "cognitionos_http_requests_total",
+            "HTTP requests",
+            ["method", "route", "status"],
             registry=r,
-        )  # fmt: skip
+        )
         self.http_duration = Histogram(
-            "cognitionos_http_request_duration_seconds", "HTTP request duration",
-            ["method", "route"], buckets=_LATENCY, registry=r,
-        )  # fmt: skip
-        self.graphql_operations = Counter(
-            "cognitionos_graphql_operations_total", "GraphQL operations",
-            ["type", "name", "outcome"], registry=r,
-        )  # fmt: skip
-        self.graphql_duration = Histogram(
-            "cognitionos_graphql_operation_duration_seconds", "GraphQL operation duration",
-            ["type", "name"], buckets=_LATENCY, registry=r,
-        )  # fmt: skip
-        self.graphql_errors = Counter(
-            "cognitionos_graphql_errors_total", "GraphQL errors by extensions.code", ["code"],
+            "cognitionos_http_request_duration_seconds",
+            "HTTP request duration",
+            ["method", "route"],
+            buckets=_LATENCY,
             registry=r,
-        )  # fmt: skip
+        )
+        self.graphql_operations = Counter(
+            "cognitionos_graphql_operations_total",
+            "GraphQL operations",
+            ["type", "name", "outcome"],
+            registry=r,
+        )
+        self.graphql_duration = Histogram(
+            "cognitionos_graphql_operation_duration_seconds",
+            "GraphQL operation duration",
+            ["type", "name"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.graphql_errors = Counter(
+            "cognitionos_graphql_errors_total",
+            "GraphQL errors by extensions.code",
+            ["code"],
+            registry=r,
+        )
         self.auth_results = Counter(
-            "cognitionos_auth_results_total", "Authentication attempts",
-            ["method", "result"], registry=r,
-        )  # fmt: skip
+            "cognitionos_auth_results_total",
+            "Authentication attempts",
+            ["method", "result"],
+            registry=r,
+        )
         self.ws_connections = Gauge(
             "cognitionos_websocket_connections", "Open websocket connections", registry=r
         )

@@ -41,13 +41,17 @@ async def _limit_login(ctx: Context, email: str) -> None:
     limiter = ctx.services.rate_limiter
     window = s.rate_limit_window_seconds
     await limiter.check(
-        f"login:ip:{ctx.client.ip}", limit=s.login_rate_limit_per_ip,
-        window_seconds=window, what="login attempts from this address",
-    )  # fmt: skip
+        f"login:ip:{ctx.client.ip}",
+        limit=s.login_rate_limit_per_ip,
+        window_seconds=window,
+        what="login attempts from this address",
+    )
     await limiter.check(
-        f"login:account:{email.strip().lower()}", limit=s.login_rate_limit_per_account,
-        window_seconds=window, what="login attempts for this account",
-    )  # fmt: skip
+        f"login:account:{email.strip().lower()}",
+        limit=s.login_rate_limit_per_account,
+        window_seconds=window,
+        what="login attempts for this account",
+    )
 
 
 @strawberry.type
@@ -111,9 +115,11 @@ class AuthMutation:
         if not ctx.settings.allow_registration:
             raise Forbidden("self-registration is disabled; ask an admin for an account")
         await ctx.services.rate_limiter.check(
-            f"register:ip:{ctx.client.ip}", limit=ctx.settings.login_rate_limit_per_ip,
-            window_seconds=ctx.settings.rate_limit_window_seconds, what="registrations",
-        )  # fmt: skip
+            f"register:ip:{ctx.client.ip}",
+            limit=ctx.settings.login_rate_limit_per_ip,
+            window_seconds=ctx.settings.rate_limit_window_seconds,
+            what="registrations",
+        )
         async with ctx.session() as session:
             user = await auth.create_user(
                 session,
@@ -197,9 +203,11 @@ class AuthMutation:
         ctx = info.context
         async with ctx.session() as session:
             key = await auth.revoke_api_key(
-                session, principal=ctx.require_principal(), key_id=_uuid(id, "id"),
+                session,
+                principal=ctx.require_principal(),
+                key_id=_uuid(id, "id"),
                 client=ctx.client,
-            )  # fmt: skip
+            )
         return ApiKey.from_model(key)
 
     @strawberry.mutation(permission_classes=[IsAdmin], description="Change a user's role/status.")

@@ -14,10 +14,10 @@ from cognitionos.schema.permissions import IsMember, IsViewer
 from cognitionos.schema.workflows import (
     CreateWorkflowInput,
     Event,
+    ExecuteWorkflowInput,
     Execution,
     ExecutionConnection,
     ExecutionFilter,
-    ExecuteWorkflowInput,
     Schedule,
     ScheduleInput,
     StepExecution,
@@ -96,9 +96,13 @@ class WorkflowQuery:
         f = filter or ExecutionFilter()
         async with ctx.session() as session:
             page = await wf.list_executions(
-                session, principal=ctx.require_principal(), first=first, after=after,
-                status=f.status, workflow_key=f.workflow_key,
-            )  # fmt: skip
+                session,
+                principal=ctx.require_principal(),
+                first=first,
+                after=after,
+                status=f.status,
+                workflow_key=f.workflow_key,
+            )
         return connection_from_page(page, Execution.from_model)
 
     @strawberry.field(permission_classes=[IsViewer], description="An execution's history.")
@@ -131,12 +135,16 @@ class WorkflowMutation:
         ctx = info.context
         async with ctx.session() as session:
             row = await wf.create_workflow(
-                session, actor_id=ctx.require_principal().user_id, key=input.key,
-                version=input.version, name=input.name,
-                steps=[s.as_json() for s in input.steps], description=input.description,
+                session,
+                actor_id=ctx.require_principal().user_id,
+                key=input.key,
+                version=input.version,
+                name=input.name,
+                steps=[s.as_json() for s in input.steps],
+                description=input.description,
                 tags=input.tags or [],
                 input_schema=_object(input.input_schema, "inputSchema") or None,
-            )  # fmt: skip
+            )
         return Workflow.from_model(row)
 
     @strawberry.mutation(permission_classes=[IsMember])
@@ -145,9 +153,12 @@ class WorkflowMutation:
     ) -> Execution:
         ctx = info.context
         row = await ctx.services.workflow_engine.execute(
-            principal=ctx.require_principal(), key=input.workflow_key, version=input.version,
-            inputs=_object(input.inputs, "inputs"), idempotency_key=input.idempotency_key,
-        )  # fmt: skip
+            principal=ctx.require_principal(),
+            key=input.workflow_key,
+            version=input.version,
+            inputs=_object(input.inputs, "inputs"),
+            idempotency_key=input.idempotency_key,
+        )
         return Execution.from_model(row)
 
     @strawberry.mutation(permission_classes=[IsMember])
@@ -190,11 +201,16 @@ class WorkflowMutation:
         ctx = info.context
         async with ctx.session() as session:
             row = await wf.create_schedule(
-                session, principal=ctx.require_principal(), workflow_key=input.workflow_key,
-                workflow_version=input.version, kind=input.kind, expression=input.expression,
-                timezone=input.timezone, inputs=_object(input.inputs, "inputs"),
+                session,
+                principal=ctx.require_principal(),
+                workflow_key=input.workflow_key,
+                workflow_version=input.version,
+                kind=input.kind,
+                expression=input.expression,
+                timezone=input.timezone,
+                inputs=_object(input.inputs, "inputs"),
                 enabled=input.enabled,
-            )  # fmt: skip
+            )
         return Schedule.from_model(row)
 
     @strawberry.mutation(permission_classes=[IsMember])
@@ -204,11 +220,14 @@ class WorkflowMutation:
         ctx = info.context
         async with ctx.session() as session:
             row = await wf.update_schedule(
-                session, principal=ctx.require_principal(), schedule_id=_uuid(id, "id"),
-                expression=input.expression, timezone=input.timezone,
+                session,
+                principal=ctx.require_principal(),
+                schedule_id=_uuid(id, "id"),
+                expression=input.expression,
+                timezone=input.timezone,
                 inputs=None if input.inputs is None else _object(input.inputs, "inputs"),
                 enabled=input.enabled,
-            )  # fmt: skip
+            )
         return Schedule.from_model(row)
 
     @strawberry.mutation(permission_classes=[IsMember])

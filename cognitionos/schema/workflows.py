@@ -15,10 +15,10 @@ from cognitionos.services.errors import Unauthenticated
 __all__ = [
     "CreateWorkflowInput",
     "Event",
+    "ExecuteWorkflowInput",
     "Execution",
     "ExecutionFilter",
     "ExecutionStatus",
-    "ExecuteWorkflowInput",
     "Schedule",
     "ScheduleInput",
     "StepExecution",
@@ -62,8 +62,11 @@ class StepDefinition:
     def from_json(cls, raw: dict[str, Any]) -> StepDefinition:
         retry = raw.get("retry") or {}
         return cls(
-            key=raw["key"], name=raw.get("name"), kind=raw["kind"],
-            agent_capability=raw.get("agentCapability"), config=JSON(raw.get("config") or {}),
+            key=raw["key"],
+            name=raw.get("name"),
+            kind=raw["kind"],
+            agent_capability=raw.get("agentCapability"),
+            config=JSON(raw.get("config") or {}),
             depends_on=list(raw.get("dependsOn") or []),
             retry=RetryPolicy(
                 max_attempts=retry.get("maxAttempts", 1),
@@ -72,7 +75,7 @@ class StepDefinition:
                 max_delay_seconds=retry.get("maxDelaySeconds", 60.0),
             ),
             timeout_seconds=raw.get("timeoutSeconds") or 300.0,
-        )  # fmt: skip
+        )
 
 
 @strawberry.type
@@ -99,12 +102,18 @@ class Workflow:
     @classmethod
     def from_model(cls, row: models.Workflow) -> Workflow:
         return cls(
-            id=strawberry.ID(str(row.id)), key=row.key, version=row.version, name=row.name,
-            description=row.description, tags=list(row.tags),
+            id=strawberry.ID(str(row.id)),
+            key=row.key,
+            version=row.version,
+            name=row.name,
+            description=row.description,
+            tags=list(row.tags),
             steps=[StepDefinition.from_json(s) for s in row.steps],
             input_schema=JSON(row.input_schema) if row.input_schema is not None else None,
-            metadata=JSON(row.extra or {}), created_at=row.created_at, model=row,
-        )  # fmt: skip
+            metadata=JSON(row.extra or {}),
+            created_at=row.created_at,
+            model=row,
+        )
 
 
 @strawberry.type
@@ -128,15 +137,22 @@ class StepExecution:
     @classmethod
     def from_model(cls, row: models.StepExecution) -> StepExecution:
         return cls(
-            id=strawberry.ID(str(row.id)), execution_id=strawberry.ID(str(row.execution_id)),
-            step_key=row.step_key, kind=row.kind, status=row.status, attempt=row.attempt,
+            id=strawberry.ID(str(row.id)),
+            execution_id=strawberry.ID(str(row.execution_id)),
+            step_key=row.step_key,
+            kind=row.kind,
+            status=row.status,
+            attempt=row.attempt,
             max_attempts=row.max_attempts,
             agent=strawberry.ID(str(row.agent_id)) if row.agent_id else None,
-            output=JSON(row.output) if row.output is not None else None, error=row.error,
-            cost_usd=_money(row.cost_usd), tokens=row.tokens, started_at=row.started_at,
+            output=JSON(row.output) if row.output is not None else None,
+            error=row.error,
+            cost_usd=_money(row.cost_usd),
+            tokens=row.tokens,
+            started_at=row.started_at,
             finished_at=row.finished_at,
             next_attempt_at=row.next_attempt_at if row.status is StepStatus.RETRYING else None,
-        )  # fmt: skip
+        )
 
 
 @strawberry.type
@@ -166,11 +182,18 @@ class Execution:
     @classmethod
     def from_model(cls, row: models.WorkflowExecution) -> Execution:
         return cls(
-            id=strawberry.ID(str(row.id)), status=row.status, inputs=JSON(row.inputs),
-            outputs=JSON(row.outputs) if row.outputs is not None else None, error=row.error,
-            cost_usd=_money(row.cost_usd), tokens=row.tokens, created_at=row.created_at,
-            started_at=row.started_at, finished_at=row.finished_at, model=row,
-        )  # fmt: skip
+            id=strawberry.ID(str(row.id)),
+            status=row.status,
+            inputs=JSON(row.inputs),
+            outputs=JSON(row.outputs) if row.outputs is not None else None,
+            error=row.error,
+            cost_usd=_money(row.cost_usd),
+            tokens=row.tokens,
+            created_at=row.created_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            model=row,
+        )
 
 
 @strawberry.type
@@ -185,9 +208,13 @@ class Event:
     @classmethod
     def from_model(cls, row: models.Event) -> Event:
         return cls(
-            position=row.position, stream_id=strawberry.ID(str(row.stream_id)),
-            version=row.version, type=row.type, data=JSON(row.data), created_at=row.created_at,
-        )  # fmt: skip
+            position=row.position,
+            stream_id=strawberry.ID(str(row.stream_id)),
+            version=row.version,
+            type=row.type,
+            data=JSON(row.data),
+            created_at=row.created_at,
+        )
 
 
 @strawberry.type
@@ -208,15 +235,21 @@ class Schedule:
     @classmethod
     def from_model(cls, row: models.Schedule) -> Schedule:
         return cls(
-            id=strawberry.ID(str(row.id)), workflow_key=row.workflow_key,
-            workflow_version=row.workflow_version, kind=row.kind, expression=row.expression,
-            timezone=row.timezone, inputs=JSON(row.inputs), enabled=row.enabled,
-            next_run_at=row.next_run_at, last_run_at=row.last_run_at,
+            id=strawberry.ID(str(row.id)),
+            workflow_key=row.workflow_key,
+            workflow_version=row.workflow_version,
+            kind=row.kind,
+            expression=row.expression,
+            timezone=row.timezone,
+            inputs=JSON(row.inputs),
+            enabled=row.enabled,
+            next_run_at=row.next_run_at,
+            last_run_at=row.last_run_at,
             last_execution_id=(
                 strawberry.ID(str(row.last_execution_id)) if row.last_execution_id else None
             ),
             created_at=row.created_at,
-        )  # fmt: skip
+        )
 
 
 WorkflowConnection = Connection[Workflow]
@@ -245,17 +278,22 @@ class StepInput:
     def as_json(self) -> dict[str, Any]:
         retry = self.retry
         return {
-            "key": self.key, "name": self.name, "kind": self.kind,
-            "agentCapability": self.agent_capability, "config": self.config or {},
+            "key": self.key,
+            "name": self.name,
+            "kind": self.kind,
+            "agentCapability": self.agent_capability,
+            "config": self.config or {},
             "dependsOn": self.depends_on or [],
-            "retry": None if retry is None else {
+            "retry": None
+            if retry is None
+            else {
                 "maxAttempts": retry.max_attempts,
                 "initialDelaySeconds": retry.initial_delay_seconds,
                 "backoffFactor": retry.backoff_factor,
                 "maxDelaySeconds": retry.max_delay_seconds,
             },
             "timeoutSeconds": self.timeout_seconds,
-        }  # fmt: skip
+        }
 
 
 @strawberry.input

@@ -61,9 +61,10 @@ class RequestContextMiddleware:
             await send(message)
 
         with self.tracer.start_as_current_span(
-            f"{method} {route}", kind=SpanKind.SERVER,
+            f"{method} {route}",
+            kind=SpanKind.SERVER,
             attributes={"http.method": method, "http.route": route, "request.id": request_id},
-        ) as span:  # fmt: skip
+        ) as span:
             try:
                 await self.app(scope, receive, send_wrapper)
             except Exception:
@@ -78,9 +79,12 @@ class RequestContextMiddleware:
                 self.metrics.http_duration.labels(method, route).observe(elapsed)
                 if route != "/metrics":
                     log.info(
-                        "request", method=method, path=scope["path"], status=status,
+                        "request",
+                        method=method,
+                        path=scope["path"],
+                        status=status,
                         duration_ms=round(elapsed * 1000, 2),
-                    )  # fmt: skip
+                    )
 
     @staticmethod
     async def _internal_error(send: Send, request_id: str) -> None:
@@ -94,14 +98,16 @@ class RequestContextMiddleware:
         }
         payload = json.dumps(body).encode()
         try:
-            await send({
-                "type": "http.response.start",
-                "status": 500,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"x-request-id", request_id.encode()),
-                ],
-            })  # fmt: skip
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"x-request-id", request_id.encode()),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": payload})
         except RuntimeError:
             pass  # the response had already started; nothing more can be sent

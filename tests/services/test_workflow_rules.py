@@ -32,15 +32,27 @@ class Recorder:
 
 
 def _ctx(settings: Settings) -> StepContext:
-    return StepContext(settings=settings, sessionmaker=None,  # type: ignore[arg-type]
-                       execution_id=uuid.uuid4(), step_id=uuid.uuid4(), step_key="s",
-                       attempt=1, actor_id=None)  # fmt: skip
+    return StepContext(
+        settings=settings,
+        sessionmaker=None,  # type: ignore[arg-type]
+        execution_id=uuid.uuid4(),
+        step_id=uuid.uuid4(),
+        step_key="s",
+        attempt=1,
+        actor_id=None,
+    )
 
 
 @pytest.mark.parametrize(
-    "url", ["http://127.0.0.1:9/x", "http://localhost/", "http://169.254.169.254/latest",
-            "http://10.1.2.3/", "http://[::1]/"],
-)  # fmt: skip
+    "url",
+    [
+        "http://127.0.0.1:9/x",
+        "http://localhost/",
+        "http://169.254.169.254/latest",
+        "http://10.1.2.3/",
+        "http://[::1]/",
+    ],
+)
 async def test_http_refuses_private_targets_unless_allow_listed(url: str) -> None:
     with pytest.raises(StepFailure, match="private, loopback or link-local") as caught:
         await check_target(url, Settings(secret_key=TEST_SECRET))
@@ -69,8 +81,9 @@ async def test_python_memory_limit_kills_the_child_not_the_server() -> None:
 
 
 def test_backoff_grows_with_jitter_and_caps() -> None:
-    policy = RetryPolicy(max_attempts=5, initial_delay_seconds=1, backoff_factor=2,
-                         max_delay_seconds=5)  # fmt: skip
+    policy = RetryPolicy(
+        max_attempts=5, initial_delay_seconds=1, backoff_factor=2, max_delay_seconds=5
+    )
     for attempt, base in [(1, 1), (2, 2), (3, 4), (4, 5), (9, 5)]:
         delays = {policy.delay(attempt) for _ in range(20)}
         assert all(base / 2 <= d <= base for d in delays)
@@ -91,23 +104,35 @@ async def test_two_schedulers_fire_each_due_schedule_once(stack: Stack) -> None:
     redis = Redis.from_url(stack.redis.url)
     sessionmaker = create_sessionmaker(engine)
     try:
-        engines = [Engine(settings=settings, sessionmaker=sessionmaker, redis=redis,
-                          dispatcher=Recorder()) for _ in range(2)]  # fmt: skip
+        engines = [
+            Engine(settings=settings, sessionmaker=sessionmaker, redis=redis, dispatcher=Recorder())
+            for _ in range(2)
+        ]
         async with sessionmaker() as session:
             user = User(email="sched@example.com", password_hash="x", role=Role.MEMBER)
             session.add(user)
             await session.commit()
             principal = Principal(user_id=user.id, role=Role.MEMBER)
-            await create_workflow(session, actor_id=user.id, key="tick", version="1.0.0",
-                                  name="tick", steps=[{"key": "a", "kind": "TRANSFORM",
-                                                       "config": {"template": "x"}}])  # fmt: skip
+            await create_workflow(
+                session,
+                actor_id=user.id,
+                key="tick",
+                version="1.0.0",
+                name="tick",
+                steps=[{"key": "a", "kind": "TRANSFORM", "config": {"template": "x"}}],
+            )
             schedule = await create_schedule(
-                session, principal=principal, workflow_key="tick", workflow_version=None,
-                kind=ScheduleKind.INTERVAL, expression="60",
-            )  # fmt: skip
+                session,
+                principal=principal,
+                workflow_key="tick",
+                workflow_version=None,
+                kind=ScheduleKind.INTERVAL,
+                expression="60",
+            )
             # Down for an hour: sixty fires were missed.
-            await session.execute(update(Schedule).values(
-                next_run_at=datetime.now(UTC) - timedelta(hours=1)))  # fmt: skip
+            await session.execute(
+                update(Schedule).values(next_run_at=datetime.now(UTC) - timedelta(hours=1))
+            )
             await session.commit()
 
         fired = await asyncio.gather(*(tick(e) for e in engines), *(tick(e) for e in engines))

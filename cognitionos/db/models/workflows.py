@@ -36,7 +36,11 @@ class ExecutionStatus(StrEnum):
 
     @property
     def terminal(self) -> bool:
-        return self in (ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
+        return self in (
+            ExecutionStatus.SUCCEEDED,
+            ExecutionStatus.FAILED,
+            ExecutionStatus.CANCELLED,
+        )
 
 
 class StepStatus(StrEnum):
@@ -170,11 +174,7 @@ class StepExecution(UUIDPrimaryKey, TimestampMixin, Base):
 
 class Schedule(UUIDPrimaryKey, TimestampMixin, Base):
     __tablename__ = "schedules"
-    __table_args__ = (
-        Index(
-            "ix_schedules_due", "next_run_at", postgresql_where=text("enabled")
-        ),
-    )
+    __table_args__ = (Index("ix_schedules_due", "next_run_at", postgresql_where=text("enabled")),)
 
     workflow_key: Mapped[str] = mapped_column(String(100))
     workflow_version: Mapped[str | None] = mapped_column(String(64))

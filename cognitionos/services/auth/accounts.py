@@ -80,9 +80,14 @@ async def create_user(
         await session.rollback()
         raise Conflict(f"a user with email {email} already exists", field="email") from None
     record_event(
-        session, kind=kind, success=True, client=client, user_id=user.id,
-        role=role.value, actor=str(actor_id) if actor_id else None,
-    )  # fmt: skip
+        session,
+        kind=kind,
+        success=True,
+        client=client,
+        user_id=user.id,
+        role=role.value,
+        actor=str(actor_id) if actor_id else None,
+    )
     await session.commit()
     return user
 
@@ -106,15 +111,27 @@ async def authenticate(
     )
     if user is None:
         await verify_password(password, None)
-        record_event(session, kind=AuditKind.LOGIN, success=False, client=client,
-                     email=email, reason="UNKNOWN_EMAIL")  # fmt: skip
+        record_event(
+            session,
+            kind=AuditKind.LOGIN,
+            success=False,
+            client=client,
+            email=email,
+            reason="UNKNOWN_EMAIL",
+        )
         await session.commit()
         raise Unauthenticated(_LOGIN_FAILED, reason="INVALID_CREDENTIALS")
 
     now = datetime.now(UTC)
     if user.locked_until is not None and user.locked_until > now:
-        record_event(session, kind=AuditKind.LOGIN, success=False, client=client,
-                     user_id=user.id, reason="LOCKED")  # fmt: skip
+        record_event(
+            session,
+            kind=AuditKind.LOGIN,
+            success=False,
+            client=client,
+            user_id=user.id,
+            reason="LOCKED",
+        )
         await session.commit()
         raise Unauthenticated(
             f"account locked until {user.locked_until.isoformat()} after repeated failed logins",
@@ -124,20 +141,38 @@ async def authenticate(
 
     if not await verify_password(password, user.password_hash):
         user.failed_login_count += 1
-        record_event(session, kind=AuditKind.LOGIN, success=False, client=client,
-                     user_id=user.id, reason="BAD_PASSWORD",
-                     failedAttempts=user.failed_login_count)  # fmt: skip
+        record_event(
+            session,
+            kind=AuditKind.LOGIN,
+            success=False,
+            client=client,
+            user_id=user.id,
+            reason="BAD_PASSWORD",
+            failedAttempts=user.failed_login_count,
+        )
         if user.failed_login_count >= policy.lockout_threshold:
             user.locked_until = now + timedelta(seconds=policy.lockout_seconds)
             user.failed_login_count = 0
-            record_event(session, kind=AuditKind.ACCOUNT_LOCKED, success=True, client=client,
-                         user_id=user.id, lockedUntil=user.locked_until.isoformat())  # fmt: skip
+            record_event(
+                session,
+                kind=AuditKind.ACCOUNT_LOCKED,
+                success=True,
+                client=client,
+                user_id=user.id,
+                lockedUntil=user.locked_until.isoformat(),
+            )
         await session.commit()
         raise Unauthenticated(_LOGIN_FAILED, reason="INVALID_CREDENTIALS")
 
     if user.status is not UserStatus.ACTIVE:
-        record_event(session, kind=AuditKind.LOGIN, success=False, client=client,
-                     user_id=user.id, reason=f"STATUS_{user.status.value}")  # fmt: skip
+        record_event(
+            session,
+            kind=AuditKind.LOGIN,
+            success=False,
+            client=client,
+            user_id=user.id,
+            reason=f"STATUS_{user.status.value}",
+        )
         await session.commit()
         raise Unauthenticated(
             f"account is {user.status.value.lower()}", reason=f"ACCOUNT_{user.status.value}"
@@ -198,7 +233,14 @@ async def update_user(
         if status is UserStatus.ACTIVE:
             user.locked_until = None
             user.failed_login_count = 0
-    record_event(session, kind=AuditKind.USER_UPDATED, success=True, client=client,
-                 user_id=user.id, actor=str(actor_id), **changes)  # fmt: skip
+    record_event(
+        session,
+        kind=AuditKind.USER_UPDATED,
+        success=True,
+        client=client,
+        user_id=user.id,
+        actor=str(actor_id),
+        **changes,
+    )
     await session.commit()
     return user

@@ -72,8 +72,15 @@ async def create_api_key(
     )
     session.add(key)
     await session.flush()
-    record_event(session, kind=AuditKind.API_KEY_CREATED, success=True, client=client,
-                 user_id=principal.user_id, keyId=str(key.id), scopes=list(wanted))  # fmt: skip
+    record_event(
+        session,
+        kind=AuditKind.API_KEY_CREATED,
+        success=True,
+        client=client,
+        user_id=principal.user_id,
+        keyId=str(key.id),
+        scopes=list(wanted),
+    )
     await session.commit()
     return key, secret
 
@@ -111,7 +118,13 @@ async def revoke_api_key(
         raise NotFound(f"API key {key_id} not found")
     if key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
-        record_event(session, kind=AuditKind.API_KEY_REVOKED, success=True, client=client,
-                     user_id=key.user_id, keyId=str(key.id))  # fmt: skip
+        record_event(
+            session,
+            kind=AuditKind.API_KEY_REVOKED,
+            success=True,
+            client=client,
+            user_id=key.user_id,
+            keyId=str(key.id),
+        )
         await session.commit()
     return key

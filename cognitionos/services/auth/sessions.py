@@ -96,9 +96,14 @@ async def rotate_refresh_token(
         reused = row.replaced_by_id is not None
         if reused:
             await _revoke_family(session, row.family_id, now)
-            record_event(session, kind=AuditKind.TOKEN_REUSE_DETECTED, success=False,
-                         client=client, user_id=row.user_id,
-                         family=str(row.family_id))  # fmt: skip
+            record_event(
+                session,
+                kind=AuditKind.TOKEN_REUSE_DETECTED,
+                success=False,
+                client=client,
+                user_id=row.user_id,
+                family=str(row.family_id),
+            )
             await session.commit()
             raise Unauthenticated(
                 "refresh token reuse detected: every session of this login was revoked",
@@ -116,8 +121,9 @@ async def rotate_refresh_token(
     pair, successor = await issue_tokens(session, policy=policy, user=user, family_id=row.family_id)
     row.revoked_at = now
     row.replaced_by_id = successor.id
-    record_event(session, kind=AuditKind.TOKEN_REFRESH, success=True, client=client,
-                 user_id=user.id)  # fmt: skip
+    record_event(
+        session, kind=AuditKind.TOKEN_REFRESH, success=True, client=client, user_id=user.id
+    )
     await session.commit()
     return pair
 

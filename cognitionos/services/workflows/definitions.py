@@ -56,7 +56,7 @@ class RetryPolicy:
             self.max_delay_seconds,
             self.initial_delay_seconds * self.backoff_factor ** max(0, attempt - 1),
         )
-        return base / 2 + random.uniform(0, base / 2)  # noqa: S311 (jitter, not crypto)
+        return base / 2 + random.uniform(0, base / 2)
 
     def as_json(self) -> dict[str, float]:
         return {
@@ -188,9 +188,7 @@ def validate_steps(raw_steps: Sequence[Any]) -> list[StepSpec]:
                 )
     cycle = dag.find_cycle(graph)
     if cycle:
-        raise BadUserInput(
-            "dependency cycle: " + " -> ".join(cycle), field="steps", cycle=cycle
-        )
+        raise BadUserInput("dependency cycle: " + " -> ".join(cycle), field="steps", cycle=cycle)
     for index, spec in enumerate(specs):
         kind = get_kind(spec.kind)
         assert kind is not None
@@ -251,7 +249,9 @@ async def create_workflow(
 ) -> Workflow:
     """Validate and store a new immutable version; commits. CONFLICT if it exists."""
     if not _KEY.match(key):
-        raise BadUserInput("key must start with a letter and use letters, digits, _ or -", field="key")
+        raise BadUserInput(
+            "key must start with a letter and use letters, digits, _ or -", field="key"
+        )
     major, minor, patch, release = parse_semver(version)
     if not name.strip():
         raise BadUserInput("name is required", field="name")
@@ -260,13 +260,24 @@ async def create_workflow(
         try:
             jsonschema.validators.validator_for(input_schema).check_schema(input_schema)
         except jsonschema.SchemaError as exc:
-            raise BadUserInput(f"invalid input schema: {exc.message}", field="inputSchema") from None
+            raise BadUserInput(
+                f"invalid input schema: {exc.message}", field="inputSchema"
+            ) from None
     workflow = Workflow(
-        key=key, version=version.strip(), major=major, minor=minor, patch=patch,
-        is_release=release, name=name.strip(), description=description,
-        tags=sorted(set(tags)), steps=[s.as_json() for s in specs],
-        input_schema=input_schema, extra=metadata or {}, created_by=actor_id,
-    )  # fmt: skip
+        key=key,
+        version=version.strip(),
+        major=major,
+        minor=minor,
+        patch=patch,
+        is_release=release,
+        name=name.strip(),
+        description=description,
+        tags=sorted(set(tags)),
+        steps=[s.as_json() for s in specs],
+        input_schema=input_schema,
+        extra=metadata or {},
+        created_by=actor_id,
+    )
     session.add(workflow)
     try:
         await session.commit()
@@ -287,9 +298,12 @@ async def get_workflow(
     if version is not None:
         return await session.scalar(stmt.where(Workflow.version == version))
     stmt = stmt.order_by(
-        Workflow.major.desc(), Workflow.minor.desc(), Workflow.patch.desc(),
-        Workflow.is_release.desc(), Workflow.created_at.desc(),
-    ).limit(1)  # fmt: skip
+        Workflow.major.desc(),
+        Workflow.minor.desc(),
+        Workflow.patch.desc(),
+        Workflow.is_release.desc(),
+        Workflow.created_at.desc(),
+    ).limit(1)
     return await session.scalar(stmt)
 
 

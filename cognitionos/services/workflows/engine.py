@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -21,13 +21,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cognitionos.config import Settings
-from cognitionos.observability import get_logger
 from cognitionos.db.models.workflows import (
     ExecutionStatus,
     StepExecution,
     StepStatus,
     WorkflowExecution,
 )
+from cognitionos.observability import get_logger
 from cognitionos.services.auth import Principal
 from cognitionos.services.errors import Conflict, Forbidden, NotFound
 from cognitionos.services.events import publish_events
@@ -103,7 +103,7 @@ class Engine:
         # Set by a worker: a lone newly ready step (a chain's next link) is run here at
         # once instead of a round trip through the queue. It is already QUEUED in
         # Postgres, so if this process dies the reconciler dispatches it as usual.
-        self.local_runner: Callable[[Dispatch], Awaitable[None]] | None = None
+        self.local_runner: Callable[[Dispatch], Coroutine[Any, Any, None]] | None = None
         self.eager_tasks: set[asyncio.Task[None]] = set()
 
     async def apply(self, effects: Effects) -> None:
@@ -152,9 +152,13 @@ class Engine:
                 if existing is not None:
                     return existing
             execution = WorkflowExecution(
-                id=uuid.uuid4(), workflow_id=workflow.id, status=ExecutionStatus.PENDING,
-                inputs=inputs, idempotency_key=idempotency_key, created_by=principal.user_id,
-            )  # fmt: skip
+                id=uuid.uuid4(),
+                workflow_id=workflow.id,
+                status=ExecutionStatus.PENDING,
+                inputs=inputs,
+                idempotency_key=idempotency_key,
+                created_by=principal.user_id,
+            )
             session.add(execution)
             try:
                 await session.flush()  # steps reference it: insert it first
@@ -168,18 +172,31 @@ class Engine:
             specs = [StepSpec.from_json(raw) for raw in workflow.steps]
             steps = [
                 StepExecution(
-                    id=uuid.uuid4(), execution_id=execution.id, step_key=spec.key,
-                    kind=spec.kind, depends_on=list(spec.depends_on),
-                    status=StepStatus.PENDING, max_attempts=spec.retry.max_attempts,
-                    attempt=0, dispatch_seq=0, lease_losses=0, tokens=0,
-                )  # fmt: skip
+                    id=uuid.uuid4(),
+                    execution_id=execution.id,
+                    step_key=spec.key,
+                    kind=spec.kind,
+                    depends_on=list(spec.depends_on),
+                    status=StepStatus.PENDING,
+                    max_attempts=spec.retry.max_attempts,
+                    attempt=0,
+                    dispatch_seq=0,
+                    lease_losses=0,
+                    tokens=0,
+                )
                 for spec in specs
             ]
             session.add_all(steps)
             await session.flush()
-            await record(session, effects, execution, "EXECUTION_CREATED",
-                         actor=principal.user_id, workflowKey=workflow.key,
-                         workflowVersion=workflow.version)  # fmt: skip
+            await record(
+                session,
+                effects,
+                execution,
+                "EXECUTION_CREATED",
+                actor=principal.user_id,
+                workflowKey=workflow.key,
+                workflowVersion=workflow.version,
+            )
             await queue_ready_steps(session, effects, execution, steps)
             await session.commit()
         if not dispatch:
@@ -218,8 +235,9 @@ class Engine:
                 if not step.status.terminal and step.status is not StepStatus.RUNNING:
                     set_step(execution, step, StepStatus.CANCELLED)
                     await record(session, effects, execution, "STEP_CANCELLED", step=step)
-            await record(session, effects, execution, "EXECUTION_CANCELLED",
-                         actor=principal.user_id)  # fmt: skip
+            await record(
+                session, effects, execution, "EXECUTION_CANCELLED", actor=principal.user_id
+            )
             await session.commit()
         await self.apply(effects)
         return execution
@@ -239,15 +257,23 @@ class Engine:
                 raise Conflict("a cancelled step is still stopping; retry in a moment")
             for step in steps:
                 if step.status in (StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.CANCELLED):
-                    set_step(execution, step, StepStatus.PENDING, attempt=0, error=None, output=None,
-                             finished_at=None, started_at=None, lease_losses=0,
-                             next_attempt_at=None)  # fmt: skip
+                    set_step(
+                        execution,
+                        step,
+                        StepStatus.PENDING,
+                        attempt=0,
+                        error=None,
+                        output=None,
+                        finished_at=None,
+                        started_at=None,
+                        lease_losses=0,
+                        next_attempt_at=None,
+                    )
             execution.status = ExecutionStatus.RUNNING
             execution.error = None
             execution.outputs = None
             execution.finished_at = None
-            await record(session, effects, execution, "EXECUTION_RETRIED",
-                         actor=principal.user_id)  # fmt: skip
+            await record(session, effects, execution, "EXECUTION_RETRIED", actor=principal.user_id)
             await queue_ready_steps(session, effects, execution, steps)
             await finish_if_done(session, effects, execution)
             await session.commit()
@@ -270,15 +296,29 @@ class Engine:
             decision = {"approved": approved, "comment": comment, "by": str(principal.user_id)}
             if approved:
                 set_step(execution, step, StepStatus.SUCCEEDED, output=decision)
-                await record(session, effects, execution, "STEP_APPROVED", step=step,
-                             actor=principal.user_id, comment=comment)  # fmt: skip
+                await record(
+                    session,
+                    effects,
+                    execution,
+                    "STEP_APPROVED",
+                    step=step,
+                    actor=principal.user_id,
+                    comment=comment,
+                )
                 execution.status = ExecutionStatus.RUNNING
                 await queue_ready_steps(session, effects, execution, steps)
             else:
                 reason = "rejected" + (f": {comment}" if comment else "")
                 set_step(execution, step, StepStatus.FAILED, output=decision, error=reason)
-                await record(session, effects, execution, "STEP_REJECTED", step=step,
-                             actor=principal.user_id, comment=comment)  # fmt: skip
+                await record(
+                    session,
+                    effects,
+                    execution,
+                    "STEP_REJECTED",
+                    step=step,
+                    actor=principal.user_id,
+                    comment=comment,
+                )
                 await skip_dependents(session, effects, execution, steps, step)
             await finish_if_done(session, effects, execution)
             await session.commit()
@@ -324,31 +364,52 @@ class Engine:
                 await record(session, effects, execution, "EXECUTION_STARTED")
             if kind is not None and kind.waits_for_approval:
                 set_step(execution, step, StepStatus.WAITING_APPROVAL, started_at=now())
-                await record(session, effects, execution, "STEP_WAITING_APPROVAL", step=step,
-                             prompt=spec.config.get("prompt"))  # fmt: skip
+                await record(
+                    session,
+                    effects,
+                    execution,
+                    "STEP_WAITING_APPROVAL",
+                    step=step,
+                    prompt=spec.config.get("prompt"),
+                )
                 await finish_if_done(session, effects, execution)
                 await session.commit()
                 await self.apply(effects)
                 return None
             lease = timedelta(seconds=self.settings.step_lease_seconds)
-            set_step(execution, step, StepStatus.RUNNING, attempt=step.attempt + 1, lease_owner=owner,
-                     lease_expires_at=now() + lease, started_at=now(),
-                     next_attempt_at=None)  # fmt: skip
+            set_step(
+                execution,
+                step,
+                StepStatus.RUNNING,
+                attempt=step.attempt + 1,
+                lease_owner=owner,
+                lease_expires_at=now() + lease,
+                started_at=now(),
+                next_attempt_at=None,
+            )
             await record(session, effects, execution, "STEP_STARTED", step=step)
-            outputs = {s.step_key: {"output": s.output} for s in loaded
-                       if s.step_key in needs and s.status is StepStatus.SUCCEEDED}  # fmt: skip
+            outputs = {
+                s.step_key: {"output": s.output}
+                for s in loaded
+                if s.step_key in needs and s.status is StepStatus.SUCCEEDED
+            }
             claimed = ClaimedStep(
-                step_id=step.id, execution_id=execution.id, step_key=step.step_key,
-                attempt=step.attempt, spec=spec, inputs=dict(execution.inputs),
-                outputs=outputs, actor_id=execution.created_by,
-            )  # fmt: skip
+                step_id=step.id,
+                execution_id=execution.id,
+                step_key=step.step_key,
+                attempt=step.attempt,
+                spec=spec,
+                inputs=dict(execution.inputs),
+                outputs=outputs,
+                actor_id=execution.created_by,
+            )
             if inline:
-                await self._run_inline(session, effects, execution, step, definition, claimed,
-                                       loaded)  # fmt: skip
-                claimed = None
+                await self._run_inline(
+                    session, effects, execution, step, definition, claimed, loaded
+                )
             await session.commit()
         await self.apply(effects)
-        return claimed
+        return None if inline else claimed
 
     async def _run_inline(
         self,
@@ -363,11 +424,16 @@ class Engine:
         kind = get_kind(step.kind)
         assert kind is not None
         ctx = StepContext(
-            settings=self.settings, sessionmaker=self.sessionmaker,
-            execution_id=execution.id, step_id=step.id, step_key=step.step_key,
-            attempt=step.attempt, actor_id=execution.created_by, inputs=claimed.inputs,
+            settings=self.settings,
+            sessionmaker=self.sessionmaker,
+            execution_id=execution.id,
+            step_id=step.id,
+            step_key=step.step_key,
+            attempt=step.attempt,
+            actor_id=execution.created_by,
+            inputs=claimed.inputs,
             steps=claimed.outputs,
-        )  # fmt: skip
+        )
         try:
             config = render_config(claimed.spec.config, kind.templated, ctx.variables)
             output = await asyncio.wait_for(kind.run(ctx, config), claimed.spec.timeout_seconds)
@@ -377,8 +443,9 @@ class Engine:
             error = f"output is not JSON: {exc}" if isinstance(exc, TypeError) else str(exc)
             below = {step.step_key, *definition.descendants(step.step_key)}
             steps = await steps_of(session, execution.id, below)
-            await _failed(session, effects, execution, definition, steps, step, error,
-                          retryable=retryable)  # fmt: skip
+            await _failed(
+                session, effects, execution, definition, steps, step, error, retryable=retryable
+            )
         else:
             await _succeeded(session, effects, execution, steps, step, output)
         await finish_if_done(session, effects, execution)
@@ -406,7 +473,9 @@ class Engine:
                 select(WorkflowExecution.status).where(WorkflowExecution.id == row[0])
             )
             await session.commit()
-        return HeartbeatResult.CANCELLED if status is ExecutionStatus.CANCELLED else HeartbeatResult.OK
+        return (
+            HeartbeatResult.CANCELLED if status is ExecutionStatus.CANCELLED else HeartbeatResult.OK
+        )
 
     async def _owned(
         self, session: AsyncSession, step_id: uuid.UUID, owner: str, *, reach: str
@@ -444,8 +513,9 @@ class Engine:
             if owned is None:
                 return False
             execution, _, steps, step = owned
-            await _succeeded(session, effects, execution, steps, step, output,
-                             cost_usd=cost_usd, tokens=tokens)  # fmt: skip
+            await _succeeded(
+                session, effects, execution, steps, step, output, cost_usd=cost_usd, tokens=tokens
+            )
             await finish_if_done(session, effects, execution)
             await session.commit()
         await self.apply(effects)
@@ -458,8 +528,9 @@ class Engine:
             if owned is None:
                 return False
             execution, definition, steps, step = owned
-            await _failed(session, effects, execution, definition, steps, step, error,
-                          retryable=retryable)  # fmt: skip
+            await _failed(
+                session, effects, execution, definition, steps, step, error, retryable=retryable
+            )
             await finish_if_done(session, effects, execution)
             await session.commit()
         await self.apply(effects)
@@ -505,11 +576,25 @@ async def _failed(
         await record(session, effects, execution, "STEP_CANCELLED", step=step)
     elif retryable and step.attempt < step.max_attempts:
         delay = definition.specs[step.step_key].retry.delay(step.attempt)
-        set_step(execution, step, StepStatus.RETRYING, error=error, lease_owner=None, lease_expires_at=None,
-                 next_attempt_at=now() + timedelta(seconds=delay))  # fmt: skip
+        set_step(
+            execution,
+            step,
+            StepStatus.RETRYING,
+            error=error,
+            lease_owner=None,
+            lease_expires_at=None,
+            next_attempt_at=now() + timedelta(seconds=delay),
+        )
         requeue(step, effects, defer=delay)
-        await record(session, effects, execution, "STEP_RETRYING", step=step, error=error,
-                     retryInSeconds=round(delay, 3))  # fmt: skip
+        await record(
+            session,
+            effects,
+            execution,
+            "STEP_RETRYING",
+            step=step,
+            error=error,
+            retryInSeconds=round(delay, 3),
+        )
     else:
         set_step(execution, step, StepStatus.FAILED, error=error)
         await record(session, effects, execution, "STEP_FAILED", step=step, error=error)

@@ -11,6 +11,7 @@ reconcilers never double-run a step (a stale dispatch fails its claim).
 from __future__ import annotations
 
 import uuid
+
 from sqlalchemy import select, text
 
 from cognitionos.db.models.workflows import StepExecution, StepStatus
@@ -61,17 +62,26 @@ async def _expired_lease(engine: Engine, step_id: uuid.UUID, execution_id: uuid.
             await record(session, effects, execution, "STEP_CANCELLED", step=step)
         elif step.lease_losses + 1 > engine.settings.max_lease_losses:
             error = f"the worker running this step was lost {step.lease_losses + 1} times"
-            set_step(execution, step, StepStatus.FAILED, error=error, lease_losses=step.lease_losses + 1)
+            set_step(
+                execution, step, StepStatus.FAILED, error=error, lease_losses=step.lease_losses + 1
+            )
             await record(session, effects, execution, "STEP_FAILED", step=step, error=error)
             await skip_dependents(session, effects, execution, steps, step)
         else:
             # A crash is not the step's failure: it does not use up an attempt.
-            set_step(execution, step, StepStatus.QUEUED, attempt=max(0, step.attempt - 1),
-                     lease_owner=None, lease_expires_at=None,
-                     lease_losses=step.lease_losses + 1)  # fmt: skip
+            set_step(
+                execution,
+                step,
+                StepStatus.QUEUED,
+                attempt=max(0, step.attempt - 1),
+                lease_owner=None,
+                lease_expires_at=None,
+                lease_losses=step.lease_losses + 1,
+            )
             requeue(step, effects)
-            await record(session, effects, execution, "STEP_LEASE_EXPIRED", step=step,
-                         lostWorker=lost)  # fmt: skip
+            await record(
+                session, effects, execution, "STEP_LEASE_EXPIRED", step=step, lostWorker=lost
+            )
         await finish_if_done(session, effects, execution)
         await session.commit()
     await engine.apply(effects)

@@ -42,11 +42,16 @@ async def run_claimed(engine: Engine, claimed: ClaimedStep, owner: str) -> None:
         await engine.fail(step_id, owner, f"unknown step kind {claimed.spec.kind}", retryable=False)
         return
     ctx = StepContext(
-        settings=engine.settings, sessionmaker=engine.sessionmaker,
-        execution_id=claimed.execution_id, step_id=step_id, step_key=claimed.step_key,
-        attempt=claimed.attempt, actor_id=claimed.actor_id, inputs=claimed.inputs,
+        settings=engine.settings,
+        sessionmaker=engine.sessionmaker,
+        execution_id=claimed.execution_id,
+        step_id=step_id,
+        step_key=claimed.step_key,
+        attempt=claimed.attempt,
+        actor_id=claimed.actor_id,
+        inputs=claimed.inputs,
         steps=claimed.outputs,
-    )  # fmt: skip
+    )
     try:
         config = render_config(claimed.spec.config, kind.templated, ctx.variables)
     except TemplateFailure as exc:

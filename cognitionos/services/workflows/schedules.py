@@ -99,10 +99,16 @@ async def create_schedule(
     if first is None:
         raise BadUserInput("that time is already past", field="expression")
     schedule = Schedule(
-        workflow_key=workflow_key, workflow_version=workflow_version, kind=kind,
-        expression=expression.strip(), timezone=timezone, inputs=inputs or {},
-        enabled=enabled, next_run_at=first, created_by=principal.user_id,
-    )  # fmt: skip
+        workflow_key=workflow_key,
+        workflow_version=workflow_version,
+        kind=kind,
+        expression=expression.strip(),
+        timezone=timezone,
+        inputs=inputs or {},
+        enabled=enabled,
+        next_run_at=first,
+        created_by=principal.user_id,
+    )
     session.add(schedule)
     await session.commit()
     return schedule
@@ -180,9 +186,11 @@ async def tick(engine: Engine, *, batch: int = 50) -> int:
             try:
                 execution = await engine.execute(
                     principal=Principal(user_id=schedule.created_by, role=Role.MEMBER),
-                    key=schedule.workflow_key, version=schedule.workflow_version,
-                    inputs=dict(schedule.inputs), idempotency_key=key,
-                )  # fmt: skip
+                    key=schedule.workflow_key,
+                    version=schedule.workflow_version,
+                    inputs=dict(schedule.inputs),
+                    idempotency_key=key,
+                )
                 schedule.last_execution_id = execution.id
                 fired += 1
             except CognitionError as exc:

@@ -36,14 +36,14 @@ __all__ = [
     "Dispatch",
     "Effects",
     "definition_of",
-    "lock_for_step",
     "finish_if_done",
     "lock_execution",
+    "lock_for_step",
     "now",
     "queue_ready_steps",
     "record",
-    "set_step",
     "requeue",
+    "set_step",
     "skip_dependents",
     "steps_of",
 ]
@@ -192,15 +192,23 @@ async def record(
     payload: dict[str, Any] = {"executionStatus": execution.status.value}
     if step is not None:
         payload.update(
-            stepId=str(step.id), stepKey=step.step_key, status=step.status.value,
+            stepId=str(step.id),
+            stepKey=step.step_key,
+            status=step.status.value,
             attempt=step.attempt,
-        )  # fmt: skip
+        )
     payload.update({k: v for k, v in data.items() if v is not None})
     execution.event_version += 1
     await append_event(
-        session, stream_type=STREAM, stream_id=execution.id, type=type, data=payload,
-        actor=actor, outbox=effects.events, version=execution.event_version,
-    )  # fmt: skip
+        session,
+        stream_type=STREAM,
+        stream_id=execution.id,
+        type=type,
+        data=payload,
+        actor=actor,
+        outbox=effects.events,
+        version=execution.event_version,
+    )
 
 
 def set_step(
@@ -258,7 +266,9 @@ async def skip_dependents(
     below = dag.ancestors(children, failed.step_key)
     for step in steps:
         if step.status is StepStatus.PENDING and step.step_key in below:
-            set_step(execution, step, StepStatus.SKIPPED, error=f"dependency {failed.step_key!r} failed")
+            set_step(
+                execution, step, StepStatus.SKIPPED, error=f"dependency {failed.step_key!r} failed"
+            )
             await record(session, effects, execution, "STEP_SKIPPED", step=step)
 
 
@@ -300,8 +310,13 @@ async def finish_if_done(
     if waiting:
         if execution.status is not ExecutionStatus.WAITING:
             execution.status = ExecutionStatus.WAITING
-            await record(session, effects, execution, "EXECUTION_WAITING",
-                         steps=[s.step_key for s in waiting])  # fmt: skip
+            await record(
+                session,
+                effects,
+                execution,
+                "EXECUTION_WAITING",
+                steps=[s.step_key for s in waiting],
+            )
         return
     if pending:  # blocked behind steps that cannot succeed: nothing else will run them
         for step in pending:

@@ -80,7 +80,9 @@ def kind_names() -> list[str]:
 
 
 def require_fields(
-    config: dict[str, Any], field: str, required: dict[str, type | tuple[type, ...]],
+    config: dict[str, Any],
+    field: str,
+    required: dict[str, type | tuple[type, ...]],
     optional: dict[str, type | tuple[type, ...]] | None = None,
 ) -> None:
     """Check a config's keys and types; name the offending field."""
@@ -90,10 +92,12 @@ def require_fields(
             raise BadUserInput(
                 f"unknown config field {key!r}; expected {sorted(allowed)}", field=f"{field}.{key}"
             )
-    for key, types in required.items():
+    for key in required:
         if key not in config:
             raise BadUserInput(f"config needs {key!r}", field=f"{field}.{key}")
     for key, types in allowed.items():
         if key in config and config[key] is not None and not isinstance(config[key], types):
-            names = types.__name__ if isinstance(types, type) else "/".join(t.__name__ for t in types)
+            names = (
+                types.__name__ if isinstance(types, type) else "/".join(t.__name__ for t in types)
+            )
             raise BadUserInput(f"{key!r} must be {names}", field=f"{field}.{key}")

@@ -72,9 +72,16 @@ class HttpStep:
 
     def validate(self, config: dict[str, Any], *, field: str) -> None:
         require_fields(
-            config, field, {"url": str},
-            {"method": str, "headers": dict, "body": (str, dict, list), "timeoutSeconds": (int, float)},
-        )  # fmt: skip
+            config,
+            field,
+            {"url": str},
+            {
+                "method": str,
+                "headers": dict,
+                "body": (str, dict, list),
+                "timeoutSeconds": (int, float),
+            },
+        )
         method = str(config.get("method", "GET")).upper()
         if method not in _METHODS:
             raise BadUserInput(f"unsupported method {method}", field=f"{field}.method")

@@ -86,11 +86,18 @@ class PythonStep:
         wall = float(config.get("timeoutSeconds") or settings.python_step_wall_seconds)
         with tempfile.TemporaryDirectory(prefix="cognitionos-step-") as workdir:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-I", "-S", "-c", _RUNNER,
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, cwd=workdir, env={},
-                preexec_fn=_limits(settings),  # noqa: PLW1509 (rlimits must be set pre-exec)
-            )  # fmt: skip
+                sys.executable,
+                "-I",
+                "-S",
+                "-c",
+                _RUNNER,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=workdir,
+                env={},
+                preexec_fn=_limits(settings),
+            )
             try:
                 out, err = await asyncio.wait_for(proc.communicate(payload.encode()), wall)
             except (TimeoutError, asyncio.CancelledError):

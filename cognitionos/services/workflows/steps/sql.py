@@ -72,11 +72,12 @@ class SqlStep:
             try:
                 async with session.begin():
                     await session.execute(text("SET TRANSACTION READ ONLY"))
-                    await session.execute(
-                        text(f"SET LOCAL statement_timeout = {int(settings.sql_statement_timeout_ms)}")
+                    timeout_ms = int(settings.sql_statement_timeout_ms)
+                    await session.execute(text(f"SET LOCAL statement_timeout = {timeout_ms}"))
+                    result = await session.execute(
+                        text(config["query"]), config.get("params") or {}
                     )
-                    result = await session.execute(text(config["query"]), config.get("params") or {})
-                    if not result.returns_rows:
+                    if not getattr(result, "returns_rows", True):  # DML/DDL would have no rows
                         return {"columns": [], "rows": [], "truncated": False}
                     columns = list(result.keys())
                     rows = result.fetchmany(cap + 1)

@@ -12,8 +12,10 @@ __all__ = ["TransformStep", "parse_json_or_text"]
 
 def parse_json_or_text(text: str) -> Any:
     stripped = text.strip()
-    if stripped[:1] in ('{', '[', '"') or stripped in ("true", "false", "null") or (
-        stripped[:1].isdigit() or stripped[:1] == "-"
+    if (
+        stripped[:1] in ("{", "[", '"')
+        or stripped in ("true", "false", "null")
+        or (stripped[:1].isdigit() or stripped[:1] == "-")
     ):
         try:
             return json.loads(stripped)
