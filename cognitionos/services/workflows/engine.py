@@ -39,16 +39,17 @@ from cognitionos.services.workflows.transitions import (
     Dispatch,
     Effects,
     definition_of,
+    fail_step,
     finish_if_done,
     lock_execution,
     lock_for_step,
     now,
     queue_ready_steps,
     record,
-    requeue,
     set_step,
     skip_dependents,
     steps_of,
+    succeed_step,
 )
 
 __all__ = ["ClaimedStep", "Dispatcher", "Engine", "HeartbeatResult"]
@@ -443,11 +444,11 @@ class Engine:
             error = f"output is not JSON: {exc}" if isinstance(exc, TypeError) else str(exc)
             below = {step.step_key, *definition.descendants(step.step_key)}
             steps = await steps_of(session, execution.id, below)
-            await _failed(
+            await fail_step(
                 session, effects, execution, definition, steps, step, error, retryable=retryable
             )
         else:
-            await _succeeded(session, effects, execution, steps, step, output)
+            await succeed_step(session, effects, execution, steps, step, output)
         await finish_if_done(session, effects, execution)
 
     async def heartbeat(self, step_id: uuid.UUID, owner: str) -> str:
@@ -513,7 +514,7 @@ class Engine:
             if owned is None:
                 return False
             execution, _, steps, step = owned
-            await _succeeded(
+            await succeed_step(
                 session, effects, execution, steps, step, output, cost_usd=cost_usd, tokens=tokens
             )
             await finish_if_done(session, effects, execution)
@@ -528,74 +529,10 @@ class Engine:
             if owned is None:
                 return False
             execution, definition, steps, step = owned
-            await _failed(
+            await fail_step(
                 session, effects, execution, definition, steps, step, error, retryable=retryable
             )
             await finish_if_done(session, effects, execution)
             await session.commit()
         await self.apply(effects)
         return True
-
-
-async def _succeeded(
-    session: AsyncSession,
-    effects: Effects,
-    execution: WorkflowExecution,
-    steps: list[StepExecution],
-    step: StepExecution,
-    output: Any,
-    *,
-    cost_usd: Decimal | None = None,
-    tokens: int = 0,
-) -> None:
-    step.cost_usd, step.tokens = cost_usd, tokens
-    if execution.status is ExecutionStatus.CANCELLED:
-        set_step(execution, step, StepStatus.CANCELLED)
-        await record(session, effects, execution, "STEP_CANCELLED", step=step)
-        return
-    set_step(execution, step, StepStatus.SUCCEEDED, output=output, error=None)
-    await record(session, effects, execution, "STEP_SUCCEEDED", step=step)
-    await queue_ready_steps(session, effects, execution, steps)
-
-
-async def _failed(
-    session: AsyncSession,
-    effects: Effects,
-    execution: WorkflowExecution,
-    definition: Definition,
-    steps: list[StepExecution],
-    step: StepExecution,
-    error: str,
-    *,
-    retryable: bool,
-) -> None:
-    """Retry with backoff while attempts remain; else fail and skip what depends on it."""
-    error = error[:4000]
-    if execution.status is ExecutionStatus.CANCELLED:
-        set_step(execution, step, StepStatus.CANCELLED, error=error)
-        await record(session, effects, execution, "STEP_CANCELLED", step=step)
-    elif retryable and step.attempt < step.max_attempts:
-        delay = definition.specs[step.step_key].retry.delay(step.attempt)
-        set_step(
-            execution,
-            step,
-            StepStatus.RETRYING,
-            error=error,
-            lease_owner=None,
-            lease_expires_at=None,
-            next_attempt_at=now() + timedelta(seconds=delay),
-        )
-        requeue(step, effects, defer=delay)
-        await record(
-            session,
-            effects,
-            execution,
-            "STEP_RETRYING",
-            step=step,
-            error=error,
-            retryInSeconds=round(delay, 3),
-        )
-    else:
-        set_step(execution, step, StepStatus.FAILED, error=error)
-        await record(session, effects, execution, "STEP_FAILED", step=step, error=error)
-        await skip_dependents(session, effects, execution, steps, step)

@@ -36,6 +36,7 @@ __all__ = [
     "Dispatch",
     "Effects",
     "definition_of",
+    "fail_step",
     "finish_if_done",
     "lock_execution",
     "lock_for_step",
@@ -46,6 +47,7 @@ __all__ = [
     "set_step",
     "skip_dependents",
     "steps_of",
+    "succeed_step",
 ]
 
 STREAM = "execution"
@@ -339,3 +341,67 @@ async def finish_if_done(
     execution.outputs = {key: by_key[key].output for key in dag.sinks(graph)}
     execution.error = None
     await record(session, effects, execution, "EXECUTION_SUCCEEDED")
+
+
+async def succeed_step(
+    session: AsyncSession,
+    effects: Effects,
+    execution: WorkflowExecution,
+    steps: list[StepExecution],
+    step: StepExecution,
+    output: Any,
+    *,
+    cost_usd: Decimal | None = None,
+    tokens: int = 0,
+) -> None:
+    step.cost_usd, step.tokens = cost_usd, tokens
+    if execution.status is ExecutionStatus.CANCELLED:
+        set_step(execution, step, StepStatus.CANCELLED)
+        await record(session, effects, execution, "STEP_CANCELLED", step=step)
+        return
+    set_step(execution, step, StepStatus.SUCCEEDED, output=output, error=None)
+    await record(session, effects, execution, "STEP_SUCCEEDED", step=step)
+    await queue_ready_steps(session, effects, execution, steps)
+
+
+async def fail_step(
+    session: AsyncSession,
+    effects: Effects,
+    execution: WorkflowExecution,
+    definition: Definition,
+    steps: list[StepExecution],
+    step: StepExecution,
+    error: str,
+    *,
+    retryable: bool,
+) -> None:
+    """Retry with backoff while attempts remain; else fail and skip what depends on it."""
+    error = error[:4000]
+    if execution.status is ExecutionStatus.CANCELLED:
+        set_step(execution, step, StepStatus.CANCELLED, error=error)
+        await record(session, effects, execution, "STEP_CANCELLED", step=step)
+    elif retryable and step.attempt < step.max_attempts:
+        delay = definition.specs[step.step_key].retry.delay(step.attempt)
+        set_step(
+            execution,
+            step,
+            StepStatus.RETRYING,
+            error=error,
+            lease_owner=None,
+            lease_expires_at=None,
+            next_attempt_at=now() + timedelta(seconds=delay),
+        )
+        requeue(step, effects, defer=delay)
+        await record(
+            session,
+            effects,
+            execution,
+            "STEP_RETRYING",
+            step=step,
+            error=error,
+            retryInSeconds=round(delay, 3),
+        )
+    else:
+        set_step(execution, step, StepStatus.FAILED, error=error)
+        await record(session, effects, execution, "STEP_FAILED", step=step, error=error)
+        await skip_dependents(session, effects, execution, steps, step)
