@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import strawberry
 from strawberry import Info
 
@@ -21,19 +19,12 @@ from cognitionos.schema.auth import (
     UserConnection,
     UserStatus,
 )
-from cognitionos.schema.common import connection_from_page
+from cognitionos.schema.common import connection_from_page, parse_id
 from cognitionos.schema.permissions import IsAdmin, IsAuthenticated, IsUserSession
 from cognitionos.services import auth
 from cognitionos.services.errors import BadUserInput, Forbidden, Unauthenticated
 
 __all__ = ["AuthMutation", "AuthQuery"]
-
-
-def _uuid(value: str, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise BadUserInput(f"{field} is not a valid id", field=field) from None
 
 
 async def _limit_login(ctx: Context, email: str) -> None:
@@ -101,7 +92,7 @@ class AuthQuery:
                 session,
                 first=first,
                 after=after,
-                user_id=_uuid(user_id, "userId") if user_id else None,
+                user_id=parse_id(user_id, "userId") if user_id else None,
                 kind=event,
             )
         return connection_from_page(page, AuditEvent.from_model)
@@ -205,7 +196,7 @@ class AuthMutation:
             key = await auth.revoke_api_key(
                 session,
                 principal=ctx.require_principal(),
-                key_id=_uuid(id, "id"),
+                key_id=parse_id(id, "id"),
                 client=ctx.client,
             )
         return ApiKey.from_model(key)
@@ -219,7 +210,7 @@ class AuthMutation:
             user = await auth.update_user(
                 session,
                 actor_id=ctx.require_principal().user_id,
-                user_id=_uuid(input.user_id, "userId"),
+                user_id=parse_id(input.user_id, "userId"),
                 role=input.role,
                 status=input.status,
                 client=ctx.client,

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
-
 import strawberry
 from strawberry import Info
 
 from cognitionos.context import Context
-from cognitionos.schema.common import connection_from_page
+from cognitionos.schema.common import connection_from_page, json_object, parse_id
 from cognitionos.schema.permissions import IsMember, IsViewer
 from cognitionos.schema.workflows import (
     CreateWorkflowInput,
@@ -27,25 +24,9 @@ from cognitionos.schema.workflows import (
     WorkflowFilter,
 )
 from cognitionos.services import workflows as wf
-from cognitionos.services.errors import BadUserInput
 from cognitionos.services.events import list_events
 
 __all__ = ["WorkflowMutation", "WorkflowQuery"]
-
-
-def _uuid(value: Any, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise BadUserInput(f"{field} is not a valid id", field=field) from None
-
-
-def _object(value: Any, field: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise BadUserInput(f"{field} must be a JSON object", field=field)
-    return value
 
 
 @strawberry.type
@@ -80,7 +61,7 @@ class WorkflowQuery:
         ctx = info.context
         async with ctx.session() as session:
             row = await wf.get_execution(
-                session, principal=ctx.require_principal(), execution_id=_uuid(id, "id")
+                session, principal=ctx.require_principal(), execution_id=parse_id(id, "id")
             )
         return Execution.from_model(row)
 
@@ -110,7 +91,7 @@ class WorkflowQuery:
         self, info: Info[Context, None], stream_id: strawberry.ID, after: int | None = None
     ) -> list[Event]:
         ctx = info.context
-        execution_id = _uuid(stream_id, "streamId")
+        execution_id = parse_id(stream_id, "streamId")
         async with ctx.session() as session:
             await wf.get_execution(
                 session, principal=ctx.require_principal(), execution_id=execution_id
@@ -143,7 +124,7 @@ class WorkflowMutation:
                 steps=[s.as_json() for s in input.steps],
                 description=input.description,
                 tags=input.tags or [],
-                input_schema=_object(input.input_schema, "inputSchema") or None,
+                input_schema=json_object(input.input_schema, "inputSchema") or None,
             )
         return Workflow.from_model(row)
 
@@ -156,7 +137,7 @@ class WorkflowMutation:
             principal=ctx.require_principal(),
             key=input.workflow_key,
             version=input.version,
-            inputs=_object(input.inputs, "inputs"),
+            inputs=json_object(input.inputs, "inputs"),
             idempotency_key=input.idempotency_key,
         )
         return Execution.from_model(row)
@@ -165,7 +146,7 @@ class WorkflowMutation:
     async def cancel_execution(self, info: Info[Context, None], id: strawberry.ID) -> Execution:
         ctx = info.context
         row = await ctx.services.workflow_engine.cancel(
-            principal=ctx.require_principal(), execution_id=_uuid(id, "id")
+            principal=ctx.require_principal(), execution_id=parse_id(id, "id")
         )
         return Execution.from_model(row)
 
@@ -175,7 +156,7 @@ class WorkflowMutation:
     async def retry_execution(self, info: Info[Context, None], id: strawberry.ID) -> Execution:
         ctx = info.context
         row = await ctx.services.workflow_engine.retry(
-            principal=ctx.require_principal(), execution_id=_uuid(id, "id")
+            principal=ctx.require_principal(), execution_id=parse_id(id, "id")
         )
         return Execution.from_model(row)
 
@@ -190,7 +171,7 @@ class WorkflowMutation:
         ctx = info.context
         row = await ctx.services.workflow_engine.approve(
             principal=ctx.require_principal(),
-            step_id=_uuid(step_execution_id, "stepExecutionId"),
+            step_id=parse_id(step_execution_id, "stepExecutionId"),
             approved=approved,
             comment=comment,
         )
@@ -208,7 +189,7 @@ class WorkflowMutation:
                 kind=input.kind,
                 expression=input.expression,
                 timezone=input.timezone,
-                inputs=_object(input.inputs, "inputs"),
+                inputs=json_object(input.inputs, "inputs"),
                 enabled=input.enabled,
             )
         return Schedule.from_model(row)
@@ -222,10 +203,10 @@ class WorkflowMutation:
             row = await wf.update_schedule(
                 session,
                 principal=ctx.require_principal(),
-                schedule_id=_uuid(id, "id"),
+                schedule_id=parse_id(id, "id"),
                 expression=input.expression,
                 timezone=input.timezone,
-                inputs=None if input.inputs is None else _object(input.inputs, "inputs"),
+                inputs=None if input.inputs is None else json_object(input.inputs, "inputs"),
                 enabled=input.enabled,
             )
         return Schedule.from_model(row)
@@ -235,5 +216,5 @@ class WorkflowMutation:
         ctx = info.context
         async with ctx.session() as session:
             return await wf.delete_schedule(
-                session, principal=ctx.require_principal(), schedule_id=_uuid(id, "id")
+                session, principal=ctx.require_principal(), schedule_id=parse_id(id, "id")
             )

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import strawberry
 from strawberry.scalars import JSON
 
+from cognitionos.services.errors import BadUserInput
 from cognitionos.services.pagination import Page
 
-__all__ = ["JSON", "Connection", "Edge", "Health", "PageInfo", "connection_from_page"]
+__all__ = [
+    "JSON",
+    "Connection",
+    "Edge",
+    "Health",
+    "PageInfo",
+    "connection_from_page",
+    "json_object",
+    "parse_id",
+]
 
 T = TypeVar("T")
 
@@ -47,3 +58,20 @@ class Health:
     redis: str
     worker: str
     version: str
+
+
+def parse_id(value: object, field: str) -> uuid.UUID:
+    """An ``ID`` argument as a UUID; BAD_USER_INPUT naming the field otherwise."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise BadUserInput(f"{field} is not a valid id", field=field) from None
+
+
+def json_object(value: Any, field: str) -> dict[str, Any]:
+    """A ``JSON`` argument that must be an object (None: empty)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadUserInput(f"{field} must be a JSON object", field=field)
+    return value

@@ -76,6 +76,20 @@ class ClaimedStep:
     outputs: dict[str, dict[str, Any]]
     actor_id: uuid.UUID | None
 
+    def context(self, engine: Engine) -> StepContext:
+        """What the step's kind sees while it runs."""
+        return StepContext(
+            settings=engine.settings,
+            sessionmaker=engine.sessionmaker,
+            execution_id=self.execution_id,
+            step_id=self.step_id,
+            step_key=self.step_key,
+            attempt=self.attempt,
+            actor_id=self.actor_id,
+            inputs=self.inputs,
+            steps=self.outputs,
+        )
+
 
 class HeartbeatResult:
     OK = "ok"
@@ -424,17 +438,7 @@ class Engine:
     ) -> None:
         kind = get_kind(step.kind)
         assert kind is not None
-        ctx = StepContext(
-            settings=self.settings,
-            sessionmaker=self.sessionmaker,
-            execution_id=execution.id,
-            step_id=step.id,
-            step_key=step.step_key,
-            attempt=step.attempt,
-            actor_id=execution.created_by,
-            inputs=claimed.inputs,
-            steps=claimed.outputs,
-        )
+        ctx = claimed.context(self)
         try:
             config = render_config(claimed.spec.config, kind.templated, ctx.variables)
             output = await asyncio.wait_for(kind.run(ctx, config), claimed.spec.timeout_seconds)

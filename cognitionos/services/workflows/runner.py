@@ -9,7 +9,7 @@ from typing import Any
 
 from cognitionos.observability import get_logger
 from cognitionos.services.workflows.engine import ClaimedStep, Engine, HeartbeatResult
-from cognitionos.services.workflows.steps import StepContext, StepFailure, get_kind
+from cognitionos.services.workflows.steps import StepFailure, get_kind
 from cognitionos.services.workflows.templates import TemplateFailure, render_config
 
 __all__ = ["run_claimed"]
@@ -41,17 +41,7 @@ async def run_claimed(engine: Engine, claimed: ClaimedStep, owner: str) -> None:
     if kind is None:
         await engine.fail(step_id, owner, f"unknown step kind {claimed.spec.kind}", retryable=False)
         return
-    ctx = StepContext(
-        settings=engine.settings,
-        sessionmaker=engine.sessionmaker,
-        execution_id=claimed.execution_id,
-        step_id=step_id,
-        step_key=claimed.step_key,
-        attempt=claimed.attempt,
-        actor_id=claimed.actor_id,
-        inputs=claimed.inputs,
-        steps=claimed.outputs,
-    )
+    ctx = claimed.context(engine)
     try:
         config = render_config(claimed.spec.config, kind.templated, ctx.variables)
     except TemplateFailure as exc:
