@@ -12,7 +12,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from cognitionos.config import ConfigError, Settings
 from cognitionos.context import Services
@@ -24,12 +25,19 @@ from cognitionos.schema import build_schema
 from cognitionos.services.ratelimit import RateLimiter
 from cognitionos.services.workflows import Engine
 from cognitionos.web import health
+from cognitionos.subscriptions.pubsub import PubSubHub
 from cognitionos.web.graphql_http import GraphQLHTTP
+from cognitionos.web.graphql_ws import GraphQLWebSocket
 from cognitionos.web.middleware import RequestContextMiddleware
 
 __all__ = ["create_app"]
 
 log = get_logger("cognitionos.app")
+
+
+async def _graphql_ws(websocket: WebSocket) -> None:
+    endpoint: GraphQLWebSocket = websocket.app.state.graphql_ws
+    await endpoint.handle(websocket)
 
 
 async def _graphql(request: Request) -> Response:
@@ -58,6 +66,8 @@ def create_app(settings: Settings) -> Starlette:
         # here, so the app starts (and reports 503) while Redis is down.
         redis = ArqRedis.from_url(redis_url, health_check_interval=30)
         sessionmaker = create_sessionmaker(engine)
+        pubsub = PubSubHub(redis_url, queue_size=settings.pubsub_queue_size)
+        pubsub.start()
         services = Services(
             settings=settings,
             sessionmaker=sessionmaker,
@@ -70,9 +80,11 @@ def create_app(settings: Settings) -> Starlette:
                 redis=redis,
                 dispatcher=ArqDispatcher(redis),
             ),
+            pubsub=pubsub,
         )
         app.state.services = services
         app.state.graphql = GraphQLHTTP(schema, services)
+        app.state.graphql_ws = GraphQLWebSocket(schema, services)
         worker_task: asyncio.Task[None] | None = None
         worker = None
         if settings.run_worker_in_process:
@@ -90,11 +102,13 @@ def create_app(settings: Settings) -> Starlette:
                     # arq's close() calls redis' deprecated close(); harmless.
                     warnings.simplefilter("ignore", DeprecationWarning)
                     await worker.close()
+            await pubsub.stop()
             await redis.aclose()
             await engine.dispose()
 
     routes = [
         Route("/graphql", _graphql, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        WebSocketRoute("/graphql", _graphql_ws),
         Route("/health/live", health.live),
         Route("/health/ready", health.ready),
         Route("/metrics", health.metrics),

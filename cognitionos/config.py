@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     worker_poll_delay_seconds: float = 0.01
     worker_max_jobs: int = 50
 
+    # Websockets and live delivery.
+    ws_init_timeout_seconds: float = 10.0  # connection_init must arrive within this
+    ws_keepalive_seconds: float = 15.0  # server pings on idle connections
+    ws_max_subscriptions: int = 100  # per connection
+    pubsub_queue_size: int = 1000  # per subscriber; a slower one is cut off
+
     # Workflow engine.
     step_lease_seconds: float = 30.0  # a dead worker's step is re-run this long after
     reconcile_interval_seconds: float = 1.0

@@ -7,7 +7,7 @@ sibling fields concurrently, so each resolver opens its own short session.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cognitionos.services.auth import (
     AccountPolicy,
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from cognitionos.observability import Metrics
     from cognitionos.services.ratelimit import RateLimiter
     from cognitionos.services.workflows import Engine
+    from cognitionos.subscriptions.pubsub import PubSubHub
 
 __all__ = ["Context", "Services"]
 
@@ -41,6 +42,7 @@ class Services:
     rate_limiter: RateLimiter
     metrics: Metrics
     workflow_engine: Engine
+    pubsub: PubSubHub
 
     @property
     def account_policy(self) -> AccountPolicy:
@@ -73,6 +75,8 @@ class Context:
     principal: Principal | None = None
     # Set by the error extension when execution started (vs. a request error).
     executed: bool = field(default=False)
+    # The websocket's connection_init payload (strawberry fills it in).
+    connection_params: dict[str, Any] | None = None
     # Metric labels, filled in from the parsed document.
     operation_type: str = "unknown"
     operation_name: str = "anonymous"

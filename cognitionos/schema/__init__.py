@@ -19,6 +19,7 @@ from strawberry.types import ExecutionContext
 from cognitionos.config import Settings
 from cognitionos.resolvers import Mutation, Query
 from cognitionos.schema.errors import ErrorFormatter
+from cognitionos.subscriptions import Subscription
 
 __all__ = ["CognitionSchema", "build_schema"]
 
@@ -42,4 +43,6 @@ def build_schema(settings: Settings | None = None) -> CognitionSchema:
     if not settings.introspection:
         extensions.append(DisableIntrospection)
     typed: list[type[SchemaExtension]] = extensions
-    return CognitionSchema(query=Query, mutation=Mutation, extensions=typed)
+    return CognitionSchema(
+        query=Query, mutation=Mutation, subscription=Subscription, extensions=typed
+    )

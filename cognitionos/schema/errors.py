@@ -62,12 +62,25 @@ class ErrorFormatter(SchemaExtension):
         except RuntimeError:
             pass  # no valid document: keep the defaults
         context.operation_name = (self.execution_context.operation_name or "anonymous")[:64]
-        result = self.execution_context.result
+        self._format(self.execution_context.result)
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        """Each result a subscription sends, before it leaves."""
+        self._format(result)
+        yield
+
+    def _format(self, result: Any) -> None:
         errors = getattr(result, "errors", None)
         if not errors:
             return
-        formatted = [format_error_extensions(e, context.request_id) for e in errors]
+        context = self.execution_context.context
         metric = context.services.metrics.graphql_errors
-        for error in formatted:
+        formatted = []
+        for error in errors:
+            if "requestId" in (error.extensions or {}):
+                formatted.append(error)  # done already
+                continue
+            error = format_error_extensions(error, context.request_id)
             metric.labels((error.extensions or {}).get("code", "UNKNOWN")).inc()
-        result.errors = formatted  # type: ignore[union-attr]
+            formatted.append(error)
+        result.errors = formatted

@@ -168,15 +168,22 @@ class Execution:
     started_at: datetime | None
     finished_at: datetime | None
     model: strawberry.Private[models.WorkflowExecution]
+    # Subscriptions load a fresh snapshot per event instead of the connection's loaders.
+    preloaded_steps: strawberry.Private[list[models.StepExecution] | None] = None
+    preloaded_workflow: strawberry.Private[models.Workflow | None] = None
 
     @strawberry.field
     async def steps(self, info: Info) -> list[StepExecution]:
-        rows = await info.context.loaders.steps.load(self.model.id)
+        rows = self.preloaded_steps
+        if rows is None:
+            rows = await info.context.loaders.steps.load(self.model.id)
         return [StepExecution.from_model(r) for r in rows]
 
     @strawberry.field
     async def workflow(self, info: Info) -> Workflow:
-        row = await info.context.loaders.workflow.load(self.model.workflow_id)
+        row = self.preloaded_workflow
+        if row is None:
+            row = await info.context.loaders.workflow.load(self.model.workflow_id)
         return Workflow.from_model(row)
 
     @classmethod

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cognitionos.db.models.events import Event
 
-__all__ = ["append_event", "channel_for", "list_events", "publish_events"]
+__all__ = ["append_event", "channel_for", "list_events", "publish_events", "version_at"]
 
 CHANNEL_PREFIX = "cognitionos:events:"
 
@@ -78,9 +78,27 @@ async def publish_events(redis: Redis, events: Iterable[Event]) -> None:
 
 
 async def list_events(
-    session: AsyncSession, *, stream_id: uuid.UUID, after: int | None = None, limit: int = 1000
+    session: AsyncSession,
+    *,
+    stream_id: uuid.UUID,
+    after: int | None = None,
+    after_version: int | None = None,
+    limit: int = 1000,
 ) -> Sequence[Event]:
+    """A stream's events in order, after a global ``position`` or a stream ``version``."""
     stmt = select(Event).where(Event.stream_id == stream_id)
     if after is not None:
         stmt = stmt.where(Event.position > after)
-    return (await session.scalars(stmt.order_by(Event.position).limit(limit))).all()
+    if after_version is not None:
+        stmt = stmt.where(Event.version > after_version)
+    return (await session.scalars(stmt.order_by(Event.version).limit(limit))).all()
+
+
+async def version_at(session: AsyncSession, *, stream_id: uuid.UUID, position: int) -> int:
+    """The stream's version as of a position (0 before its first event)."""
+    found = await session.scalar(
+        select(func.coalesce(func.max(Event.version), 0)).where(
+            Event.stream_id == stream_id, Event.position <= position
+        )
+    )
+    return int(found or 0)

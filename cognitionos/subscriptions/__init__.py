@@ -1,0 +1,12 @@
+"""Live subscriptions: the pub/sub hub, channel names, Subscription classes."""
+
+from __future__ import annotations
+
+from strawberry.tools import merge_types
+
+from cognitionos.subscriptions.executions import ExecutionSubscription
+from cognitionos.subscriptions.feeds import FeedSubscription
+
+__all__ = ["Subscription"]
+
+Subscription = merge_types("Subscription", (ExecutionSubscription, FeedSubscription))

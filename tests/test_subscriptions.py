@@ -1,0 +1,142 @@
+"""Live subscriptions over real websockets, against the real server and worker."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.support import CREATE_WORKFLOW, EXECUTE, GQL, LiveServer
+from tests.ws_support import EXECUTION_UPDATED, LEGACY_WS, WS
+
+HISTORY = "query($id: ID!) { events(streamId: $id) { position version type } }"
+
+
+def chain(gql: GQL, token: str, key: str, n: int = 5, sleep: float = 0.0) -> None:
+    """n steps in a row; with ``sleep`` each one is a PYTHON step that takes that long."""
+    steps = []
+    for i in range(n):
+        step: dict[str, Any] = (
+            {"kind": "PYTHON", "config": {"code": f"import time\ntime.sleep({sleep})\nresult = {i}"}}
+            if sleep
+            else {"kind": "TRANSFORM", "config": {"template": str(i)}}
+        )
+        steps.append({"key": f"s{i}", "dependsOn": [f"s{i - 1}"] if i else [], **step})
+    gql.ok(CREATE_WORKFLOW, {"input": {"key": key, "version": "1.0.0", "name": key,
+                                       "steps": steps}}, token=token)  # fmt: skip
+
+
+def start(gql: GQL, token: str, key: str) -> str:
+    return str(gql.ok(EXECUTE, {"input": {"workflowKey": key}}, token=token)["executeWorkflow"]["id"])
+
+
+def history(gql: GQL, token: str, execution_id: str) -> list[tuple[int, str]]:
+    events = gql.ok(HISTORY, {"id": execution_id}, token=token)["events"]
+    return [(e["position"], e["type"]) for e in events]
+
+
+def seen(payloads: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    return [(p["data"]["executionUpdated"]["position"], p["data"]["executionUpdated"]["type"])
+            for p in payloads]  # fmt: skip
+
+
+@pytest.fixture
+def gql(engine_server: LiveServer) -> GQL:
+    return engine_server.gql
+
+
+async def test_subscriber_sees_every_transition_in_order_then_completes(
+    engine_server: LiveServer, gql: GQL
+) -> None:
+    token = gql.member("watcher@example.com")
+    chain(gql, token, "five", sleep=0.1)
+    async with WS(engine_server.url) as ws:
+        assert (await ws.init(token))["type"] == "connection_ack"
+        execution_id = start(gql, token, "five")
+        await ws.subscribe("1", EXECUTION_UPDATED, {"id": execution_id})
+        payloads = await ws.collect("1")
+    events = seen(payloads)
+    assert events == history(gql, token, execution_id)  # all of them, in order, once
+    types = [t for _, t in events]
+    assert types[-1] == "EXECUTION_SUCCEEDED"
+    assert types.count("STEP_STARTED") == 5 and types.count("STEP_SUCCEEDED") == 5
+    last = payloads[-1]["data"]["executionUpdated"]
+    assert last["execution"]["status"] == "SUCCEEDED"
+    step_events = [p["data"]["executionUpdated"] for p in payloads
+                   if p["data"]["executionUpdated"]["type"] == "STEP_SUCCEEDED"]  # fmt: skip
+    assert [e["step"]["stepKey"] for e in step_events] == ["s0", "s1", "s2", "s3", "s4"]
+
+
+async def test_resume_after_disconnect_has_no_gap_and_no_duplicate(
+    engine_server: LiveServer, gql: GQL
+) -> None:
+    token = gql.member("resume@example.com")
+    chain(gql, token, "resumable", sleep=0.3)
+    execution_id = start(gql, token, "resumable")
+    async with WS(engine_server.url) as ws:
+        await ws.init(token)
+        await ws.subscribe("1", EXECUTION_UPDATED, {"id": execution_id})
+        first = seen(await ws.collect("1", limit=4))
+    await asyncio.sleep(0.5)  # events keep happening while we are away
+    async with WS(engine_server.url) as ws:
+        await ws.init(token)
+        await ws.subscribe("2", EXECUTION_UPDATED, {"id": execution_id, "after": first[-1][0]})
+        rest = seen(await ws.collect("2"))
+    assert first + rest == history(gql, token, execution_id)
+    assert rest[-1][1] == "EXECUTION_SUCCEEDED"
+
+
+async def test_finished_execution_replays_and_completes(engine_server: LiveServer, gql: GQL) -> None:
+    token = gql.member("late@example.com")
+    chain(gql, token, "done", n=2)
+    execution_id = start(gql, token, "done")
+    gql.wait_execution(execution_id, token)
+    async with WS(engine_server.url, protocol=LEGACY_WS) as ws:  # the legacy protocol too
+        assert (await ws.init(token))["type"] == "connection_ack"
+        await ws.subscribe("1", EXECUTION_UPDATED, {"id": execution_id})
+        assert seen(await ws.collect("1")) == history(gql, token, execution_id)
+
+
+@pytest.mark.parametrize("payload", [{}, {"authorization": "Bearer not-a-token"},
+                                     {"authorization": "Basic abc"}])  # fmt: skip
+async def test_bad_credentials_close_with_4403(engine_server: LiveServer, payload: Any) -> None:
+    async with WS(engine_server.url) as ws:
+        await ws.send({"type": "connection_init", "payload": payload})
+        code, reason = await ws.closed()
+    assert (code, reason) == (4403, "Forbidden")
+
+
+async def test_another_users_execution_is_forbidden(engine_server: LiveServer, gql: GQL) -> None:
+    owner = gql.member("owner@example.com")
+    chain(gql, owner, "private", n=1)
+    execution_id = start(gql, owner, "private")
+    snoop = gql.member("snoop@example.com")
+    async with WS(engine_server.url) as ws:
+        await ws.init(snoop)
+        await ws.subscribe("1", EXECUTION_UPDATED, {"id": execution_id})
+        message = await ws.recv()
+    assert message["id"] == "1"
+    errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+    assert errors[0].get("extensions", {}).get("code") == "FORBIDDEN", message
+
+
+async def test_init_timeout_pings_and_subscription_cap(make_server: Any, gql: GQL) -> None:
+    server = make_server(ws_init_timeout_seconds=0.5, ws_keepalive_seconds=0.2,
+                         ws_max_subscriptions=2)  # fmt: skip
+    async with WS(server.url) as ws:
+        code, reason = await ws.closed()
+    assert code == 4408 and "timeout" in (reason or "").lower()
+
+    token = server.gql.member("capped@example.com")
+    async with WS(server.url) as ws:
+        await ws.init(token)
+        await asyncio.sleep(0.6)
+        for op in ("a", "b", "c"):
+            await ws.subscribe(op, "subscription { stepOutput(stepExecutionId: "
+                               '"00000000-0000-0000-0000-000000000000") }', {})  # fmt: skip
+        messages = [await ws.recv() for _ in range(3)]
+        assert ws.pings >= 2  # the server kept the idle connection alive
+    by_id = {m["id"]: m for m in messages}
+    assert by_id["c"]["type"] == "error"
+    assert by_id["c"]["payload"][0]["message"] == "Subscription limit reached"
