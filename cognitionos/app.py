@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import warnings
 from collections.abc import AsyncIterator
 
 from arq.connections import ArqRedis
@@ -18,14 +17,14 @@ from starlette.websockets import WebSocket
 from cognitionos.config import ConfigError, Settings
 from cognitionos.context import Services
 from cognitionos.db import create_engine, create_sessionmaker
-from cognitionos.jobs import create_worker
+from cognitionos.jobs import supervise
 from cognitionos.jobs.dispatch import ArqDispatcher
 from cognitionos.observability import Metrics, configure_tracing, get_logger
 from cognitionos.schema import build_schema
 from cognitionos.services.ratelimit import RateLimiter
 from cognitionos.services.workflows import Engine
-from cognitionos.web import health
 from cognitionos.subscriptions.pubsub import PubSubHub
+from cognitionos.web import health
 from cognitionos.web.graphql_http import GraphQLHTTP
 from cognitionos.web.graphql_ws import GraphQLWebSocket
 from cognitionos.web.middleware import RequestContextMiddleware
@@ -85,23 +84,17 @@ def create_app(settings: Settings) -> Starlette:
         app.state.services = services
         app.state.graphql = GraphQLHTTP(schema, services)
         app.state.graphql_ws = GraphQLWebSocket(schema, services)
+        stop_worker = asyncio.Event()
         worker_task: asyncio.Task[None] | None = None
-        worker = None
         if settings.run_worker_in_process:
-            worker = create_worker(settings, handle_signals=False)
-            worker_task = asyncio.create_task(worker.main(), name="arq-worker")
+            worker_task = asyncio.create_task(supervise(settings, stop_worker), name="worker")
             log.info("worker running in-process")
         try:
             yield
         finally:
-            if worker is not None and worker_task is not None:
-                worker_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker_task
-                with warnings.catch_warnings():
-                    # arq's close() calls redis' deprecated close(); harmless.
-                    warnings.simplefilter("ignore", DeprecationWarning)
-                    await worker.close()
+            if worker_task is not None:
+                stop_worker.set()
+                await worker_task
             await pubsub.stop()
             await redis.aclose()
             await engine.dispose()

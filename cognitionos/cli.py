@@ -117,9 +117,16 @@ def worker() -> None:
             "set DATABASE_URL and REDIS_URL to run a separate worker; "
             "in the embedded mode `cognitionos serve` runs the worker in-process"
         )
-    from cognitionos.jobs import create_worker
+    from cognitionos.jobs import supervise
 
-    create_worker(settings).run()
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await supervise(settings, stop)
+
+    asyncio.run(run())
 
 
 @app.command()

@@ -246,3 +246,32 @@ def test_redis_flushed_or_restarted_pending_work_is_redispatched(
     done = web.wait_execution(execution["id"], token, timeout=60)
     assert done["status"] == "SUCCEEDED", done
     assert done["outputs"] == {"b": 2}
+
+
+async def test_subscription_survives_a_redis_restart_mid_run(
+    isolated: Isolated, web: GQL, make_server: Any, workers: list[Any], tmp_path: Path
+) -> None:
+    from tests.ws_support import EXECUTION_UPDATED, WS
+
+    token, key = _setup(web, "live@example.com", [
+        {"key": f"s{i}", "kind": "PYTHON", "dependsOn": [f"s{i - 1}"] if i else [],
+         "config": {"code": "import time\ntime.sleep(0.4)\nresult = 1"}}
+        for i in range(5)
+    ])  # fmt: skip
+    workers.append(isolated.worker(tmp_path / "worker.log"))
+    base = web.base_url
+    execution = web.ok(EXECUTE, {"input": {"workflowKey": key}}, token=token)["executeWorkflow"]
+    async with WS(base) as ws:
+        await ws.init(token)
+        await ws.subscribe("1", EXECUTION_UPDATED, {"id": execution["id"]})
+        first = await ws.collect("1", limit=4)
+        isolated.cache.kill()
+        await asyncio.sleep(1.0)
+        isolated.cache.start()
+        rest = await ws.collect("1")
+    got = [p["data"]["executionUpdated"]["position"] for p in first + rest]
+    expected = [e["position"] for e in web.ok(
+        "query($id: ID!) { events(streamId: $id) { position } }", {"id": execution["id"]},
+        token=token)["events"]]  # fmt: skip
+    assert got == expected
+    assert (first + rest)[-1]["data"]["executionUpdated"]["type"] == "EXECUTION_SUCCEEDED"

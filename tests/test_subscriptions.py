@@ -18,7 +18,10 @@ def chain(gql: GQL, token: str, key: str, n: int = 5, sleep: float = 0.0) -> Non
     steps = []
     for i in range(n):
         step: dict[str, Any] = (
-            {"kind": "PYTHON", "config": {"code": f"import time\ntime.sleep({sleep})\nresult = {i}"}}
+            {
+                "kind": "PYTHON",
+                "config": {"code": f"import time\ntime.sleep({sleep})\nresult = {i}"},
+            }
             if sleep
             else {"kind": "TRANSFORM", "config": {"template": str(i)}}
         )
@@ -28,7 +31,9 @@ def chain(gql: GQL, token: str, key: str, n: int = 5, sleep: float = 0.0) -> Non
 
 
 def start(gql: GQL, token: str, key: str) -> str:
-    return str(gql.ok(EXECUTE, {"input": {"workflowKey": key}}, token=token)["executeWorkflow"]["id"])
+    return str(
+        gql.ok(EXECUTE, {"input": {"workflowKey": key}}, token=token)["executeWorkflow"]["id"]
+    )
 
 
 def history(gql: GQL, token: str, execution_id: str) -> list[tuple[int, str]]:
@@ -87,7 +92,9 @@ async def test_resume_after_disconnect_has_no_gap_and_no_duplicate(
     assert rest[-1][1] == "EXECUTION_SUCCEEDED"
 
 
-async def test_finished_execution_replays_and_completes(engine_server: LiveServer, gql: GQL) -> None:
+async def test_finished_execution_replays_and_completes(
+    engine_server: LiveServer, gql: GQL
+) -> None:
     token = gql.member("late@example.com")
     chain(gql, token, "done", n=2)
     execution_id = start(gql, token, "done")

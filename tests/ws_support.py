@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from types import TracebackType
 from typing import Any
@@ -38,11 +39,11 @@ class WS:
         assert self.conn is not None
         await self.conn.send(json.dumps(message))
 
-    async def recv(self, timeout: float = 30) -> dict[str, Any]:
+    async def recv(self, wait: float = 30) -> dict[str, Any]:
         """The next message; pings are answered and counted, not returned."""
         assert self.conn is not None
         while True:
-            message = json.loads(await asyncio.wait_for(self.conn.recv(), timeout))
+            message = json.loads(await asyncio.wait_for(self.conn.recv(), wait))
             if message.get("type") == "ping":
                 self.pings += 1
                 await self.send({"type": "pong"})
@@ -78,12 +79,10 @@ class WS:
                 raise AssertionError(f"subscription error: {message}")
         return found
 
-    async def closed(self, timeout: float = 15) -> tuple[int | None, str | None]:
+    async def closed(self, wait: float = 15) -> tuple[int | None, str | None]:
         """Wait for the server to close; return its code and reason."""
         assert self.conn is not None
-        try:
+        with contextlib.suppress(Exception):
             while True:
-                await asyncio.wait_for(self.conn.recv(), timeout)
-        except Exception:
-            pass
+                await asyncio.wait_for(self.conn.recv(), wait)
         return self.conn.close_code, self.conn.close_reason

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from cognitionos.jobs.worker import create_worker, redis_settings
+from cognitionos.jobs.worker import create_worker, redis_settings, supervise
 
-__all__ = ["create_worker", "redis_settings"]
+__all__ = ["create_worker", "redis_settings", "supervise"]

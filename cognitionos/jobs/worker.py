@@ -12,6 +12,7 @@ import contextlib
 import os
 import socket
 import uuid
+import warnings
 from datetime import timedelta
 from typing import Any
 
@@ -26,7 +27,7 @@ from cognitionos.observability import get_logger
 from cognitionos.services.health import check_health
 from cognitionos.services.workflows import Engine
 
-__all__ = ["create_worker", "health_job", "redis_settings"]
+__all__ = ["create_worker", "health_job", "redis_settings", "supervise"]
 
 log = get_logger("cognitionos.worker")
 _ARQ_TIMEOUT = timedelta(days=2)
@@ -47,6 +48,50 @@ async def health_job(ctx: dict[str, Any]) -> dict[str, str]:
         "database": report.database,
         "redis": report.redis,
     }
+
+
+async def _release(ctx: dict[str, Any]) -> None:
+    """Stop the loops and eager steps, close the pool; safe to call twice."""
+    workflow_engine = ctx.pop("workflow_engine", None)
+    eager = workflow_engine.eager_tasks if workflow_engine is not None else set()
+    for task in [*ctx.pop("loops", []), *eager]:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    engine = ctx.pop("engine", None)
+    if engine is not None:
+        await engine.dispose()
+        log.info("worker stopped")
+
+
+async def supervise(settings: Settings, stop: asyncio.Event) -> None:
+    """Run a worker until ``stop`` is set, starting it again whenever Redis goes away
+    (arq's own worker exits on a lost connection). Steps in flight are healed by the
+    reconciler, so a restart costs a few seconds, never work."""
+    delay = 0.5
+    while not stop.is_set():
+        worker = create_worker(settings, handle_signals=False)
+        running = asyncio.create_task(worker.main(), name="arq-worker")
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if running.done() and not running.cancelled() and running.exception() is not None:
+                log.warning("worker lost its connection; restarting",
+                            error=str(running.exception()), delay=delay)  # fmt: skip
+                await asyncio.wait({stopping}, timeout=delay)
+                delay = min(delay * 2, 5.0)
+            else:
+                delay = 0.5
+        finally:
+            for task in (running, stopping):
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            with contextlib.suppress(Exception), warnings.catch_warnings():
+                # arq's close() calls redis' deprecated close(); harmless.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                await worker.close()
+            await _release(worker.ctx)
 
 
 def create_worker(settings: Settings, *, handle_signals: bool = True) -> Worker:
@@ -71,15 +116,7 @@ def create_worker(settings: Settings, *, handle_signals: bool = True) -> Worker:
         log.info("worker started", worker=ctx["worker_id"], max_jobs=settings.worker_max_jobs)
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
-        eager = ctx["workflow_engine"].eager_tasks if "workflow_engine" in ctx else set()
-        for task in [*ctx.get("loops", []), *eager]:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        engine = ctx.get("engine")
-        if engine is not None:
-            await engine.dispose()
-        log.info("worker stopped")
+        await _release(ctx)
 
     return Worker(
         functions=[
