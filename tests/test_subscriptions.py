@@ -147,3 +147,58 @@ async def test_init_timeout_pings_and_subscription_cap(make_server: Any, gql: GQ
     by_id = {m["id"]: m for m in messages}
     assert by_id["c"]["type"] == "error"
     assert by_id["c"]["payload"][0]["message"] == "Subscription limit reached"
+
+
+async def test_two_server_processes_on_one_redis_both_deliver(stack: Any, tmp_path: Any) -> None:
+    """Subscribe on process A; start the run through process B."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from cognitionos.embedded import free_port
+    from tests.conftest import TEST_SECRET
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COGNITIONOS_")}
+    env.update(DATABASE_URL=stack.database_url, REDIS_URL=stack.redis.url,
+               SECRET_KEY=TEST_SECRET, COGNITIONOS_ENV="test",
+               COGNITIONOS_PYTHON_STEPS_ENABLED="true")  # fmt: skip
+    procs, urls = [], []
+    for name, in_process in (("a", "false"), ("b", "true")):
+        port = free_port()
+        with (tmp_path / f"{name}.log").open("wb") as log:
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "cognitionos", "serve", "--port", str(port)],
+                env={**env, "COGNITIONOS_WORKER_IN_PROCESS": in_process},
+                stdout=log, stderr=subprocess.STDOUT,
+            ))  # fmt: skip
+        urls.append(f"http://127.0.0.1:{port}")
+    try:
+        for url in urls:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{url}/health/ready").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, f"{url} never became ready"
+                await asyncio.sleep(0.2)
+        a, b = GQL(urls[0]), GQL(urls[1])
+        token = b.member("replicas@example.com")
+        chain(b, token, "across", n=3, sleep=0.2)
+        async with WS(urls[0]) as ws:
+            await ws.init(token)
+            execution_id = start(b, token, "across")
+            await ws.subscribe("1", EXECUTION_UPDATED, {"id": execution_id})
+            events = seen(await ws.collect("1"))
+        assert events == history(a, token, execution_id)
+        assert events[-1][1] == "EXECUTION_SUCCEEDED"
+        a.client.close()
+        b.client.close()
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(30)
