@@ -9,10 +9,12 @@ short session, never through the connection's loaders.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncGenerator
 
 import strawberry
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry import Info
 
@@ -40,14 +42,9 @@ class ExecutionEvent:
     step: StepExecution | None
 
 
-async def _snapshot(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    execution_id: uuid.UUID,
-    events: list[models.Event],
-) -> list[ExecutionEvent]:
-    """The execution as it is now, once for a batch of events, in a session of its own."""
-    from sqlalchemy import select
-
+async def _load_snapshot(
+    sessionmaker: async_sessionmaker[AsyncSession], execution_id: uuid.UUID
+) -> tuple[models.WorkflowExecution, list[models.StepExecution], models.Workflow | None]:
     async with sessionmaker() as session:
         row = await session.get(models.WorkflowExecution, execution_id)
         assert row is not None
@@ -61,10 +58,46 @@ async def _snapshot(
             ).all()
         )
         workflow = await session.get(models.Workflow, row.workflow_id)
+    return row, steps, workflow
+
+
+_Snapshot = tuple[models.WorkflowExecution, list[models.StepExecution], models.Workflow | None]
+_SNAPSHOTS: dict[tuple[uuid.UUID, int], asyncio.Task[_Snapshot]] = {}
+_MAX_SNAPSHOTS = 512
+
+
+async def _shared_snapshot(
+    sessionmaker: async_sessionmaker[AsyncSession], execution_id: uuid.UUID, version: int
+) -> _Snapshot:
+    """One read per execution version per process, however many subscribers watch it."""
+    key = (execution_id, version)
+    task = _SNAPSHOTS.get(key)
+    if task is None:
+        if len(_SNAPSHOTS) >= _MAX_SNAPSHOTS:
+            for old in list(_SNAPSHOTS)[: _MAX_SNAPSHOTS // 2]:
+                del _SNAPSHOTS[old]
+        task = asyncio.ensure_future(_load_snapshot(sessionmaker, execution_id))
+        _SNAPSHOTS[key] = task
+    try:
+        return await asyncio.shield(task)
+    except Exception:
+        _SNAPSHOTS.pop(key, None)  # do not cache a failure
+        raise
+
+
+async def _snapshot(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    execution_id: uuid.UUID,
+    events: list[models.Event],
+) -> list[ExecutionEvent]:
+    """The execution as of the newest of ``events``, read in a session of its own."""
+    row, steps, workflow = await _shared_snapshot(
+        sessionmaker, execution_id, max(e.version for e in events)
+    )
+    by_id = {str(s.id): s for s in steps}
     execution = Execution.from_model(row)
     execution.preloaded_steps = steps
     execution.preloaded_workflow = workflow
-    by_id = {str(s.id): s for s in steps}
     return [
         ExecutionEvent(
             position=event.position,
