@@ -253,11 +253,19 @@ async def test_subscription_survives_a_redis_restart_mid_run(
 ) -> None:
     from tests.ws_support import EXECUTION_UPDATED, WS
 
-    token, key = _setup(web, "live@example.com", [
-        {"key": f"s{i}", "kind": "PYTHON", "dependsOn": [f"s{i - 1}"] if i else [],
-         "config": {"code": "import time\ntime.sleep(0.4)\nresult = 1"}}
-        for i in range(5)
-    ])  # fmt: skip
+    token, key = _setup(
+        web,
+        "live@example.com",
+        [
+            {
+                "key": f"s{i}",
+                "kind": "PYTHON",
+                "dependsOn": [f"s{i - 1}"] if i else [],
+                "config": {"code": "import time\ntime.sleep(0.4)\nresult = 1"},
+            }
+            for i in range(5)
+        ],
+    )
     workers.append(isolated.worker(tmp_path / "worker.log"))
     base = web.base_url
     execution = web.ok(EXECUTE, {"input": {"workflowKey": key}}, token=token)["executeWorkflow"]
@@ -270,8 +278,13 @@ async def test_subscription_survives_a_redis_restart_mid_run(
         isolated.cache.start()
         rest = await ws.collect("1")
     got = [p["data"]["executionUpdated"]["position"] for p in first + rest]
-    expected = [e["position"] for e in web.ok(
-        "query($id: ID!) { events(streamId: $id) { position } }", {"id": execution["id"]},
-        token=token)["events"]]  # fmt: skip
+    expected = [
+        e["position"]
+        for e in web.ok(
+            "query($id: ID!) { events(streamId: $id) { position } }",
+            {"id": execution["id"]},
+            token=token,
+        )["events"]
+    ]
     assert got == expected
     assert (first + rest)[-1]["data"]["executionUpdated"]["type"] == "EXECUTION_SUCCEEDED"

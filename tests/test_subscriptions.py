@@ -26,8 +26,11 @@ def chain(gql: GQL, token: str, key: str, n: int = 5, sleep: float = 0.0) -> Non
             else {"kind": "TRANSFORM", "config": {"template": str(i)}}
         )
         steps.append({"key": f"s{i}", "dependsOn": [f"s{i - 1}"] if i else [], **step})
-    gql.ok(CREATE_WORKFLOW, {"input": {"key": key, "version": "1.0.0", "name": key,
-                                       "steps": steps}}, token=token)  # fmt: skip
+    gql.ok(
+        CREATE_WORKFLOW,
+        {"input": {"key": key, "version": "1.0.0", "name": key, "steps": steps}},
+        token=token,
+    )
 
 
 def start(gql: GQL, token: str, key: str) -> str:
@@ -42,8 +45,10 @@ def history(gql: GQL, token: str, execution_id: str) -> list[tuple[int, str]]:
 
 
 def seen(payloads: list[dict[str, Any]]) -> list[tuple[int, str]]:
-    return [(p["data"]["executionUpdated"]["position"], p["data"]["executionUpdated"]["type"])
-            for p in payloads]  # fmt: skip
+    return [
+        (p["data"]["executionUpdated"]["position"], p["data"]["executionUpdated"]["type"])
+        for p in payloads
+    ]
 
 
 @pytest.fixture
@@ -68,8 +73,11 @@ async def test_subscriber_sees_every_transition_in_order_then_completes(
     assert types.count("STEP_STARTED") == 5 and types.count("STEP_SUCCEEDED") == 5
     last = payloads[-1]["data"]["executionUpdated"]
     assert last["execution"]["status"] == "SUCCEEDED"
-    step_events = [p["data"]["executionUpdated"] for p in payloads
-                   if p["data"]["executionUpdated"]["type"] == "STEP_SUCCEEDED"]  # fmt: skip
+    step_events = [
+        p["data"]["executionUpdated"]
+        for p in payloads
+        if p["data"]["executionUpdated"]["type"] == "STEP_SUCCEEDED"
+    ]
     assert [e["step"]["stepKey"] for e in step_events] == ["s0", "s1", "s2", "s3", "s4"]
 
 
@@ -105,8 +113,9 @@ async def test_finished_execution_replays_and_completes(
         assert seen(await ws.collect("1")) == history(gql, token, execution_id)
 
 
-@pytest.mark.parametrize("payload", [{}, {"authorization": "Bearer not-a-token"},
-                                     {"authorization": "Basic abc"}])  # fmt: skip
+@pytest.mark.parametrize(
+    "payload", [{}, {"authorization": "Bearer not-a-token"}, {"authorization": "Basic abc"}]
+)
 async def test_bad_credentials_close_with_4403(engine_server: LiveServer, payload: Any) -> None:
     async with WS(engine_server.url) as ws:
         await ws.send({"type": "connection_init", "payload": payload})
@@ -129,8 +138,9 @@ async def test_another_users_execution_is_forbidden(engine_server: LiveServer, g
 
 
 async def test_init_timeout_pings_and_subscription_cap(make_server: Any, gql: GQL) -> None:
-    server = make_server(ws_init_timeout_seconds=0.5, ws_keepalive_seconds=0.2,
-                         ws_max_subscriptions=2)  # fmt: skip
+    server = make_server(
+        ws_init_timeout_seconds=0.5, ws_keepalive_seconds=0.2, ws_max_subscriptions=2
+    )
     async with WS(server.url) as ws:
         code, reason = await ws.closed()
     assert code == 4408 and "timeout" in (reason or "").lower()
@@ -140,8 +150,12 @@ async def test_init_timeout_pings_and_subscription_cap(make_server: Any, gql: GQ
         await ws.init(token)
         await asyncio.sleep(0.6)
         for op in ("a", "b", "c"):
-            await ws.subscribe(op, "subscription { stepOutput(stepExecutionId: "
-                               '"00000000-0000-0000-0000-000000000000") }', {})  # fmt: skip
+            await ws.subscribe(
+                op,
+                "subscription { stepOutput(stepExecutionId: "
+                '"00000000-0000-0000-0000-000000000000") }',
+                {},
+            )
         messages = [await ws.recv() for _ in range(3)]
         assert ws.pings >= 2  # the server kept the idle connection alive
     by_id = {m["id"]: m for m in messages}
@@ -162,18 +176,25 @@ async def test_two_server_processes_on_one_redis_both_deliver(stack: Any, tmp_pa
     from tests.conftest import TEST_SECRET
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("COGNITIONOS_")}
-    env.update(DATABASE_URL=stack.database_url, REDIS_URL=stack.redis.url,
-               SECRET_KEY=TEST_SECRET, COGNITIONOS_ENV="test",
-               COGNITIONOS_PYTHON_STEPS_ENABLED="true")  # fmt: skip
+    env.update(
+        DATABASE_URL=stack.database_url,
+        REDIS_URL=stack.redis.url,
+        SECRET_KEY=TEST_SECRET,
+        COGNITIONOS_ENV="test",
+        COGNITIONOS_PYTHON_STEPS_ENABLED="true",
+    )
     procs, urls = [], []
     for name, in_process in (("a", "false"), ("b", "true")):
         port = free_port()
         with (tmp_path / f"{name}.log").open("wb") as log:
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "cognitionos", "serve", "--port", str(port)],
-                env={**env, "COGNITIONOS_WORKER_IN_PROCESS": in_process},
-                stdout=log, stderr=subprocess.STDOUT,
-            ))  # fmt: skip
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "cognitionos", "serve", "--port", str(port)],
+                    env={**env, "COGNITIONOS_WORKER_IN_PROCESS": in_process},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
         urls.append(f"http://127.0.0.1:{port}")
     try:
         for url in urls:

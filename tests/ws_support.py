@@ -61,8 +61,9 @@ class WS:
 
     async def subscribe(self, op_id: str, query: str, variables: dict[str, Any]) -> None:
         kind = "subscribe" if self.protocol == TRANSPORT_WS else "start"
-        await self.send({"id": op_id, "type": kind,
-                         "payload": {"query": query, "variables": variables}})  # fmt: skip
+        await self.send(
+            {"id": op_id, "type": kind, "payload": {"query": query, "variables": variables}}
+        )
 
     async def collect(self, op_id: str, *, limit: int | None = None) -> list[dict[str, Any]]:
         """``next`` payloads of one operation until it completes (or ``limit`` of them)."""

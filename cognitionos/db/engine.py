@@ -24,12 +24,15 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
+    """``pre_ping`` tests each connection on checkout (one more round trip): on for
+    user-facing requests; the worker turns it off, since a transaction that meets a
+    dead connection leaves its step as it was and the reconciler dispatches it again."""
     return create_async_engine(
         normalize_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_recycle=1800,
     )
 

@@ -76,8 +76,11 @@ async def supervise(settings: Settings, stop: asyncio.Event) -> None:
         try:
             await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if running.done() and not running.cancelled() and running.exception() is not None:
-                log.warning("worker lost its connection; restarting",
-                            error=str(running.exception()), delay=delay)  # fmt: skip
+                log.warning(
+                    "worker lost its connection; restarting",
+                    error=str(running.exception()),
+                    delay=delay,
+                )
                 await asyncio.wait({stopping}, timeout=delay)
                 delay = min(delay * 2, 5.0)
             else:
@@ -99,7 +102,7 @@ def create_worker(settings: Settings, *, handle_signals: bool = True) -> Worker:
     database_url = settings.database_url
 
     async def on_startup(ctx: dict[str, Any]) -> None:
-        engine = create_engine(database_url, pool_size=settings.db_pool_size)
+        engine = create_engine(database_url, pool_size=settings.db_pool_size, pre_ping=False)
         ctx["engine"] = engine
         ctx["sessionmaker"] = create_sessionmaker(engine)
         ctx["settings"] = settings
