@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import strawberry
 from sqlalchemy import select
@@ -40,6 +42,16 @@ class ExecutionEvent:
     type: str
     execution: Execution
     step: StepExecution | None
+
+
+@dataclass(frozen=True)
+class _Live:
+    """A published event, as light as it can be (no ORM instance per subscriber)."""
+
+    position: int
+    version: int
+    type: str
+    data: dict[str, Any]
 
 
 async def _load_snapshot(
@@ -88,7 +100,7 @@ async def _shared_snapshot(
 async def _snapshot(
     sessionmaker: async_sessionmaker[AsyncSession],
     execution_id: uuid.UUID,
-    events: list[models.Event],
+    events: Sequence[models.Event | _Live],
 ) -> list[ExecutionEvent]:
     """The execution as of the newest of ``events``, read in a session of its own."""
     row, steps, workflow = await _shared_snapshot(
@@ -137,7 +149,7 @@ class ExecutionSubscription:
                 else 0
             )
         async with ctx.services.pubsub.subscribe(channel_for(STREAM, execution_id)) as live:
-            pending: list[models.Event] | None = None  # None: read the log
+            pending: Sequence[models.Event | _Live] | None = None  # None: read the log
             while True:
                 if pending is None:
                     async with sessionmaker() as session:
@@ -161,9 +173,8 @@ class ExecutionSubscription:
                     pending = []  # already delivered (replay and live overlap)
                 elif version == delivered + 1:
                     pending = [
-                        models.Event(
+                        _Live(
                             position=message["position"],
-                            stream_id=execution_id,
                             version=version,
                             type=message["type"],
                             data=message.get("data") or {},
