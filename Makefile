@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/mypy cognitionos
 
 bench: $(STAMP)
-	@set -e; for f in $(wildcard bench/*.py); do echo "== $$f"; $(BIN)/python $$f; done
+	@set -e; for f in $(filter-out bench/_%,$(wildcard bench/*.py)); do echo "== $$f"; $(BIN)/python $$f; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

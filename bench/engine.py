@@ -13,12 +13,12 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+from _stack import Stack, embedded_stack
 from arq.connections import RedisSettings
 
 FAN = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 500
@@ -126,33 +126,30 @@ def report(name: str, n: int, elapsed: float, latencies: list[float]) -> float:
 
 
 async def main() -> None:
+    async with embedded_stack("cognitionos-bench-") as stack:
+        await measure(stack)
+
+
+async def measure(stack: Stack) -> None:
     from arq.connections import ArqRedis
 
     from cognitionos.config import Settings
-    from cognitionos.db import create_engine, create_sessionmaker, migrate
-    from cognitionos.embedded import EmbeddedPostgres, EmbeddedRedis
+    from cognitionos.db import create_engine, create_sessionmaker
 
-    data = Path(tempfile.mkdtemp(prefix="cognitionos-bench-"))
-    postgres = EmbeddedPostgres(data, delete_on_stop=True)
-    postgres.start()
-    postgres.ensure_database()
-    cache = EmbeddedRedis(data)
-    cache.start()
-    database_url = postgres.url()
-    await asyncio.to_thread(migrate, database_url)
+    database_url, redis_url = stack.database_url, stack.redis_url
     env = {k: v for k, v in os.environ.items() if not k.startswith("COGNITIONOS_")}
     env.update(
         DATABASE_URL=database_url,
-        REDIS_URL=cache.url,
+        REDIS_URL=redis_url,
         SECRET_KEY="b" * 40,
         COGNITIONOS_WORKER_POLL_DELAY_SECONDS=POLL,
         COGNITIONOS_LOG_LEVEL="WARNING",
     )
-    settings = Settings(database_url=database_url, redis_url=cache.url, secret_key="b" * 40)
+    settings = Settings(database_url=database_url, redis_url=redis_url, secret_key="b" * 40)
     engine = create_engine(database_url, pool_size=5)
     sessionmaker = create_sessionmaker(engine)
-    redis = ArqRedis.from_url(cache.url)
-    worker = spawn([sys.executable, "-m", "cognitionos", "worker"], env, data / "worker.log")
+    redis = ArqRedis.from_url(redis_url)
+    worker = spawn([sys.executable, "-m", "cognitionos", "worker"], env, stack.data / "worker.log")
     try:
         await asyncio.sleep(2)  # worker start-up is not what we measure
         noop = {"kind": "TRANSFORM", "config": {"template": "1"}}
@@ -172,21 +169,19 @@ async def main() -> None:
     finally:
         worker.terminate()
         worker.wait()
+        await redis.aclose()
+        await engine.dispose()
     baseline = spawn(
         [sys.executable, "-m", "arq", "engine.NoopWorker"],
         {**env, "PYTHONPATH": str(Path(__file__).parent)},
-        data / "noop.log",
+        stack.data / "noop.log",
     )
     try:
         await asyncio.sleep(2)
-        arq_rate = report("bare arq no-op jobs", FAN, *await arq_run(cache.url, FAN))
+        arq_rate = report("bare arq no-op jobs", FAN, *await arq_run(redis_url, FAN))
     finally:
         baseline.terminate()
         baseline.wait()
-        await redis.aclose()
-        await engine.dispose()
-        cache.stop()
-        postgres.stop()
     print(
         f"ratio engine/bare-arq (steps/s): fan-out {fan_rate / arq_rate:.2f}, "
         f"chain {chain_rate / arq_rate:.2f}"

@@ -15,7 +15,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 import httpx
 import psutil
+from _stack import embedded_stack
 from websockets.asyncio.client import connect
 
 SUBSCRIBERS = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
@@ -270,28 +270,17 @@ async def baseline_run(redis_url: str) -> tuple[float, list[float], int]:
 
 
 async def main() -> None:
-    from cognitionos.db import migrate
-    from cognitionos.embedded import EmbeddedPostgres, EmbeddedRedis
-
-    data = Path(tempfile.mkdtemp(prefix="cognitionos-fanout-"))
-    postgres = EmbeddedPostgres(data, delete_on_stop=True)
-    postgres.start()
-    postgres.ensure_database()
-    cache = EmbeddedRedis(data)
-    cache.start()
-    try:
-        await asyncio.to_thread(migrate, postgres.url())
+    async with embedded_stack("cognitionos-fanout-") as stack:
         print(f"{SUBSCRIBERS} subscribers, {RATE:g} events/s for {SECONDS:g}s, one server process")
-        elapsed, latencies, count, rss = await server_run(postgres.url(), cache.url, data)
+        elapsed, latencies, count, rss = await server_run(
+            stack.database_url, stack.redis_url, stack.data
+        )
         p99 = report("CognitionOS executionUpdated (ws)", latencies, elapsed, count * SUBSCRIBERS)
-        base_elapsed, base_latencies, base_count = await baseline_run(cache.url)
+        base_elapsed, base_latencies, base_count = await baseline_run(stack.redis_url)
         base_p99 = report(
             "bare Redis pub/sub (asyncio)", base_latencies, base_elapsed, base_count * SUBSCRIBERS
         )
         print(f"ratio p99 CognitionOS/bare: {p99 / base_p99:.2f}; server RSS {rss:.0f} MiB")
-    finally:
-        cache.stop()
-        postgres.stop()
 
 
 if __name__ == "__main__":

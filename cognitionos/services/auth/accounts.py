@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
@@ -92,6 +93,29 @@ async def create_user(
     return user
 
 
+async def _refuse(
+    session: AsyncSession,
+    client: ClientInfo,
+    audit_reason: str,
+    *,
+    user_id: uuid.UUID | None = None,
+    error: Unauthenticated | None = None,
+    **data: Any,
+) -> NoReturn:
+    """Record the failed login, commit it (it must survive the error), then refuse."""
+    record_event(
+        session,
+        kind=AuditKind.LOGIN,
+        success=False,
+        client=client,
+        user_id=user_id,
+        reason=audit_reason,
+        **data,
+    )
+    await session.commit()
+    raise error or Unauthenticated(_LOGIN_FAILED, reason="INVALID_CREDENTIALS")
+
+
 async def authenticate(
     session: AsyncSession,
     *,
@@ -111,32 +135,21 @@ async def authenticate(
     )
     if user is None:
         await verify_password(password, None)
-        record_event(
-            session,
-            kind=AuditKind.LOGIN,
-            success=False,
-            client=client,
-            email=email,
-            reason="UNKNOWN_EMAIL",
-        )
-        await session.commit()
-        raise Unauthenticated(_LOGIN_FAILED, reason="INVALID_CREDENTIALS")
+        await _refuse(session, client, "UNKNOWN_EMAIL", email=email)
 
     now = datetime.now(UTC)
     if user.locked_until is not None and user.locked_until > now:
-        record_event(
+        until = user.locked_until.isoformat()
+        await _refuse(
             session,
-            kind=AuditKind.LOGIN,
-            success=False,
-            client=client,
+            client,
+            "LOCKED",
             user_id=user.id,
-            reason="LOCKED",
-        )
-        await session.commit()
-        raise Unauthenticated(
-            f"account locked until {user.locked_until.isoformat()} after repeated failed logins",
-            reason="ACCOUNT_LOCKED",
-            lockedUntil=user.locked_until.isoformat(),
+            error=Unauthenticated(
+                f"account locked until {until} after repeated failed logins",
+                reason="ACCOUNT_LOCKED",
+                lockedUntil=until,
+            ),
         )
 
     if not await verify_password(password, user.password_hash):
@@ -165,17 +178,13 @@ async def authenticate(
         raise Unauthenticated(_LOGIN_FAILED, reason="INVALID_CREDENTIALS")
 
     if user.status is not UserStatus.ACTIVE:
-        record_event(
+        status = user.status.value
+        await _refuse(
             session,
-            kind=AuditKind.LOGIN,
-            success=False,
-            client=client,
+            client,
+            f"STATUS_{status}",
             user_id=user.id,
-            reason=f"STATUS_{user.status.value}",
-        )
-        await session.commit()
-        raise Unauthenticated(
-            f"account is {user.status.value.lower()}", reason=f"ACCOUNT_{user.status.value}"
+            error=Unauthenticated(f"account is {status.lower()}", reason=f"ACCOUNT_{status}"),
         )
 
     user.failed_login_count = 0
