@@ -68,7 +68,8 @@ class WS:
     async def collect(self, op_id: str, *, limit: int | None = None) -> list[dict[str, Any]]:
         """``next`` payloads of one operation until it completes (or ``limit`` of them)."""
         found: list[dict[str, Any]] = []
-        while limit is None or len(found) < limit:
+        wanted = limit if limit is not None else float("inf")
+        while len(found) < wanted:
             message = await self.recv()
             if message.get("id") != op_id:
                 continue
