@@ -223,3 +223,26 @@ async def test_two_server_processes_on_one_redis_both_deliver(stack: Any, tmp_pa
         for proc in procs:
             proc.terminate()
             proc.wait(30)
+
+
+async def test_identical_subscriptions_share_one_stream_and_late_joiners_miss_nothing(
+    engine_server: LiveServer, gql: GQL
+) -> None:
+    token = gql.member("wall@example.com")
+    chain(gql, token, "shared", n=4, sleep=0.2)
+    multiplexer = engine_server.app.state.graphql_ws.multiplexer
+    execution_id = start(gql, token, "shared")
+    async with WS(engine_server.url) as early, WS(engine_server.url) as late:
+        await early.init(token)
+        await late.init(token)
+        await early.subscribe("e", EXECUTION_UPDATED, {"id": execution_id})
+        head = await early.collect("e", limit=3)
+        await late.subscribe("l", EXECUTION_UPDATED, {"id": execution_id})  # joins mid-run
+        await asyncio.sleep(0.1)
+        assert multiplexer.stream_count == 1  # one execution serves both sockets
+        everything_late = seen(await late.collect("l"))
+        everything_early = seen(head + await early.collect("e"))
+    expected = history(gql, token, execution_id)
+    assert everything_early == expected
+    assert everything_late == expected
+    assert multiplexer.stream_count == 0  # the shared stream ends with its last listener

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.unset import UnsetType
 
 from cognitionos.context import Context, Services
@@ -27,6 +32,7 @@ from cognitionos.observability import bind_request, get_logger
 from cognitionos.schema import CognitionSchema
 from cognitionos.services.auth import ClientInfo, credential_from_headers, identify
 from cognitionos.services.errors import Unauthenticated
+from cognitionos.subscriptions.multiplex import Multiplexer, SlowConsumer, subscription_key
 
 __all__ = ["GraphQLWebSocket"]
 
@@ -34,9 +40,73 @@ log = get_logger("cognitionos.ws")
 
 
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """graphql-transport-ws with server pings once the connection is acknowledged."""
+    """graphql-transport-ws with server pings once the connection is acknowledged, and
+    subscriptions shared between the sockets that ask the same (``multiplex``)."""
 
     _pinger: asyncio.Task[None] | None = None
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        principal = self.context.principal
+        key = (
+            subscription_key(
+                _principal_key(principal),
+                operation.query,
+                operation.variables,
+                operation.operation_name,
+            )
+            if principal is not None
+            else None
+        )
+        if key is None:
+            await super().run_operation(operation)
+            return
+        multiplexer: Multiplexer = self.view.multiplexer  # type: ignore[attr-defined]
+        try:
+            async for kind, payload in multiplexer.attach(key, lambda: self._items(operation)):
+                if kind == "error":
+                    await operation.send_operation_message(
+                        {"id": operation.id, "type": "error", "payload": json.loads(payload)}
+                    )
+                    return
+                if operation.completed:
+                    return
+                # The payload was serialized once for every socket sharing the stream.
+                await self.websocket.ws.send_text(  # type: ignore[attr-defined]
+                    f'{{"id":{json.dumps(operation.id)},"type":"next","payload":{payload}}}'
+                )
+        except SlowConsumer as exc:
+            await operation.send_operation_message(
+                {
+                    "id": operation.id,
+                    "type": "next",
+                    "payload": {"data": None, "errors": [{"message": str(exc)}]},
+                }
+            )
+        except (WebSocketDisconnect, RuntimeError):
+            return
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await operation.send_operation_message({"id": operation.id, "type": "complete"})
+
+    async def _items(self, operation: Operation[Context, None]) -> AsyncIterator[tuple[str, str]]:
+        source = await self.schema.stream(
+            operation.query,
+            variable_values=operation.variables,
+            context_value=self.context,
+            root_value=self.root_value,
+            operation_name=operation.operation_name,
+        )
+        async with aclosing(source):
+            first = True
+            async for result in source:
+                if first and isinstance(result, PreExecutionError):
+                    yield "error", json.dumps([e.formatted for e in result.errors or []])
+                    return
+                first = False
+                errors = getattr(result, "errors", None)
+                payload: dict[str, Any] = {"data": getattr(result, "data", None)}
+                if errors:
+                    payload["errors"] = [e.formatted for e in errors]
+                yield "next", json.dumps(payload, default=str)
 
     async def handle_connection_init(self, message: Any) -> None:
         await super().handle_connection_init(message)
@@ -57,6 +127,12 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await super().shutdown()
 
 
+def _principal_key(principal: Any) -> str:
+    """Results may be shared only between sockets with the same rights."""
+    scopes = ",".join(sorted(principal.scopes)) if principal.scopes is not None else "*"
+    return f"{principal.user_id}:{principal.effective_role.value}:{scopes}"
+
+
 class GraphQLWebSocket(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = _TransportWSHandler
 
@@ -64,6 +140,7 @@ class GraphQLWebSocket(GraphQL[Context, None]):
         from datetime import timedelta
 
         settings = services.settings
+        self.multiplexer = Multiplexer(queue_size=settings.pubsub_queue_size)
         super().__init__(
             schema,
             graphql_ide=None,
