@@ -26,8 +26,8 @@ from _stack import embedded_stack
 from websockets.asyncio.client import connect
 
 SUBSCRIBERS = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
-RATE = float(sys.argv[2]) if len(sys.argv) > 2 else 20.0
-SECONDS = float(sys.argv[3]) if len(sys.argv) > 3 else 5.0
+RATE = float(sys.argv[2]) if len(sys.argv) > 2 else 10.0
+SECONDS = float(sys.argv[3]) if len(sys.argv) > 3 else 8.0
 SECRET = "f" * 40
 QUERY = "subscription($id: ID!) { executionUpdated(id: $id) { position version type } }"
 
