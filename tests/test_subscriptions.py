@@ -246,3 +246,63 @@ async def test_identical_subscriptions_share_one_stream_and_late_joiners_miss_no
     assert everything_early == expected
     assert everything_late == expected
     assert multiplexer.stream_count == 0  # the shared stream ends with its last listener
+
+
+async def test_feeds_deliver_what_producers_publish_to_the_right_user(
+    engine_server: LiveServer, gql: GQL, stack: Any
+) -> None:
+    import json as _json
+
+    from redis.asyncio import Redis
+
+    from cognitionos.subscriptions.channels import (
+        agents_channel,
+        notifications_channel,
+        step_output_channel,
+    )
+
+    token = gql.member("feeds@example.com")
+    other = gql.member("feeds-other@example.com")
+    me = gql.ok("{ me { id } }", token=token)["me"]["id"]
+    chain(gql, token, "feed", n=1)
+    execution_id = start(gql, token, "feed")
+    step_id = gql.wait_execution(execution_id, token)["steps"][0]["id"]
+    redis = Redis.from_url(stack.redis.url)
+    try:
+        async with WS(engine_server.url) as mine, WS(engine_server.url) as theirs:
+            await mine.init(token)
+            await theirs.init(other)
+            await mine.subscribe("n", "subscription { notificationReceived { id subject body "
+                                 "priority } }", {})  # fmt: skip
+            await theirs.subscribe("n", "subscription { notificationReceived { id } }", {})
+            await mine.subscribe("a", "subscription { agentStatusChanged { name status "
+                                 "currentLoad } }", {})  # fmt: skip
+            await mine.subscribe("s", "subscription($id: ID!) { stepOutput(stepExecutionId: $id) }",
+                                 {"id": step_id})  # fmt: skip
+            await asyncio.sleep(0.3)  # subscriptions registered
+            await redis.publish(
+                notifications_channel(me),
+                _json.dumps({"id": "n1", "subject": "Hi", "body": "Run done", "priority": "HIGH"}),
+            )
+            await redis.publish(
+                agents_channel(),
+                _json.dumps({"name": "planner", "status": "BUSY", "currentLoad": 1}),
+            )
+            await redis.publish(step_output_channel(step_id), _json.dumps({"text": "Hel"}))
+            got = {m["id"]: m["payload"]["data"] for m in [await mine.recv() for _ in range(3)]}
+            assert got["n"]["notificationReceived"] == {
+                "id": "n1",
+                "subject": "Hi",
+                "body": "Run done",
+                "priority": "HIGH",
+            }
+            assert got["a"]["agentStatusChanged"] == {
+                "name": "planner",
+                "status": "BUSY",
+                "currentLoad": 1,
+            }
+            assert got["s"]["stepOutput"] == "Hel"
+            with pytest.raises(TimeoutError):  # not someone else's notification
+                await theirs.recv(wait=0.5)
+    finally:
+        await redis.aclose()

@@ -1,26 +1,31 @@
-"""Feeds that are not event-sourced: streamed step output (LLM tokens).
+"""Feeds that are not event-sourced: notifications, agent status, streamed step output.
 
-The channels for notifications and agent status are named in ``subscriptions.channels``
-and follow the same path (``follow``); their subscriptions join the schema with the
-Notification and Agent types.
+Producers publish a JSON object to the channel (``subscriptions.channels``); these
+subscriptions map it to the schema type. The notifications and agents work are the
+producers; the types follow DESIGN §4 so their clients can rely on them now.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from datetime import datetime
 from typing import Any
 
 import strawberry
 from strawberry import Info
 
 from cognitionos.context import Context
-from cognitionos.schema.common import parse_id
+from cognitionos.schema.common import JSON, parse_id
 from cognitionos.schema.permissions import IsViewer
 from cognitionos.services.workflows import get_step
-from cognitionos.subscriptions.channels import step_output_channel
+from cognitionos.subscriptions.channels import (
+    agents_channel,
+    notifications_channel,
+    step_output_channel,
+)
 from cognitionos.subscriptions.pubsub import RESYNC
 
-__all__ = ["FeedSubscription", "follow"]
+__all__ = ["AgentStatus", "FeedSubscription", "NotificationMessage", "follow"]
 
 
 async def follow(ctx: Context, channel: str) -> AsyncGenerator[dict[str, Any], None]:
@@ -31,8 +36,79 @@ async def follow(ctx: Context, channel: str) -> AsyncGenerator[dict[str, Any], N
                 yield message
 
 
+def _when(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+@strawberry.type(name="Notification")
+class NotificationMessage:
+    id: strawberry.ID
+    channel: str
+    subject: str | None
+    body: str
+    data: JSON
+    priority: str
+    status: str
+    created_at: datetime | None
+
+    @classmethod
+    def from_message(cls, m: dict[str, Any]) -> NotificationMessage:
+        return cls(
+            id=strawberry.ID(str(m.get("id", ""))),
+            channel=str(m.get("channel", "IN_APP")),
+            subject=m.get("subject"),
+            body=str(m.get("body", "")),
+            data=JSON(m.get("data") or {}),
+            priority=str(m.get("priority", "NORMAL")),
+            status=str(m.get("status", "DELIVERED")),
+            created_at=_when(m.get("createdAt")),
+        )
+
+
+@strawberry.type(name="Agent")
+class AgentStatus:
+    id: strawberry.ID
+    name: str
+    role: str
+    capabilities: list[str]
+    provider: str | None
+    model: str | None
+    status: str
+    current_load: int
+    max_concurrency: int
+
+    @classmethod
+    def from_message(cls, m: dict[str, Any]) -> AgentStatus:
+        return cls(
+            id=strawberry.ID(str(m.get("id", ""))),
+            name=str(m.get("name", "")),
+            role=str(m.get("role", "")),
+            capabilities=[str(c) for c in m.get("capabilities") or []],
+            provider=m.get("provider"),
+            model=m.get("model"),
+            status=str(m.get("status", "IDLE")),
+            current_load=int(m.get("currentLoad", 0)),
+            max_concurrency=int(m.get("maxConcurrency", 1)),
+        )
+
+
 @strawberry.type
 class FeedSubscription:
+    @strawberry.subscription(permission_classes=[IsViewer], description="Your new notifications.")
+    async def notification_received(
+        self, info: Info[Context, None]
+    ) -> AsyncGenerator[NotificationMessage, None]:
+        principal = info.context.require_principal()
+        async for message in follow(info.context, notifications_channel(principal.user_id)):
+            yield NotificationMessage.from_message(message)
+
+    @strawberry.subscription(permission_classes=[IsViewer], description="Agent status changes.")
+    async def agent_status_changed(
+        self, info: Info[Context, None]
+    ) -> AsyncGenerator[AgentStatus, None]:
+        async for message in follow(info.context, agents_channel()):
+            yield AgentStatus.from_message(message)
+
     @strawberry.subscription(
         permission_classes=[IsViewer], description="Tokens of a running LLM step, as they come."
     )
