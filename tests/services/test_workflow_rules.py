@@ -148,3 +148,59 @@ async def test_two_schedulers_fire_each_due_schedule_once(stack: Stack) -> None:
     finally:
         await redis.aclose()
         await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("code", "limits", "reason"),
+    [
+        ("while True:\n    pass", {"python_step_cpu_seconds": 1}, "CPU or memory limit"),
+        ("open('big', 'wb').write(b'x' * (3 * 1024 * 1024))", {"python_step_file_mb": 1},
+         "File too large"),
+    ],
+)  # fmt: skip
+async def test_python_cpu_and_file_limits(code: str, limits: dict[str, int], reason: str) -> None:
+    kind = get_kind("PYTHON")
+    assert kind is not None
+    settings = Settings(python_steps_enabled=True, python_step_wall_seconds=20, **limits)
+    with pytest.raises(StepFailure, match=reason):
+        await kind.run(_ctx(settings), {"code": code})
+
+
+async def test_sql_statement_timeout(stack: Stack) -> None:
+    kind = get_kind("SQL")
+    assert kind is not None
+    engine = create_engine(stack.database_url, pool_size=1)
+    try:
+        ctx = _ctx(Settings(sql_statement_timeout_ms=200))
+        ctx.sessionmaker = create_sessionmaker(engine)
+        with pytest.raises(StepFailure, match="statement timeout") as caught:
+            await kind.run(ctx, {"query": "SELECT pg_sleep(3)"})
+        assert caught.value.retryable is True  # a timeout counts as a (retryable) failure
+    finally:
+        await engine.dispose()
+
+
+async def test_http_response_size_is_capped() -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Big(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"x" * 50_000)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Big)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    kind = get_kind("HTTP")
+    assert kind is not None
+    settings = Settings(http_allow_hosts=["127.0.0.1"], http_max_response_bytes=10_000)
+    try:
+        with pytest.raises(StepFailure, match="response larger than 10000 bytes"):
+            await kind.run(_ctx(settings), {"url": f"http://127.0.0.1:{server.server_port}/"})
+    finally:
+        server.shutdown()
+        server.server_close()
