@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from arq.connections import ArqRedis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from cognitionos.config import ConfigError, Settings
@@ -105,6 +107,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/health/live", health.live),
         Route("/health/ready", health.ready),
         Route("/metrics", health.metrics),
+        Mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static")),
     ]
     middleware = [Middleware(RequestContextMiddleware, metrics=metrics, tracer=tracer)]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

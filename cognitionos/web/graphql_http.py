@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.exceptions import MissingQueryError
-from strawberry.http.ides import get_graphql_ide_html
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
@@ -44,6 +44,8 @@ from cognitionos.services.errors import (
 __all__ = ["GRAPHQL_RESPONSE_JSON", "GraphQLHTTP"]
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+# GraphiQL and its scripts are served from /static: no CDN needed (see static/graphiql).
+GRAPHIQL_HTML = (Path(__file__).parent / "static" / "graphiql.html").read_text()
 APPLICATION_JSON = "application/json"
 log = get_logger("cognitionos.graphql")
 
@@ -105,7 +107,7 @@ class GraphQLHTTP:
         media = negotiate(request.headers.get("accept"))
         if request.method == "GET" and self._wants_ide(request):
             if self.services.settings.graphiql:
-                return HTMLResponse(get_graphql_ide_html("graphiql"))
+                return HTMLResponse(GRAPHIQL_HTML)
             return self._error_response(
                 RequestError(404, NotFound("GraphiQL is disabled on this server")),
                 media,
