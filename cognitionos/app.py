@@ -80,6 +80,7 @@ def create_app(settings: Settings) -> Starlette:
                 sessionmaker=sessionmaker,
                 redis=redis,
                 dispatcher=ArqDispatcher(redis),
+                metrics=metrics,
             ),
             pubsub=pubsub,
         )
@@ -89,7 +90,9 @@ def create_app(settings: Settings) -> Starlette:
         stop_worker = asyncio.Event()
         worker_task: asyncio.Task[None] | None = None
         if settings.run_worker_in_process:
-            worker_task = asyncio.create_task(supervise(settings, stop_worker), name="worker")
+            worker_task = asyncio.create_task(
+                supervise(settings, stop_worker, metrics=metrics), name="worker"
+            )
             log.info("worker running in-process")
         try:
             yield

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     worker_in_process: bool | None = None  # None: in-process with the embedded services
     worker_poll_delay_seconds: float = 0.01
     worker_max_jobs: int = 50
+    worker_metrics_port: int | None = None  # a separate worker serves /metrics here
+    worker_metrics_host: str = "127.0.0.1"
 
     # Websockets and live delivery.
     ws_init_timeout_seconds: float = 10.0  # connection_init must arrive within this

@@ -220,10 +220,12 @@ def test_production_never_starts_embedded_services(tmp_path: Path) -> None:
 
 def test_production_web_and_worker_processes(stack: Stack) -> None:
     """The Procfile's release/web/worker lines, as separate processes on one Redis."""
+    # Redis database 1: no other worker of this test session listens there.
+    redis_url = stack.redis.url.rsplit("/", 1)[0] + "/1"
     env = _env(
         COGNITIONOS_ENV="production",
         DATABASE_URL=stack.database_url,
-        REDIS_URL=stack.redis.url,
+        REDIS_URL=redis_url,
         SECRET_KEY=TEST_SECRET,
     )
     migrate = subprocess.run(
@@ -239,8 +241,12 @@ def test_production_web_and_worker_processes(stack: Stack) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    metrics_port = free_port()
     worker = subprocess.Popen(
-        [*CLI, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [*CLI, "worker"],
+        env={**env, "COGNITIONOS_WORKER_METRICS_PORT": str(metrics_port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -266,7 +272,7 @@ def test_production_web_and_worker_processes(stack: Stack) -> None:
         from cognitionos.jobs import redis_settings
 
         async def round_trip() -> Any:
-            pool = await create_pool(redis_settings(stack.redis.url))
+            pool = await create_pool(redis_settings(redis_url))
             try:
                 job = await pool.enqueue_job("health")
                 assert job is not None
@@ -275,6 +281,8 @@ def test_production_web_and_worker_processes(stack: Stack) -> None:
                 await pool.aclose()
 
         result = asyncio.run(round_trip())
+        worker_metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        assert "cognitionos_step_dispatch_latency_seconds_count" in worker_metrics
         assert result["database"] == "ok" and result["redis"] == "ok"
         assert result["worker"].endswith(f":{worker.pid}")
     finally:

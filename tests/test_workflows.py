@@ -509,3 +509,19 @@ def test_schedules_fire_through_the_worker(gql: GQL, token: str) -> None:
         is True
     )
     assert gql.ok("{ schedules { id } }", token=token)["schedules"] == []
+
+
+def test_engine_metrics_are_exported(gql: GQL, token: str, engine_server: LiveServer) -> None:
+    create(gql, token, "measured", [transform("a", "1"), transform("b", "2", "a")])
+    assert run(gql, token, "measured")["status"] == "SUCCEEDED"
+    text = gql.client.get(f"{engine_server.url}/metrics").text
+    assert 'cognitionos_events_total{type="EXECUTION_SUCCEEDED"}' in text
+    assert 'cognitionos_events_total{type="STEP_SUCCEEDED"}' in text
+    count = next(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("cognitionos_step_dispatch_latency_seconds_count")
+    )
+    assert count >= 2
+    assert "cognitionos_queue_depth " in text
+    assert "cognitionos_websocket_subscriptions " in text

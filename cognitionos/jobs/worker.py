@@ -18,12 +18,13 @@ from typing import Any
 
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
+from prometheus_client import start_http_server
 
 from cognitionos.config import Settings
 from cognitionos.db import create_engine, create_sessionmaker
 from cognitionos.jobs.dispatch import RUN_STEP, ArqDispatcher
 from cognitionos.jobs.steps import engine_loops, run_eagerly, run_step
-from cognitionos.observability import get_logger
+from cognitionos.observability import Metrics, get_logger
 from cognitionos.services.health import check_health
 from cognitionos.services.workflows import Engine
 
@@ -64,13 +65,23 @@ async def _release(ctx: dict[str, Any]) -> None:
         log.info("worker stopped")
 
 
-async def supervise(settings: Settings, stop: asyncio.Event) -> None:
+async def supervise(
+    settings: Settings, stop: asyncio.Event, *, metrics: Metrics | None = None
+) -> None:
     """Run a worker until ``stop`` is set, starting it again whenever Redis goes away
     (arq's own worker exits on a lost connection). Steps in flight are healed by the
     reconciler, so a restart costs a few seconds, never work."""
+    if metrics is None and settings.worker_metrics_port:
+        metrics = Metrics()
+        start_http_server(
+            settings.worker_metrics_port,
+            addr=settings.worker_metrics_host,
+            registry=metrics.registry,
+        )
+        log.info("worker metrics", port=settings.worker_metrics_port)
     delay = 0.5
     while not stop.is_set():
-        worker = create_worker(settings, handle_signals=False)
+        worker = create_worker(settings, handle_signals=False, metrics=metrics)
         running = asyncio.create_task(worker.main(), name="arq-worker")
         stopping = asyncio.create_task(stop.wait())
         try:
@@ -97,7 +108,9 @@ async def supervise(settings: Settings, stop: asyncio.Event) -> None:
             await _release(worker.ctx)
 
 
-def create_worker(settings: Settings, *, handle_signals: bool = True) -> Worker:
+def create_worker(
+    settings: Settings, *, handle_signals: bool = True, metrics: Metrics | None = None
+) -> Worker:
     assert settings.database_url and settings.redis_url, "resolve the service URLs first"
     database_url = settings.database_url
 
@@ -112,6 +125,7 @@ def create_worker(settings: Settings, *, handle_signals: bool = True) -> Worker:
             sessionmaker=ctx["sessionmaker"],
             redis=ctx["redis"],
             dispatcher=ArqDispatcher(ctx["redis"]),
+            metrics=metrics,
         )
         ctx["workflow_engine"] = workflow_engine
         workflow_engine.local_runner = lambda item: run_eagerly(ctx, item)

@@ -58,6 +58,24 @@ class Metrics:
         self.db_pool_checked_out = Gauge(
             "cognitionos_db_pool_checked_out", "DB connections in use", registry=r
         )
+        self.ws_subscriptions = Gauge(
+            "cognitionos_websocket_subscriptions", "Live pub/sub subscribers", registry=r
+        )
+        self.events = Counter(
+            "cognitionos_events_total",
+            "Events appended (executions and steps by transition)",
+            ["type"],
+            registry=r,
+        )
+        self.dispatch_latency = Histogram(
+            "cognitionos_step_dispatch_latency_seconds",
+            "From a step being ready to a worker starting it",
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "cognitionos_queue_depth", "Jobs waiting in the arq queue", registry=r
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

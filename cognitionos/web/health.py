@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
+from arq.constants import default_queue_name as QUEUE
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -29,4 +33,8 @@ async def metrics(request: Request) -> Response:
     services = request.app.state.services
     pool = services.sessionmaker.kw["bind"].pool
     services.metrics.db_pool_checked_out.set(pool.checkedout())
+    services.metrics.ws_subscriptions.set(services.pubsub.subscriber_count)
+    with contextlib.suppress(Exception):  # Redis down: /health/ready says so
+        depth = await asyncio.wait_for(services.redis.zcard(QUEUE), 0.5)
+        services.metrics.queue_depth.set(depth)
     return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)

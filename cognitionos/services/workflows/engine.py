@@ -27,7 +27,7 @@ from cognitionos.db.models.workflows import (
     StepStatus,
     WorkflowExecution,
 )
-from cognitionos.observability import get_logger
+from cognitionos.observability import Metrics, get_logger
 from cognitionos.services.auth import Principal
 from cognitionos.services.errors import Conflict, Forbidden, NotFound
 from cognitionos.services.events import publish_events
@@ -110,8 +110,10 @@ class Engine:
         sessionmaker: async_sessionmaker[AsyncSession],
         redis: Redis,
         dispatcher: Dispatcher,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.sessionmaker = sessionmaker
         self.redis = redis
         self.dispatcher = dispatcher
@@ -123,6 +125,9 @@ class Engine:
 
     async def apply(self, effects: Effects) -> None:
         """After commit: publish, then dispatch. A crash here is healed by the reconciler."""
+        if self.metrics is not None:
+            for event in effects.events:
+                self.metrics.events.labels(event.type).inc()
         if effects.events:
             try:
                 await publish_events(self.redis, effects.events)
@@ -367,6 +372,9 @@ class Engine:
             definition = await definition_of(session, execution.workflow_id)
             spec = definition.specs[step.step_key]
             kind = get_kind(step.kind)
+            if self.metrics is not None and step.dispatched_at is not None:
+                waited = (now() - step.dispatched_at).total_seconds()
+                self.metrics.dispatch_latency.observe(max(0.0, waited))
             inline = kind is not None and kind.inline
             # Read everything first: no write is flushed before the commit.
             needs = definition.needs[step.step_key]
