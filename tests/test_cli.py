@@ -33,6 +33,15 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+def run_cli(
+    *args: str, env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """One ``cognitionos`` command to completion, its output captured."""
+    return subprocess.run(
+        [*CLI, *args], env=env, input=stdin, capture_output=True, text=True, timeout=120
+    )
+
+
 class Serve:
     """``cognitionos serve`` in a child process, its JSON log collected."""
 
@@ -140,13 +149,14 @@ def test_serve_embedded_keeps_data_and_refuses_a_second_server(data_dir: Path) -
 
 def test_users_create_admin_from_stdin(stack: Stack, make_server: Any) -> None:
     env = _env(DATABASE_URL=stack.database_url)
-    created = subprocess.run(
-        [*CLI, "users", "create", "--admin", "--email", "Admin@Example.com"],
-        input=f"{STRONG_PASSWORD}\n",
+    created = run_cli(
+        "users",
+        "create",
+        "--admin",
+        "--email",
+        "Admin@Example.com",
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        stdin=f"{STRONG_PASSWORD}\n",
     )
     assert created.returncode == 0, created.stderr
     assert "created ADMIN admin@example.com" in created.stdout
@@ -155,24 +165,12 @@ def test_users_create_admin_from_stdin(stack: Stack, make_server: Any) -> None:
     token = gql.login("admin@example.com").json()["data"]["login"]["accessToken"]
     assert gql.ok("{ me { role } }", token=token)["me"]["role"] == "ADMIN"
 
-    weak = subprocess.run(
-        [*CLI, "users", "create", "--email", "weak@example.com"],
-        input="short\n",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    weak = run_cli("users", "create", "--email", "weak@example.com", env=env, stdin="short\n")
     assert weak.returncode == 2
     assert "password must have at least 10 characters" in weak.stderr
 
-    duplicate = subprocess.run(
-        [*CLI, "users", "create", "--email", "admin@example.com"],
-        input=f"{STRONG_PASSWORD}\n",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    duplicate = run_cli(
+        "users", "create", "--email", "admin@example.com", env=env, stdin=f"{STRONG_PASSWORD}\n"
     )
     assert duplicate.returncode == 2
     assert "already exists" in duplicate.stderr
@@ -190,13 +188,7 @@ def test_production_refuses_to_start_without_a_real_secret(
     )
     if secret is not None:
         env["SECRET_KEY"] = secret
-    result = subprocess.run(
-        [*CLI, "serve", "--port", str(free_port())],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli("serve", "--port", str(free_port()), env=env)
     assert result.returncode == 2
     assert "refusing to start in production" in result.stderr
     assert missing in result.stderr
@@ -206,13 +198,7 @@ def test_production_never_starts_embedded_services(tmp_path: Path) -> None:
     env = _env(
         COGNITIONOS_ENV="production", SECRET_KEY=TEST_SECRET, COGNITIONOS_DATA_DIR=str(tmp_path)
     )
-    result = subprocess.run(
-        [*CLI, "serve", "--port", str(free_port())],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli("serve", "--port", str(free_port()), env=env)
     assert result.returncode == 2
     assert "DATABASE_URL is not set" in result.stderr
     assert not (tmp_path / "postgres").exists()
@@ -228,9 +214,7 @@ def test_production_web_and_worker_processes(stack: Stack) -> None:
         REDIS_URL=redis_url,
         SECRET_KEY=TEST_SECRET,
     )
-    migrate = subprocess.run(
-        [*CLI, "migrate"], env=env, capture_output=True, text=True, timeout=120
-    )
+    migrate = run_cli("migrate", env=env)
     assert migrate.returncode == 0, migrate.stderr
     assert "migrations applied" in migrate.stdout
 
@@ -294,13 +278,7 @@ def test_production_web_and_worker_processes(stack: Stack) -> None:
 
 def test_schema_export_prints_sdl(tmp_path: Path) -> None:
     out = tmp_path / "schema.graphql"
-    result = subprocess.run(
-        [*CLI, "schema", "--output", str(out)],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli("schema", "--output", str(out), env=_env())
     assert result.returncode == 0, result.stderr
     sdl = out.read_text()
     for name in ("type Query", "me: User", "register(input: RegisterInput!): AuthPayload!"):
