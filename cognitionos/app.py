@@ -34,6 +34,7 @@ from cognitionos.web.middleware import RequestContextMiddleware
 __all__ = ["create_app"]
 
 log = get_logger("cognitionos.app")
+VENDOR = Path(__file__).resolve().parent.parent / "vendor"
 
 
 async def _graphql_ws(websocket: WebSocket) -> None:
@@ -110,7 +111,8 @@ def create_app(settings: Settings) -> Starlette:
         Route("/health/live", health.live),
         Route("/health/ready", health.ready),
         Route("/metrics", health.metrics),
-        Mount("/static", StaticFiles(directory=Path(__file__).parent / "web" / "static")),
+        # Third-party browser assets (GraphiQL, React) live in the checkout's vendor/.
+        Mount("/static/graphiql", StaticFiles(directory=VENDOR / "graphiql", check_dir=False)),
     ]
     middleware = [Middleware(RequestContextMiddleware, metrics=metrics, tracer=tracer)]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
