@@ -23,6 +23,8 @@ from cognitionos.jobs import supervise
 from cognitionos.jobs.dispatch import ArqDispatcher
 from cognitionos.observability import Metrics, configure_tracing, get_logger
 from cognitionos.schema import build_schema
+from cognitionos.services.agents import seed as seed_agents
+from cognitionos.services.llm import Router
 from cognitionos.services.ratelimit import RateLimiter
 from cognitionos.services.workflows import Engine
 from cognitionos.subscriptions.pubsub import PubSubHub
@@ -70,20 +72,28 @@ def create_app(settings: Settings) -> Starlette:
         sessionmaker = create_sessionmaker(engine)
         pubsub = PubSubHub(redis_url, queue_size=settings.pubsub_queue_size)
         pubsub.start()
+        llm = Router(settings, sessionmaker, metrics=metrics)
+        try:  # the default agents and v1 prompts; a worker's start retries it
+            await seed_agents(sessionmaker, settings)
+        except Exception:
+            log.warning("seeding agents and prompts failed; is the database up?", exc_info=True)
+        workflow_engine = Engine(
+            settings=settings,
+            sessionmaker=sessionmaker,
+            redis=redis,
+            dispatcher=ArqDispatcher(redis),
+            metrics=metrics,
+        )
+        workflow_engine.llm = llm
         services = Services(
             settings=settings,
             sessionmaker=sessionmaker,
             redis=redis,
             rate_limiter=RateLimiter(redis),
             metrics=metrics,
-            workflow_engine=Engine(
-                settings=settings,
-                sessionmaker=sessionmaker,
-                redis=redis,
-                dispatcher=ArqDispatcher(redis),
-                metrics=metrics,
-            ),
+            workflow_engine=workflow_engine,
             pubsub=pubsub,
+            llm=llm,
         )
         app.state.services = services
         app.state.graphql = GraphQLHTTP(schema, services)
@@ -102,6 +112,7 @@ def create_app(settings: Settings) -> Starlette:
                 stop_worker.set()
                 await worker_task
             await pubsub.stop()
+            await llm.aclose()
             await redis.aclose()
             await engine.dispose()
 

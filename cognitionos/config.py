@@ -107,6 +107,35 @@ class Settings(BaseSettings):
     sql_statement_timeout_ms: int = 5_000
     sql_max_rows: int = 1_000
 
+    # LLM providers. A provider exists when its key (or base URL) is set.
+    openai_api_key: str | None = Field(
+        default=None, validation_alias=_conventional("OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=_conventional("OPENAI_BASE_URL")
+    )
+    anthropic_api_key: str | None = Field(
+        default=None, validation_alias=_conventional("ANTHROPIC_API_KEY")
+    )
+    anthropic_base_url: str | None = Field(
+        default=None, validation_alias=_conventional("ANTHROPIC_BASE_URL")
+    )
+    llm_compatible_base_url: str | None = None  # any OpenAI-compatible server (Ollama, vLLM)
+    llm_compatible_api_key: str | None = None
+    llm_model: str = "gpt-4o-mini"  # the default agents' and LLM steps' model
+    llm_provider: str | None = None  # None: inferred from the model and the keys set
+    llm_fallbacks: list[str] = Field(default_factory=list)  # ["anthropic:claude-3-5-haiku-latest"]
+    llm_max_retries: int = 2  # per provider, on 429/5xx/timeouts/connection errors
+    llm_retry_base_seconds: float = 0.5
+    llm_retry_max_seconds: float = 30.0  # a longer Retry-After moves on to the fallback
+    llm_timeout_seconds: float = 120.0
+    llm_max_tokens: int = 1024
+    llm_prices: dict[str, list[float]] = Field(default_factory=dict)  # model: [in, out] per 1M
+    agent_failure_threshold: int = 3  # consecutive failed calls put an agent in ERROR
+    agent_probe_seconds: float = 60.0  # an agent in ERROR takes one probe call after this
+    agent_wait_seconds: float = 2.0  # no free agent: the step is re-dispatched after this
+    planner_max_repairs: int = 2
+
     # Observability.
     log_level: str = "INFO"
     log_json: bool = True

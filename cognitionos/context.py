@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from cognitionos.config import Settings
     from cognitionos.dataloaders import Loaders
     from cognitionos.observability import Metrics
+    from cognitionos.services.llm import Router
     from cognitionos.services.ratelimit import RateLimiter
     from cognitionos.services.workflows import Engine
     from cognitionos.subscriptions.pubsub import PubSubHub
@@ -43,6 +44,7 @@ class Services:
     metrics: Metrics
     workflow_engine: Engine
     pubsub: PubSubHub
+    llm: Router
 
     @property
     def account_policy(self) -> AccountPolicy:

@@ -25,7 +25,9 @@ from cognitionos.db import create_engine, create_sessionmaker
 from cognitionos.jobs.dispatch import RUN_STEP, ArqDispatcher
 from cognitionos.jobs.steps import engine_loops, run_eagerly, run_step
 from cognitionos.observability import Metrics, get_logger
+from cognitionos.services.agents import seed as seed_agents
 from cognitionos.services.health import check_health
+from cognitionos.services.llm import Router
 from cognitionos.services.workflows import Engine
 
 __all__ = ["create_worker", "health_job", "redis_settings", "supervise"]
@@ -59,6 +61,8 @@ async def _release(ctx: dict[str, Any]) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+    if workflow_engine is not None and workflow_engine.llm is not None:
+        await workflow_engine.llm.aclose()
     engine = ctx.pop("engine", None)
     if engine is not None:
         await engine.dispose()
@@ -127,6 +131,8 @@ def create_worker(
             dispatcher=ArqDispatcher(ctx["redis"]),
             metrics=metrics,
         )
+        workflow_engine.llm = Router(settings, ctx["sessionmaker"], metrics=metrics)
+        await seed_agents(ctx["sessionmaker"], settings)
         ctx["workflow_engine"] = workflow_engine
         workflow_engine.local_runner = lambda item: run_eagerly(ctx, item)
         ctx["loops"] = engine_loops(workflow_engine)

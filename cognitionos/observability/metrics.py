@@ -76,6 +76,31 @@ class Metrics:
         self.queue_depth = Gauge(
             "cognitionos_queue_depth", "Jobs waiting in the arq queue", registry=r
         )
+        self.llm_requests = Counter(
+            "cognitionos_llm_requests_total",
+            "LLM calls (each attempt) by provider, model and outcome",
+            ["provider", "model", "outcome"],
+            registry=r,
+        )
+        self.llm_tokens = Counter(
+            "cognitionos_llm_tokens_total",
+            "LLM tokens by direction (in, out)",
+            ["provider", "model", "direction"],
+            registry=r,
+        )
+        self.llm_cost = Counter(
+            "cognitionos_llm_cost_usd_total",
+            "LLM spend in USD (calls of models with a known price)",
+            ["provider", "model"],
+            registry=r,
+        )
+        self.llm_latency = Histogram(
+            "cognitionos_llm_request_duration_seconds",
+            "LLM call duration",
+            ["provider", "model"],
+            buckets=_LATENCY,
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from strawberry.tools import merge_types
 
+from cognitionos.resolvers.agents import AgentMutation, AgentQuery
 from cognitionos.resolvers.auth import AuthMutation, AuthQuery
 from cognitionos.resolvers.health import HealthQuery
 from cognitionos.resolvers.workflows import WorkflowMutation, WorkflowQuery
 
 __all__ = ["Mutation", "Query"]
 
-Query = merge_types("Query", (AuthQuery, WorkflowQuery, HealthQuery))
-Mutation = merge_types("Mutation", (AuthMutation, WorkflowMutation))
+Query = merge_types("Query", (AuthQuery, WorkflowQuery, AgentQuery, HealthQuery))
+Mutation = merge_types("Mutation", (AuthMutation, WorkflowMutation, AgentMutation))

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 __all__ = [
     "BadUserInput",
     "BudgetExceeded",
+    "LLMUnavailable",
     "CognitionError",
     "Conflict",
     "Forbidden",
@@ -74,3 +75,14 @@ class RateLimited(CognitionError):
 
 class BudgetExceeded(CognitionError):
     code = "BUDGET_EXCEEDED"
+
+
+class LLMUnavailable(CognitionError):
+    """No provider is configured (``transient=False``), or every provider in the chain
+    failed (``transient=True``: a later retry may succeed)."""
+
+    code = "LLM_UNAVAILABLE"
+
+    def __init__(self, message: str, *, transient: bool = False, **extensions: Any) -> None:
+        super().__init__(message, **extensions)
+        self.transient = transient

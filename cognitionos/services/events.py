@@ -13,13 +13,34 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cognitionos.db.models.events import Event
 
-__all__ = ["append_event", "channel_for", "list_events", "publish_events", "version_at"]
+__all__ = [
+    "agents_channel",
+    "append_event",
+    "channel_for",
+    "list_events",
+    "notifications_channel",
+    "publish_events",
+    "step_output_channel",
+    "version_at",
+]
 
 CHANNEL_PREFIX = "cognitionos:events:"
 
 
 def channel_for(stream_type: str, stream_id: uuid.UUID | str) -> str:
     return f"{CHANNEL_PREFIX}{stream_type}:{stream_id}"
+
+
+def notifications_channel(user_id: uuid.UUID) -> str:
+    return f"cognitionos:notifications:{user_id}"
+
+
+def agents_channel() -> str:
+    return "cognitionos:agents"
+
+
+def step_output_channel(step_id: uuid.UUID) -> str:
+    return f"cognitionos:step-output:{step_id}"
 
 
 async def append_event(

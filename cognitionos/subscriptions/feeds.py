@@ -15,6 +15,7 @@ import strawberry
 from strawberry import Info
 
 from cognitionos.context import Context
+from cognitionos.schema.agents import Agent
 from cognitionos.schema.common import JSON, parse_id
 from cognitionos.schema.permissions import IsViewer
 from cognitionos.services.workflows import get_step
@@ -25,7 +26,7 @@ from cognitionos.subscriptions.channels import (
 )
 from cognitionos.subscriptions.pubsub import RESYNC
 
-__all__ = ["AgentStatus", "FeedSubscription", "NotificationMessage", "follow"]
+__all__ = ["FeedSubscription", "NotificationMessage", "follow"]
 
 
 async def follow(ctx: Context, channel: str) -> AsyncGenerator[dict[str, Any], None]:
@@ -65,33 +66,6 @@ class NotificationMessage:
         )
 
 
-@strawberry.type(name="Agent")
-class AgentStatus:
-    id: strawberry.ID
-    name: str
-    role: str
-    capabilities: list[str]
-    provider: str | None
-    model: str | None
-    status: str
-    current_load: int
-    max_concurrency: int
-
-    @classmethod
-    def from_message(cls, m: dict[str, Any]) -> AgentStatus:
-        return cls(
-            id=strawberry.ID(str(m.get("id", ""))),
-            name=str(m.get("name", "")),
-            role=str(m.get("role", "")),
-            capabilities=[str(c) for c in m.get("capabilities") or []],
-            provider=m.get("provider"),
-            model=m.get("model"),
-            status=str(m.get("status", "IDLE")),
-            current_load=int(m.get("currentLoad", 0)),
-            max_concurrency=int(m.get("maxConcurrency", 1)),
-        )
-
-
 @strawberry.type
 class FeedSubscription:
     @strawberry.subscription(permission_classes=[IsViewer], description="Your new notifications.")
@@ -103,11 +77,9 @@ class FeedSubscription:
             yield NotificationMessage.from_message(message)
 
     @strawberry.subscription(permission_classes=[IsViewer], description="Agent status changes.")
-    async def agent_status_changed(
-        self, info: Info[Context, None]
-    ) -> AsyncGenerator[AgentStatus, None]:
+    async def agent_status_changed(self, info: Info[Context, None]) -> AsyncGenerator[Agent, None]:
         async for message in follow(info.context, agents_channel()):
-            yield AgentStatus.from_message(message)
+            yield Agent.from_message(message)
 
     @strawberry.subscription(
         permission_classes=[IsViewer], description="Tokens of a running LLM step, as they come."

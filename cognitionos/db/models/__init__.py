@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cognitionos.db.models.agents import Agent, AgentRole, AgentStatus, Budget, LLMUsage, Prompt
 from cognitionos.db.models.auth import ApiKey, AuditEvent, RefreshToken, Role, User, UserStatus
 from cognitionos.db.models.events import Event
 from cognitionos.db.models.workflows import (
@@ -15,6 +16,12 @@ from cognitionos.db.models.workflows import (
 )
 
 __all__ = [
+    "Agent",
+    "AgentRole",
+    "AgentStatus",
+    "Budget",
+    "LLMUsage",
+    "Prompt",
     "ApiKey",
     "AuditEvent",
     "Event",

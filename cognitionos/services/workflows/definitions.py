@@ -154,6 +154,18 @@ def _check_step_shape(raw: Any, index: int, seen: set[str]) -> str:
             field=f"{where}.kind",
             step=key,
         )
+    capability = raw.get("agentCapability")
+    if capability is not None and (not isinstance(capability, str) or not capability.strip()):
+        raise BadUserInput(
+            "agentCapability must be a non-empty string", field=f"{where}.agentCapability"
+        )
+    if getattr(get_kind(str(kind)), "needs_capability", False) and capability is None:
+        raise BadUserInput(
+            f"step {key!r}: a {kind} step needs agentCapability (the capability of the agent "
+            "that runs it)",
+            field=f"{where}.agentCapability",
+            step=key,
+        )
     deps = raw.get("dependsOn") or []
     if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
         raise BadUserInput("dependsOn must be a list of step keys", field=f"{where}.dependsOn")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from redis.asyncio import Redis
 from sqlalchemy import select, update
@@ -46,11 +46,15 @@ from cognitionos.services.workflows.transitions import (
     now,
     queue_ready_steps,
     record,
+    requeue,
     set_step,
     skip_dependents,
     steps_of,
     succeed_step,
 )
+
+if TYPE_CHECKING:
+    from cognitionos.services.llm import Router
 
 __all__ = ["ClaimedStep", "Dispatcher", "Engine", "HeartbeatResult"]
 
@@ -75,6 +79,7 @@ class ClaimedStep:
     inputs: dict[str, Any]
     outputs: dict[str, dict[str, Any]]
     actor_id: uuid.UUID | None
+    previous_error: str | None = None
 
     def context(self, engine: Engine) -> StepContext:
         """What the step's kind sees while it runs."""
@@ -88,6 +93,10 @@ class ClaimedStep:
             actor_id=self.actor_id,
             inputs=self.inputs,
             steps=self.outputs,
+            agent_capability=self.spec.agent_capability,
+            previous_error=self.previous_error,
+            llm=engine.llm,
+            redis=engine.redis,
         )
 
 
@@ -122,6 +131,7 @@ class Engine:
         # Postgres, so if this process dies the reconciler dispatches it as usual.
         self.local_runner: Callable[[Dispatch], Coroutine[Any, Any, None]] | None = None
         self.eager_tasks: set[asyncio.Task[None]] = set()
+        self.llm: Router | None = None  # set where LLM steps can run
 
     async def apply(self, effects: Effects) -> None:
         """After commit: publish, then dispatch. A crash here is healed by the reconciler."""
@@ -425,6 +435,7 @@ class Engine:
                 inputs=dict(execution.inputs),
                 outputs=outputs,
                 actor_id=execution.created_by,
+                previous_error=step.error,
             )
             if inline:
                 await self._run_inline(
@@ -530,6 +541,30 @@ class Engine:
                 session, effects, execution, steps, step, output, cost_usd=cost_usd, tokens=tokens
             )
             await finish_if_done(session, effects, execution)
+            await session.commit()
+        await self.apply(effects)
+        return True
+
+    async def defer(self, step_id: uuid.UUID, owner: str, reason: str, *, delay: float) -> bool:
+        """Give a running step back to run again after ``delay``; the attempt is not used."""
+        effects = Effects()
+        async with self.sessionmaker() as session:
+            owned = await self._owned(session, step_id, owner, reach="around")
+            if owned is None:
+                return False
+            execution, _, _, step = owned
+            set_step(
+                execution,
+                step,
+                StepStatus.RETRYING,
+                attempt=max(0, step.attempt - 1),
+                error=reason,
+                lease_owner=None,
+                lease_expires_at=None,
+                next_attempt_at=now() + timedelta(seconds=delay),
+            )
+            requeue(step, effects, defer=delay)
+            await record(session, effects, execution, "STEP_DEFERRED", step=step, reason=reason)
             await session.commit()
         await self.apply(effects)
         return True

@@ -3,6 +3,7 @@
 * A RUNNING step whose lease expired (its worker died): queued again, at once.
 * A QUEUED or due RETRYING step that nobody started (the dispatch was lost: the web
   process died after commit, Redis was flushed or restarted): dispatched again.
+* An agent whose load a dead worker never gave back: recounted from its running steps.
 
 Every worker runs it; the transitions are idempotent and row-locked, so two
 reconcilers never double-run a step (a stale dispatch fails its claim).
@@ -15,6 +16,8 @@ import uuid
 from sqlalchemy import select, text
 
 from cognitionos.db.models.workflows import StepExecution, StepStatus
+from cognitionos.services.agents.assignment import heal_agent_loads
+from cognitionos.services.agents.registry import publish_agents
 from cognitionos.services.workflows.engine import Engine
 from cognitionos.services.workflows.transitions import (
     Dispatch,
@@ -112,4 +115,10 @@ async def reconcile(engine: Engine) -> int:
     if lost:
         # Same seq: if the job still sits in the queue, the enqueue is a no-op.
         await engine.dispatcher.dispatch([Dispatch(step_id, seq) for step_id, seq in lost])
-    return moved + len(lost)
+    settings = engine.settings
+    async with engine.sessionmaker() as session:
+        healed = await heal_agent_loads(
+            session, stale_after=2 * max(settings.step_lease_seconds, settings.llm_timeout_seconds)
+        )
+    await publish_agents(engine.redis, healed)
+    return moved + len(lost) + len(healed)

@@ -8,8 +8,9 @@ import json
 from typing import Any
 
 from cognitionos.observability import get_logger
+from cognitionos.services.errors import CognitionError
 from cognitionos.services.workflows.engine import ClaimedStep, Engine, HeartbeatResult
-from cognitionos.services.workflows.steps import StepFailure, get_kind
+from cognitionos.services.workflows.steps import StepDeferred, StepFailure, get_kind
 from cognitionos.services.workflows.templates import TemplateFailure, render_config
 
 __all__ = ["run_claimed"]
@@ -64,6 +65,12 @@ async def run_claimed(engine: Engine, claimed: ClaimedStep, owner: str) -> None:
     except StepFailure as exc:
         await engine.fail(step_id, owner, str(exc), retryable=exc.retryable)
         return
+    except StepDeferred as exc:
+        await engine.defer(step_id, owner, str(exc), delay=exc.delay)
+        return
+    except CognitionError as exc:  # e.g. BUDGET_EXCEEDED, LLM_UNAVAILABLE: retrying won't help
+        await engine.fail(step_id, owner, f"{exc.code}: {exc.message}", retryable=False)
+        return
     except Exception as exc:
         log.exception("step raised", step=claimed.step_key)
         await engine.fail(step_id, owner, f"{type(exc).__name__}: {exc}", retryable=True)
@@ -73,4 +80,4 @@ async def run_claimed(engine: Engine, claimed: ClaimedStep, owner: str) -> None:
     except (TypeError, ValueError) as exc:
         await engine.fail(step_id, owner, f"output is not JSON: {exc}", retryable=False)
         return
-    await engine.complete(step_id, owner, output)
+    await engine.complete(step_id, owner, output, cost_usd=ctx.cost_usd, tokens=ctx.tokens)

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
-
-from cognitionos.services.errors import BadUserInput
+from cognitionos.services.templating import TemplateFailure, check_template, render
 
 __all__ = [
     "TemplateFailure",
@@ -20,33 +16,11 @@ __all__ = [
     "render_value",
 ]
 
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-_ENV.filters["tojson"] = lambda value: json.dumps(value, default=str)
 _STEP_REF = re.compile(r"""steps\s*(?:\.\s*([A-Za-z_][\w-]*)|\[\s*['"]([^'"]+)['"]\s*\])""")
-
-
-class TemplateFailure(Exception):
-    """Rendering failed at run time (missing variable, sandbox violation...)."""
 
 
 def referenced_steps(text: str) -> set[str]:
     return {a or b for a, b in _STEP_REF.findall(text)}
-
-
-def check_template(text: str, *, field: str) -> None:
-    try:
-        _ENV.parse(text)
-    except TemplateError as exc:
-        raise BadUserInput(f"invalid template: {exc}", field=field) from None
-
-
-def render(text: str, variables: dict[str, Any]) -> str:
-    try:
-        return _ENV.from_string(text).render(**variables)
-    except TemplateError as exc:
-        raise TemplateFailure(f"template error: {exc}") from None
-    except Exception as exc:  # e.g. a filter raising on bad input
-        raise TemplateFailure(f"template error: {type(exc).__name__}: {exc}") from None
 
 
 def render_value(value: Any, variables: dict[str, Any]) -> Any:

@@ -355,6 +355,9 @@ async def succeed_step(
     tokens: int = 0,
 ) -> None:
     step.cost_usd, step.tokens = cost_usd, tokens
+    execution.tokens = (execution.tokens or 0) + tokens
+    if cost_usd is not None:
+        execution.cost_usd = (execution.cost_usd or Decimal(0)) + cost_usd
     if execution.status is ExecutionStatus.CANCELLED:
         set_step(execution, step, StepStatus.CANCELLED)
         await record(session, effects, execution, "STEP_CANCELLED", step=step)

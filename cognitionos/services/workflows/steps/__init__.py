@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from cognitionos.services.workflows.steps import approval, http, python, sql, transform
+from cognitionos.services.workflows.steps import (
+    agent,
+    approval,
+    http,
+    llm,
+    python,
+    sql,
+    transform,
+)
 from cognitionos.services.workflows.steps.base import (
     StepContext,
+    StepDeferred,
     StepFailure,
     StepKind,
     get_kind,
@@ -14,12 +23,15 @@ from cognitionos.services.workflows.steps.base import (
 
 __all__ = [
     "StepContext",
+    "StepDeferred",
     "StepFailure",
     "StepKind",
+    "agent",
     "approval",
     "get_kind",
     "http",
     "kind_names",
+    "llm",
     "python",
     "register",
     "sql",

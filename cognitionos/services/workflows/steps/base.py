@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cognitionos.config import Settings
 from cognitionos.services.errors import BadUserInput
 
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from cognitionos.services.llm import ChatResult, Router
+
 __all__ = [
     "StepContext",
+    "StepDeferred",
     "StepFailure",
     "StepKind",
     "get_kind",
@@ -30,6 +37,15 @@ class StepFailure(Exception):
         self.retryable = retryable
 
 
+class StepDeferred(Exception):
+    """Not now, and not a failure (e.g. no agent is free): run the step again after
+    ``delay`` seconds without using up an attempt."""
+
+    def __init__(self, reason: str, *, delay: float) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
 @dataclass
 class StepContext:
     settings: Settings
@@ -41,6 +57,19 @@ class StepContext:
     actor_id: uuid.UUID | None
     inputs: dict[str, Any] = field(default_factory=dict)
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    agent_capability: str | None = None
+    previous_error: str | None = None  # the last attempt's error, on a retry
+    llm: Router | None = None
+    redis: Redis | None = None
+    # What the step's LLM calls cost; the runner stores it on the step.
+    cost_usd: Decimal | None = None
+    tokens: int = 0
+
+    def charge(self, result: ChatResult) -> None:
+        """Add an LLM call's tokens and cost (an unknown price leaves the cost unknown)."""
+        self.tokens += result.tokens
+        if result.cost_usd is not None:
+            self.cost_usd = (self.cost_usd or Decimal(0)) + result.cost_usd
 
     @property
     def variables(self) -> dict[str, Any]:

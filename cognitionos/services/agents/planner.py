@@ -1,0 +1,195 @@
+"""The planner: a goal becomes a validated workflow (and, if asked, an execution).
+
+The planner agent answers with a workflow in the ``createWorkflow`` input format. It is
+checked by the same validation as ``createWorkflow``; an invalid plan goes back to the
+model with the errors, at most ``planner_max_repairs`` times, then fails with them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cognitionos.config import Settings
+from cognitionos.db.models import Agent, AgentRole, AgentStatus, Workflow, WorkflowExecution
+from cognitionos.services.agents.runtime import agents_exist, ask, lease_agent
+from cognitionos.services.auth import Principal
+from cognitionos.services.errors import BadUserInput, Conflict, LLMUnavailable
+from cognitionos.services.llm import JSONOutputError, Router, UsageTag, parse_json_output
+from cognitionos.services.workflows import Engine, create_workflow, get_workflow, validate_steps
+from cognitionos.services.workflows.definitions import MAX_STEPS
+
+__all__ = ["PlanResult", "plan_workflow"]
+
+PLAN_SCHEMA = {
+    "type": "object",
+    "required": ["steps"],
+    "properties": {
+        "name": {"type": "string"},
+        "description": {"type": "string"},
+        "steps": {"type": "array", "minItems": 1},
+    },
+}
+_MAX_GOAL = 4000
+_PLAN_STEPS = min(20, MAX_STEPS)
+
+
+@dataclass
+class PlanResult:
+    workflow: Workflow
+    execution: WorkflowExecution | None
+
+
+def _slug(goal: str) -> str:
+    words = re.findall(r"[a-z0-9]+", goal.lower())[:6]
+    return "plan-" + ("-".join(words) or "goal")[:60]
+
+
+def _next_version(latest: Workflow | None) -> str:
+    return "1.0.0" if latest is None else f"{latest.major}.{latest.minor + 1}.0"
+
+
+def _problems(text: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The plan, or what is wrong with it (for the repair round)."""
+    try:
+        plan = parse_json_output(text, PLAN_SCHEMA)
+    except JSONOutputError as exc:
+        return None, str(exc)
+    if len(plan["steps"]) > _PLAN_STEPS:
+        return None, f"the plan has {len(plan['steps'])} steps; at most {_PLAN_STEPS}"
+    try:
+        validate_steps(plan["steps"])
+    except BadUserInput as exc:
+        where = f" (at {exc.field})" if exc.field else ""
+        return None, f"{exc.message}{where}"
+    return plan, None
+
+
+async def _capabilities(session: AsyncSession) -> list[str]:
+    rows = await session.scalars(
+        select(Agent.capabilities).where(
+            Agent.status != AgentStatus.OFFLINE, Agent.role != AgentRole.PLANNER
+        )
+    )
+    return sorted({c for caps in rows for c in caps})
+
+
+async def plan_workflow(
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    router: Router,
+    redis: Redis | None,
+    engine: Engine,
+    principal: Principal,
+    goal: str,
+    key: str | None,
+    execute: bool,
+    wait_seconds: float = 30.0,
+) -> PlanResult:
+    goal = goal.strip()
+    if not goal:
+        raise BadUserInput("the goal is empty", field="goal")
+    if len(goal) > _MAX_GOAL:
+        raise BadUserInput(f"the goal is longer than {_MAX_GOAL} characters", field="goal")
+    if not router.configured:
+        raise LLMUnavailable(
+            "no LLM provider is configured: set OPENAI_API_KEY, ANTHROPIC_API_KEY or "
+            "COGNITIONOS_LLM_COMPATIBLE_BASE_URL"
+        )
+    async with sessionmaker() as session:
+        if not await agents_exist(session, role=AgentRole.PLANNER):
+            raise Conflict("no planner agent is online; register one or set one IDLE")
+        capabilities = await _capabilities(session)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        async with lease_agent(sessionmaker, settings, redis, role=AgentRole.PLANNER) as lease:
+            if lease is not None:
+                plan, call, repairs = await _converse(
+                    router, sessionmaker, settings, lease, principal, goal, capabilities
+                )
+                break
+        if time.monotonic() > deadline:
+            raise Conflict("every planner agent is busy; try again shortly")
+        await asyncio.sleep(min(0.5, settings.agent_wait_seconds))
+    agent = lease.agent
+    metadata = {
+        "plan": {
+            "goal": goal,
+            "agentId": str(agent.id),
+            "agent": agent.name,
+            "promptRole": agent.role.value,
+            "promptVersion": call.prompt.version,
+            "provider": call.result.provider,
+            "model": call.result.model,
+            "repairs": repairs,
+        }
+    }
+    workflow_key = key or _slug(goal)
+    async with sessionmaker() as session:
+        latest = await get_workflow(session, key=workflow_key)
+        workflow = await create_workflow(
+            session,
+            actor_id=principal.user_id,
+            key=workflow_key,
+            version=_next_version(latest),
+            name=str(plan.get("name") or goal[:100]).strip()[:200] or "Planned workflow",
+            steps=plan["steps"],
+            description=plan.get("description") or goal,
+            tags=["planned"],
+            metadata=metadata,
+        )
+    execution = None
+    if execute:
+        execution = await engine.execute(
+            principal=principal, key=workflow.key, version=workflow.version, inputs={}
+        )
+    return PlanResult(workflow=workflow, execution=execution)
+
+
+async def _converse(
+    router: Router,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    lease: Any,
+    principal: Principal,
+    goal: str,
+    capabilities: list[str],
+) -> tuple[dict[str, Any], Any, int]:
+    messages = [{"role": "user", "content": f"Goal: {goal}"}]
+    problems: list[str] = []
+    for repair in range(settings.planner_max_repairs + 1):
+        call = await ask(
+            router,
+            sessionmaker,
+            settings,
+            lease,
+            messages=messages,
+            tag=UsageTag(purpose="PLANNER", user_id=principal.user_id),
+            variables={"capabilities": capabilities, "max_steps": _PLAN_STEPS},
+        )
+        plan, problem = _problems(call.result.text)
+        if plan is not None:
+            return plan, call, repair
+        problems.append(problem or "invalid plan")
+        messages += [
+            {"role": "assistant", "content": call.result.text},
+            {
+                "role": "user",
+                "content": f"That plan is invalid: {problem}\nAnswer with the corrected "
+                "workflow JSON only.",
+            },
+        ]
+    raise BadUserInput(
+        f"the planner did not produce a valid workflow after {settings.planner_max_repairs} "
+        "repairs: " + " | ".join(problems),
+        field="goal",
+        errors=problems,
+    )

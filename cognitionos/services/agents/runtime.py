@@ -1,0 +1,148 @@
+"""Putting an agent to work: its role prompt, its model settings, the router, and the
+bookkeeping around a call (load, status, circuit breaker, published status)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cognitionos.config import Settings
+from cognitionos.db.models import Agent, AgentRole, AgentStatus, Prompt
+from cognitionos.services.agents.assignment import claim_agent, release_agent
+from cognitionos.services.agents.prompts import render_prompt, resolve_prompt
+from cognitionos.services.agents.registry import publish_agents
+from cognitionos.services.errors import LLMUnavailable
+from cognitionos.services.llm import ChatRequest, ChatResult, Router, UsageTag
+from cognitionos.services.llm.types import OnToken
+
+__all__ = ["AgentCall", "AgentLease", "agents_exist", "ask", "lease_agent", "render_context"]
+
+
+@dataclass
+class AgentLease:
+    """A claimed unit of an agent's capacity; ``ok`` is set by the work done with it."""
+
+    agent: Agent
+    ok: bool | None = None
+    error: str | None = None
+
+
+@dataclass
+class AgentCall:
+    result: ChatResult
+    prompt: Prompt
+
+
+@asynccontextmanager
+async def lease_agent(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    redis: Redis | None,
+    *,
+    capability: str | None = None,
+    role: AgentRole | None = None,
+    step_id: uuid.UUID | None = None,
+) -> AsyncIterator[AgentLease | None]:
+    """Claim a free agent for the block (None: none free) and release it after, recording
+    whether its provider calls worked. Status changes are published."""
+    async with sessionmaker() as session:
+        agent = await claim_agent(
+            session, settings, capability=capability, role=role, step_id=step_id
+        )
+    if agent is None:
+        yield None
+        return
+    await publish_agents(redis, [agent])
+    lease = AgentLease(agent)
+    try:
+        yield lease
+    finally:
+        async with sessionmaker() as session:
+            released = await release_agent(
+                session, settings, agent.id, ok=lease.ok, error=lease.error
+            )
+        if released is not None:
+            await publish_agents(redis, [released])
+
+
+async def agents_exist(
+    session: AsyncSession, *, capability: str | None = None, role: AgentRole | None = None
+) -> bool:
+    """Whether any agent that is not OFFLINE could ever take this work."""
+    stmt = select(func.count()).select_from(Agent).where(Agent.status != AgentStatus.OFFLINE)
+    if capability is not None:
+        stmt = stmt.where(Agent.capabilities.contains([capability]))
+    if role is not None:
+        stmt = stmt.where(Agent.role == role)
+    return bool(await session.scalar(stmt))
+
+
+def render_context(value: Any) -> str:
+    """A step output or input as prompt text."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+async def ask(
+    router: Router,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    lease: AgentLease,
+    *,
+    messages: list[dict[str, str]],
+    tag: UsageTag,
+    prompt_version: int | None = None,
+    variables: dict[str, Any] | None = None,
+    on_token: OnToken | None = None,
+) -> AgentCall:
+    """One call as the leased agent: its role prompt (``prompt_version`` pins one, else
+    the agent's pin, else the active one) as the system message. Marks the lease."""
+    agent = lease.agent
+    async with sessionmaker() as session:
+        prompt = await resolve_prompt(session, agent.role, prompt_version or agent.prompt_version)
+    system = render_prompt(
+        prompt,
+        {
+            "agent": {
+                "name": agent.name,
+                "role": agent.role.value,
+                "capabilities": list(agent.capabilities),
+            },
+            **(variables or {}),
+        },
+    )
+    request = ChatRequest(
+        messages=messages,
+        system=system,
+        temperature=agent.temperature,
+        max_tokens=agent.max_tokens or settings.llm_max_tokens,
+    )
+    try:
+        result = await router.complete(
+            request,
+            tag=UsageTag(
+                purpose=tag.purpose,
+                user_id=tag.user_id,
+                execution_id=tag.execution_id,
+                step_id=tag.step_id,
+                agent_id=agent.id,
+            ),
+            model=agent.model,
+            provider=agent.provider,
+            on_token=on_token,
+        )
+    except LLMUnavailable as exc:
+        if exc.transient:  # the providers failed, not the configuration
+            lease.ok, lease.error = False, exc.message
+        raise
+    lease.ok = True
+    return AgentCall(result=result, prompt=prompt)

@@ -1,0 +1,182 @@
+"""AGENT: a free agent with the step's capability answers the instruction, given its role
+prompt, the workflow inputs and the dependencies' outputs. An optional critic scores the
+answer; below the threshold the step fails retryably and the next attempt sees the critique.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from cognitionos.db.models import AgentRole
+from cognitionos.services.agents.runtime import agents_exist, ask, lease_agent, render_context
+from cognitionos.services.errors import BadUserInput, LLMUnavailable
+from cognitionos.services.llm import JSONOutputError, UsageTag, parse_json_output
+from cognitionos.services.workflows.steps.base import (
+    StepContext,
+    StepDeferred,
+    StepFailure,
+    register,
+    require_fields,
+)
+from cognitionos.services.workflows.steps.llm import (
+    need_router,
+    retry_note,
+    token_streamer,
+    unavailable,
+)
+
+__all__ = ["AgentStep", "CRITIC_SCHEMA"]
+
+CRITIC_SCHEMA = {
+    "type": "object",
+    "required": ["score", "critique"],
+    "properties": {
+        "score": {"type": "number", "minimum": 0, "maximum": 1},
+        "critique": {"type": "string"},
+    },
+}
+DEFAULT_THRESHOLD = 0.7
+
+
+def _critic_options(raw: Any) -> tuple[float, str | None] | None:
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        return DEFAULT_THRESHOLD, None
+    return float(raw.get("threshold", DEFAULT_THRESHOLD)), raw.get("capability")
+
+
+def _task(ctx: StepContext, instruction: str) -> str:
+    parts = [f"## Instruction\n{instruction}"]
+    if ctx.inputs:
+        parts.append(f"## Workflow inputs\n{render_context(ctx.inputs)}")
+    for key, value in sorted(ctx.steps.items()):
+        parts.append(f"## Output of step {key!r}\n{render_context(value.get('output'))}")
+    return "\n\n".join(parts) + retry_note(ctx)
+
+
+def _answer(text: str) -> Any:
+    """The answer; a bare JSON object or array is returned parsed."""
+    stripped = text.strip()
+    if stripped[:1] in "{[":
+        try:
+            return json.loads(stripped)
+        except ValueError:
+            pass
+    return text
+
+
+class AgentStep:
+    name: ClassVar[str] = "AGENT"
+    templated: ClassVar[tuple[str, ...]] = ("instruction",)
+    waits_for_approval: ClassVar[bool] = False
+    inline: ClassVar[bool] = False
+    needs_capability: ClassVar[bool] = True
+
+    def validate(self, config: dict[str, Any], *, field: str) -> None:
+        require_fields(
+            config, field, {"instruction": str}, {"critic": (bool, dict), "promptVersion": int}
+        )
+        critic = config.get("critic")
+        if isinstance(critic, dict):
+            require_fields(
+                critic, f"{field}.critic", {}, {"threshold": (int, float), "capability": str}
+            )
+            if not 0 <= critic.get("threshold", DEFAULT_THRESHOLD) <= 1:
+                raise BadUserInput(
+                    "critic threshold must be between 0 and 1", field=f"{field}.critic.threshold"
+                )
+
+    async def run(self, ctx: StepContext, config: dict[str, Any]) -> Any:
+        router = need_router(ctx)
+        capability = ctx.agent_capability
+        settings = ctx.settings
+        task = _task(ctx, config["instruction"])
+        tag = UsageTag(
+            purpose="AGENT_STEP",
+            user_id=ctx.actor_id,
+            execution_id=ctx.execution_id,
+            step_id=ctx.step_id,
+        )
+        async with lease_agent(
+            ctx.sessionmaker, settings, ctx.redis, capability=capability, step_id=ctx.step_id
+        ) as lease:
+            if lease is None:
+                await self._none_free(ctx, capability=capability)
+                raise AssertionError("unreachable")
+            try:
+                call = await ask(
+                    router,
+                    ctx.sessionmaker,
+                    settings,
+                    lease,
+                    messages=[{"role": "user", "content": task}],
+                    tag=tag,
+                    prompt_version=config.get("promptVersion"),
+                    on_token=token_streamer(ctx),
+                )
+            except LLMUnavailable as exc:
+                raise unavailable(exc) from None
+        ctx.charge(call.result)
+        critic = _critic_options(config.get("critic"))
+        if critic is not None:
+            await self._review(ctx, task, call.result.text, *critic)
+        return _answer(call.result.text)
+
+    async def _none_free(
+        self, ctx: StepContext, *, capability: str | None = None, role: AgentRole | None = None
+    ) -> None:
+        async with ctx.sessionmaker() as session:
+            exists = await agents_exist(session, capability=capability, role=role)
+        wanted = f"capability {capability!r}" if capability else f"role {role}"
+        if not exists:
+            raise StepFailure(
+                f"no agent has {wanted}; register one with registerAgent", retryable=False
+            )
+        raise StepDeferred(
+            f"waiting for a free agent with {wanted}", delay=ctx.settings.agent_wait_seconds
+        )
+
+    async def _review(
+        self, ctx: StepContext, task: str, answer: str, threshold: float, capability: str | None
+    ) -> None:
+        router = need_router(ctx)
+        role = None if capability else AgentRole.CRITIC
+        async with lease_agent(
+            ctx.sessionmaker, ctx.settings, ctx.redis, capability=capability, role=role
+        ) as lease:
+            if lease is None:
+                await self._none_free(ctx, capability=capability, role=role)
+                raise AssertionError("unreachable")
+            review = f"{task}\n\n## Answer to review\n{answer}"
+            try:
+                call = await ask(
+                    router,
+                    ctx.sessionmaker,
+                    ctx.settings,
+                    lease,
+                    messages=[{"role": "user", "content": review}],
+                    tag=UsageTag(
+                        purpose="CRITIC",
+                        user_id=ctx.actor_id,
+                        execution_id=ctx.execution_id,
+                        step_id=ctx.step_id,
+                    ),
+                )
+            except LLMUnavailable as exc:
+                raise unavailable(exc) from None
+        ctx.charge(call.result)
+        try:
+            verdict = parse_json_output(call.result.text, CRITIC_SCHEMA)
+        except JSONOutputError as exc:
+            raise StepFailure(f"the critic's answer is unusable: {exc}", retryable=True) from None
+        score = float(verdict["score"])
+        if score < threshold:
+            raise StepFailure(
+                f"critic scored {score:.2f} (threshold {threshold:.2f}): {verdict['critique']}",
+                retryable=True,
+            )
+
+
+register(AgentStep())
