@@ -16,9 +16,11 @@ import redis
 
 from cognitionos.app import create_app
 from cognitionos.config import Settings
-from cognitionos.db import migrate
+from cognitionos.db import create_engine, create_sessionmaker, migrate
 from cognitionos.embedded import EmbeddedPostgres, EmbeddedRedis
 from cognitionos.observability import configure_logging
+from cognitionos.services.agents import seed as seed_agents
+from tests.llm_fake import FakeLLM
 from tests.support import GQL, LiveServer
 
 TEST_DATABASE = "cognitionos_test"
@@ -72,6 +74,15 @@ def stack() -> Iterator[Stack]:
     shutil.rmtree(data_dir, ignore_errors=True)
 
 
+async def _seed(stack: Stack) -> None:
+    """What a first start stores: the v1 prompts and the default agents."""
+    engine = create_engine(stack.database_url, pool_size=1, pre_ping=False)
+    try:
+        await seed_agents(create_sessionmaker(engine), stack.settings())
+    finally:
+        await engine.dispose()
+
+
 async def _truncate(dsn: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
@@ -99,7 +110,20 @@ def clean_slate(request: pytest.FixtureRequest) -> None:
         return
     stack: Stack = request.getfixturevalue("stack")
     asyncio.run(_truncate(stack.dsn))
+    asyncio.run(_seed(stack))
     redis.Redis.from_url(stack.redis.url).flushall()
+    if "llm_fake" in request.fixturenames:
+        request.getfixturevalue("llm_fake").reset()
+
+
+@pytest.fixture(scope="session")
+def llm_fake() -> Iterator[FakeLLM]:
+    """OpenAI, Anthropic and OpenAI-compatible endpoints on a loopback port."""
+    fake = FakeLLM()
+    live = LiveServer(fake.app).start()  # type: ignore[arg-type]
+    fake.url = live.url
+    yield fake
+    live.stop()
 
 
 @pytest.fixture(scope="session")
@@ -123,12 +147,24 @@ ENGINE_SETTINGS: dict[str, Any] = {
     "http_allow_hosts": ["127.0.0.1"],
     "python_steps_enabled": True,
 }
+# The fake LLM server's providers, with Anthropic as OpenAI's fallback.
+LLM_SETTINGS: dict[str, Any] = {
+    "llm_fallbacks": ["anthropic:claude-3-5-haiku-latest"],
+    "llm_max_retries": 1,
+    "llm_retry_base_seconds": 0.01,
+    "agent_wait_seconds": 0.3,
+    "agent_probe_seconds": 1.0,
+    "agent_failure_threshold": 2,
+}
 
 
 @pytest.fixture(scope="session")
-def engine_server(stack: Stack) -> Iterator[LiveServer]:
-    """A server with the worker in-process: executions run to the end."""
-    live = LiveServer(create_app(stack.settings(**ENGINE_SETTINGS))).start()
+def engine_server(stack: Stack, llm_fake: FakeLLM) -> Iterator[LiveServer]:
+    """A server with the worker in-process: executions run to the end. Its LLM steps go
+    to the fake providers (every in-process worker shares one queue, so all of them must
+    be able to run any step)."""
+    settings = stack.settings(**ENGINE_SETTINGS, **LLM_SETTINGS, **llm_fake.settings())
+    live = LiveServer(create_app(settings)).start()
     yield live
     live.stop()
 

@@ -17,10 +17,10 @@ from typing import Any, ClassVar
 __all__ = [
     "BadUserInput",
     "BudgetExceeded",
-    "LLMUnavailable",
     "CognitionError",
     "Conflict",
     "Forbidden",
+    "LLMUnavailable",
     "NotFound",
     "RateLimited",
     "Unauthenticated",

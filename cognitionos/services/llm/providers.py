@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import email.utils
 import time
-from typing import Any, Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol, cast
 
 import anthropic
-import httpx
 import openai
+from anthropic.types import (
+    MessageParam,
+    RawContentBlockDeltaEvent,
+    RawMessageDeltaEvent,
+    RawMessageStartEvent,
+    TextDelta,
+)
 
 from cognitionos.config import Settings
 from cognitionos.services.llm.types import ChatRequest, OnToken, ProviderError
@@ -40,7 +47,7 @@ class Provider(Protocol):
     async def aclose(self) -> None: ...
 
 
-def retry_after(headers: httpx.Headers) -> float | None:
+def retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
     if (ms := headers.get("retry-after-ms")) is not None:
         try:
@@ -61,12 +68,14 @@ def retry_after(headers: httpx.Headers) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _status_error(name: str, status: int, response: httpx.Response, message: str) -> ProviderError:
+def _status_error(
+    name: str, status: int, headers: Mapping[str, str], message: str
+) -> ProviderError:
     return ProviderError(
         f"{name} answered {status}: {message}",
         retryable=status in _RETRYABLE_STATUS or status >= 500,
         status=status,
-        retry_after=retry_after(response.headers),
+        retry_after=retry_after(headers),
     )
 
 
@@ -117,7 +126,9 @@ class OpenAIProvider:
                         if on_token is not None:
                             await on_token(text)
         except openai.APIStatusError as exc:
-            raise _status_error(self.name, exc.status_code, exc.response, exc.message) from exc
+            raise _status_error(
+                self.name, exc.status_code, exc.response.headers, exc.message
+            ) from exc
         except openai.APITimeoutError as exc:
             raise ProviderError(f"{self.name} timed out", retryable=True) from exc
         except openai.APIConnectionError as exc:
@@ -141,33 +152,36 @@ class AnthropicProvider:
     async def stream(
         self, model: str, request: ChatRequest, on_token: OnToken | None
     ) -> tuple[str, int, int]:
-        extra: dict[str, Any] = {}
-        if request.system:
-            extra["system"] = request.system
-        if request.temperature is not None:
-            extra["temperature"] = request.temperature
         parts: list[str] = []
         tokens_in = tokens_out = 0
         try:
             stream = await self.client.messages.create(
                 model=model,
                 max_tokens=request.max_tokens or 1024,
-                messages=request.messages,  # type: ignore[arg-type]
+                messages=cast("list[MessageParam]", request.messages),
+                system=request.system or anthropic.omit,
                 stream=True,
-                **extra,
+                # Newer SDKs dropped the parameter; the Messages API still reads it.
+                extra_body=(
+                    None if request.temperature is None else {"temperature": request.temperature}
+                ),
             )
             async for event in stream:
-                if event.type == "message_start":
+                if isinstance(event, RawMessageStartEvent):
                     tokens_in = event.message.usage.input_tokens or 0
                     tokens_out = event.message.usage.output_tokens or 0
-                elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+                elif isinstance(event, RawContentBlockDeltaEvent) and isinstance(
+                    event.delta, TextDelta
+                ):
                     parts.append(event.delta.text)
                     if on_token is not None:
                         await on_token(event.delta.text)
-                elif event.type == "message_delta":
+                elif isinstance(event, RawMessageDeltaEvent):
                     tokens_out = event.usage.output_tokens or tokens_out
         except anthropic.APIStatusError as exc:
-            raise _status_error(self.name, exc.status_code, exc.response, exc.message) from exc
+            raise _status_error(
+                self.name, exc.status_code, exc.response.headers, exc.message
+            ) from exc
         except anthropic.APITimeoutError as exc:
             raise ProviderError(f"{self.name} timed out", retryable=True) from exc
         except anthropic.APIConnectionError as exc:

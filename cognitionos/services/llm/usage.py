@@ -9,7 +9,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,7 +58,7 @@ async def check_budget(session: AsyncSession, user_id: uuid.UUID) -> None:
     ).first()
     if row is None:
         return
-    limit, spent = Decimal(row[0]), Decimal(row[1])
+    limit, spent = Decimal(row[0]), Decimal(row[1] or 0)
     if spent >= limit:
         raise BudgetExceeded(
             f"monthly LLM budget of ${limit} is used up (${spent:.4f} spent this month)",
@@ -74,7 +74,7 @@ async def set_budget(
     if not principal.is_admin:
         raise Forbidden("only admins set budgets")
     if monthly_usd is None:
-        await session.execute(Budget.__table__.delete().where(Budget.user_id == user_id))
+        await session.execute(delete(Budget).where(Budget.user_id == user_id))
     else:
         if monthly_usd < 0:
             raise BadUserInput("a budget cannot be negative", field="monthlyUsd")

@@ -26,7 +26,7 @@ from cognitionos.services.workflows.steps.llm import (
     unavailable,
 )
 
-__all__ = ["AgentStep", "CRITIC_SCHEMA"]
+__all__ = ["CRITIC_SCHEMA", "AgentStep"]
 
 CRITIC_SCHEMA = {
     "type": "object",

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import jsonschema
 
+from cognitionos.observability import get_logger
 from cognitionos.services.errors import BadUserInput, LLMUnavailable
 from cognitionos.services.events import step_output_channel
 from cognitionos.services.llm import (
@@ -24,6 +25,8 @@ from cognitionos.services.workflows.steps.base import (
     register,
     require_fields,
 )
+
+log = get_logger("cognitionos.llm")
 
 __all__ = ["LLMStep", "need_router", "retry_note", "token_streamer", "unavailable"]
 
@@ -49,7 +52,7 @@ def token_streamer(ctx: StepContext) -> OnToken | None:
         try:
             await redis.publish(channel, json.dumps({"text": text}))
         except Exception:  # live output is a view; the step's result is what counts
-            pass
+            log.debug("publishing a token failed", exc_info=True)
 
     return on_token
 
