@@ -124,7 +124,7 @@ class Settings(BaseSettings):
     llm_compatible_api_key: str | None = None
     llm_model: str = "gpt-4o-mini"  # the default agents' and LLM steps' model
     llm_provider: str | None = None  # None: inferred from the model and the keys set
-    llm_fallbacks: list[str] = Field(default_factory=list)  # ["anthropic:claude-3-5-haiku-latest"]
+    llm_fallbacks: list[str] = Field(default_factory=list)  # ["anthropic:claude-haiku-4-5"]
     llm_max_retries: int = 2  # per provider, on 429/5xx/timeouts/connection errors
     llm_retry_base_seconds: float = 0.5
     llm_retry_max_seconds: float = 30.0  # a longer Retry-After moves on to the fallback

@@ -149,7 +149,7 @@ ENGINE_SETTINGS: dict[str, Any] = {
 }
 # The fake LLM server's providers, with Anthropic as OpenAI's fallback.
 LLM_SETTINGS: dict[str, Any] = {
-    "llm_fallbacks": ["anthropic:claude-3-5-haiku-latest"],
+    "llm_fallbacks": ["anthropic:claude-haiku-4-5"],
     "llm_max_retries": 1,
     "llm_retry_base_seconds": 0.01,
     "agent_wait_seconds": 0.3,

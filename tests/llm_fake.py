@@ -145,10 +145,11 @@ class FakeLLM:
                     headers=reply.headers,
                 )
             parts = pieces(reply.text)
+            out = len(parts) if reply.tokens_out is None else reply.tokens_out
             usage = {
                 "prompt_tokens": reply.tokens_in,
-                "completion_tokens": reply.tokens_out or len(parts),
-                "total_tokens": reply.tokens_in + (reply.tokens_out or len(parts)),
+                "completion_tokens": out,
+                "total_tokens": reply.tokens_in + out,
             }
             base = {"id": "chatcmpl-fake", "created": int(time.time()), "model": body["model"]}
             if not body.get("stream"):
@@ -199,7 +200,7 @@ class FakeLLM:
                 headers=reply.headers,
             )
         parts = pieces(reply.text)
-        out = reply.tokens_out or len(parts)
+        out = len(parts) if reply.tokens_out is None else reply.tokens_out
         message = {
             "id": "msg_fake",
             "type": "message",

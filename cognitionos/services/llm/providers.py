@@ -177,7 +177,8 @@ class AnthropicProvider:
                     if on_token is not None:
                         await on_token(event.delta.text)
                 elif isinstance(event, RawMessageDeltaEvent):
-                    tokens_out = event.usage.output_tokens or tokens_out
+                    if event.usage.output_tokens is not None:
+                        tokens_out = event.usage.output_tokens
         except anthropic.APIStatusError as exc:
             raise _status_error(
                 self.name, exc.status_code, exc.response.headers, exc.message
