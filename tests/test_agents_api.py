@@ -12,7 +12,9 @@ from tests.llm_fake import FakeLLM, Reply, default_plan
 from tests.support import GQL, LiveServer
 from tests.ws_support import WS
 
-AGENT_FIELDS = "id name role capabilities provider model promptVersion maxConcurrency currentLoad status"
+AGENT_FIELDS = (
+    "id name role capabilities provider model promptVersion maxConcurrency currentLoad status"
+)
 AGENTS = f"query($f: AgentFilter) {{ agents(filter: $f) {{ {AGENT_FIELDS} }} }}"
 REGISTER = f"mutation($i: AgentInput!) {{ registerAgent(input: $i) {{ {AGENT_FIELDS} }} }}"
 UPDATE = f"""mutation($id: ID!, $i: UpdateAgentInput!) {{ updateAgent(id: $id, input: $i) {{
@@ -116,7 +118,9 @@ def test_prompts_are_versioned_per_role(gql: GQL, db: Any) -> None:
     }
     planner_v1 = next(p for p in prompts if p["role"] == "PLANNER")["template"]
     assert "JSON" in planner_v1 and "dependsOn" in planner_v1
-    v2 = gql.ok(NEW_PROMPT, {"r": "CRITIC", "t": "Score it, {{ agent.name }}.", "a": False}, token=token)
+    v2 = gql.ok(
+        NEW_PROMPT, {"r": "CRITIC", "t": "Score it, {{ agent.name }}.", "a": False}, token=token
+    )
     assert v2["createPromptVersion"] == {"role": "CRITIC", "version": 2, "active": False}
     v3 = gql.ok(NEW_PROMPT, {"r": "CRITIC", "t": "Score it again.", "a": True}, token=token)
     assert v3["createPromptVersion"]["version"] == 3
@@ -147,7 +151,11 @@ def test_plan_workflow_repairs_invalid_plans_and_records_its_origin(
     workflow = gql.ok(PLAN, {"g": "Explain tides to a child", "k": "tides"}, token=token)[
         "planWorkflow"
     ]
-    assert (workflow["key"], workflow["version"], workflow["tags"]) == ("tides", "1.0.0", ["planned"])
+    assert (workflow["key"], workflow["version"], workflow["tags"]) == (
+        "tides",
+        "1.0.0",
+        ["planned"],
+    )
     assert [s["key"] for s in workflow["steps"]] == ["research", "write"]
     plan = workflow["metadata"]["plan"]
     assert plan["goal"] == "Explain tides to a child"

@@ -59,9 +59,7 @@ def make_router(
 
 async def usage_rows(sessionmaker: Any) -> list[LLMUsage]:
     async with sessionmaker() as session:
-        return list(
-            (await session.scalars(select(LLMUsage).order_by(LLMUsage.created_at))).all()
-        )
+        return list((await session.scalars(select(LLMUsage).order_by(LLMUsage.created_at))).all())
 
 
 async def test_openai_streams_tokens_and_records_usage_and_cost(
@@ -220,9 +218,7 @@ async def test_compatible_server_unknown_price_is_null_not_zero_unless_configure
     assert (result.provider, result.model, result.cost_usd) == ("compatible", "llama3.1:8b", None)
     assert llm_fake.requests["compatible"][0]["max_tokens"] == 50  # the field such servers read
     await router.aclose()
-    priced, _ = make_router(
-        stack, llm_fake, sessionmaker, llm_prices={"llama3.1": [1.0, 2.0]}
-    )
+    priced, _ = make_router(stack, llm_fake, sessionmaker, llm_prices={"llama3.1": [1.0, 2.0]})
     llm_fake.script("compatible", Reply("x y", tokens_in=1_000_000, tokens_out=500_000))
     result = await priced.complete(ASK, tag=UsageTag("T"), model="compatible:llama3.1:8b")
     await priced.aclose()
