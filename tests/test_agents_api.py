@@ -196,7 +196,8 @@ def test_budgets_and_usage_summaries(gql: GQL, db: Any, llm_fake: FakeLLM) -> No
     member = gql.register("spender@example.com")
     member_token, member_id = member["accessToken"], member["user"]["id"]
     budget = gql.ok(
-        "mutation($u: ID!, $m: Decimal) { setBudget(userId: $u, monthlyUsd: $m) { userId monthlyUsd spentUsd } }",
+        """mutation($u: ID!, $m: Decimal) {
+            setBudget(userId: $u, monthlyUsd: $m) { userId monthlyUsd spentUsd } }""",
         {"u": member_id, "m": "0.0001"},
         token=token,
     )["setBudget"]
@@ -208,7 +209,8 @@ def test_budgets_and_usage_summaries(gql: GQL, db: Any, llm_fake: FakeLLM) -> No
     mine = gql.ok("{ budget { monthlyUsd spentUsd } }", token=member_token)["budget"]
     assert mine == {"monthlyUsd": 0.0001, "spentUsd": 0.00036}
     usage = gql.ok(
-        "{ llmUsage(groupBy: [PROVIDER, MODEL, PURPOSE]) { provider model purpose calls tokensIn tokensOut costUsd unpricedCalls } }",
+        """{ llmUsage(groupBy: [PROVIDER, MODEL, PURPOSE]) {
+            provider model purpose calls tokensIn tokensOut costUsd unpricedCalls } }""",
         token=member_token,
     )["llmUsage"]
     assert usage == [

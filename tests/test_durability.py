@@ -7,10 +7,7 @@ session can pick up their steps.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -25,48 +22,17 @@ from cognitionos.db.models import Role
 from cognitionos.embedded import EmbeddedRedis
 from cognitionos.services.auth import Principal
 from tests.conftest import TEST_SECRET, Stack
+from tests.isolated import Isolated
 from tests.support import CREATE_WORKFLOW, EXECUTE, GQL, LiveServer
 
 LEASE = 2.0
 DATABASE = "cognitionos_durable"
-
-
-class Isolated:
-    def __init__(self, stack: Stack, cache: EmbeddedRedis) -> None:
-        self.stack = stack
-        self.cache = cache
-        self.database_url = stack.postgres.url(DATABASE)
-
-    def settings(self, **extra: Any) -> dict[str, Any]:
-        return {
-            "database_url": self.database_url,
-            "redis_url": self.cache.url,
-            "worker_in_process": False,
-            "step_lease_seconds": LEASE,
-            "dispatch_grace_seconds": 1.0,
-            "reconcile_interval_seconds": 0.3,
-            **extra,
-        }
-
-    def worker(self, log: Path) -> subprocess.Popen[bytes]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("COGNITIONOS_")}
-        env.update(
-            DATABASE_URL=self.database_url,
-            REDIS_URL=self.cache.url,
-            SECRET_KEY=TEST_SECRET,
-            COGNITIONOS_ENV="test",
-            COGNITIONOS_STEP_LEASE_SECONDS=str(LEASE),
-            COGNITIONOS_DISPATCH_GRACE_SECONDS="1",
-            COGNITIONOS_RECONCILE_INTERVAL_SECONDS="0.3",
-            COGNITIONOS_PYTHON_STEPS_ENABLED="true",
-        )
-        with log.open("ab") as out:  # the child keeps its own descriptor
-            return subprocess.Popen(
-                [sys.executable, "-m", "cognitionos", "worker"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+ENGINE = {
+    "step_lease_seconds": LEASE,
+    "dispatch_grace_seconds": 1.0,
+    "reconcile_interval_seconds": 0.3,
+    "python_steps_enabled": True,
+}
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +41,7 @@ def isolated(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     migrate(stack.postgres.url(DATABASE))
     cache = EmbeddedRedis(tmp_path_factory.mktemp("durable-redis"))
     cache.start()
-    yield Isolated(stack, cache)
+    yield Isolated(stack, cache, DATABASE, ENGINE)
     cache.stop()
 
 
@@ -84,20 +50,6 @@ def web(isolated: Isolated, make_server: Any) -> Iterator[GQL]:
     redis.Redis.from_url(isolated.cache.url).flushall()  # jobs left by an earlier test
     server: LiveServer = make_server(**isolated.settings())
     yield server.gql
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def _events(gql: GQL, token: str, execution_id: str) -> list[dict[str, Any]]:
