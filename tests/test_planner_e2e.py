@@ -78,5 +78,6 @@ async def test_plan_workflow_execute_runs_on_worker_processes_and_streams_live(
     }
     planner_call, research_call, write_call = llm_fake.requests["openai"]
     assert "the planner of CognitionOS" in planner_call["messages"][0]["content"]
+    assert "List three facts about the goal." in research_call["messages"][1]["content"]
     assert "Output of step 'research'" in write_call["messages"][1]["content"]
     assert "done: List three facts" in write_call["messages"][1]["content"]

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cognitionos.config import Settings
@@ -64,6 +66,10 @@ class Router:
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
+        # The ledger's reads and writes are single statements: autocommit saves the
+        # BEGIN/COMMIT round trips on every call.
+        bind = sessionmaker.kw["bind"]
+        self._autocommit = bind.execution_options(isolation_level="AUTOCOMMIT")
         self.metrics = metrics
         self.providers = build_providers(settings) if providers is None else providers
         self.sleep = sleep
@@ -119,8 +125,8 @@ class Router:
                 f"exists: {_SETTINGS_HINT}, or COGNITIONOS_LLM_FALLBACKS"
             )
         if tag.user_id is not None:
-            async with self.sessionmaker() as session:
-                await check_budget(session, tag.user_id)
+            async with self._autocommit.connect() as conn:
+                await check_budget(conn, tag.user_id)
         failures: list[str] = []
         for target in chain:
             result = await self._try(target, request, tag, on_token, failures)
@@ -197,9 +203,10 @@ class Router:
             m.llm_tokens.labels(*labels, "out").inc(tokens_out)
             if cost is not None:
                 m.llm_cost.labels(*labels).inc(float(cost))
-        async with self.sessionmaker() as session:
-            session.add(
-                LLMUsage(
+        async with self._autocommit.connect() as conn:
+            await conn.execute(
+                insert(LLMUsage).values(
+                    id=uuid.uuid4(),
                     user_id=tag.user_id,
                     execution_id=tag.execution_id,
                     step_id=tag.step_id,
@@ -215,7 +222,6 @@ class Router:
                     error=error,
                 )
             )
-            await session.commit()
 
     async def aclose(self) -> None:
         for provider in self.providers.values():

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from cognitionos.db.models import Budget, LLMUsage
 from cognitionos.services.auth import Principal
@@ -44,7 +44,7 @@ async def spent_this_month(session: AsyncSession, user_id: uuid.UUID) -> Decimal
     return Decimal(total or 0)
 
 
-async def check_budget(session: AsyncSession, user_id: uuid.UUID) -> None:
+async def check_budget(session: AsyncSession | AsyncConnection, user_id: uuid.UUID) -> None:
     """BUDGET_EXCEEDED when this month's spend has reached the user's budget."""
     row = (
         await session.execute(
