@@ -61,7 +61,7 @@ async def engine_run(
     from cognitionos.services.workflows import Engine, create_workflow
 
     async with sessionmaker() as session:
-        user = User(email=f"{key}@bench.local", password_hash="!", role=Role.MEMBER)  # noqa: S106
+        user = User(email=f"{key}@bench.local", password_hash="!", role=Role.MEMBER)
         session.add(user)
         await session.commit()
         await create_workflow(

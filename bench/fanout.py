@@ -64,7 +64,7 @@ async def prepare(database_url: str, redis_url: str) -> tuple[str, str, Any]:
     engine = create_engine(database_url, pool_size=2)
     sessionmaker = create_sessionmaker(engine)
     async with sessionmaker() as session:
-        user = User(email="fanout@bench.local", password_hash="!", role=Role.MEMBER)  # noqa: S106
+        user = User(email="fanout@bench.local", password_hash="!", role=Role.MEMBER)
         session.add(user)
         await session.commit()
         await create_workflow(
