@@ -10,7 +10,7 @@ import pytest
 
 from tests.llm_fake import FakeLLM, Reply
 from tests.support import EXECUTE, GQL, LiveServer
-from tests.test_agents_api import AGENTS, UPDATE, admin
+from tests.test_agents_api import AGENTS, NEW_PROMPT, UPDATE, admin
 from tests.test_workflows import create, run
 from tests.ws_support import WS
 
@@ -85,6 +85,64 @@ def test_llm_step_on_anthropic_with_a_system_prompt(gql: GQL, llm_fake: FakeLLM)
     assert done["steps"][0]["output"] == "Hello Ada."
     assert llm_fake.requests["anthropic"][0]["system"] == "Terse."
     assert llm_fake.calls("openai") == 0
+    (succeeded,) = [e for e in events(gql, token, done["id"]) if e["type"] == "STEP_SUCCEEDED"]
+    assert succeeded["data"]["servedBy"] == ["anthropic:claude-haiku-4-5"]
+
+
+def test_llm_step_falls_back_and_the_event_log_says_who_answered(
+    gql: GQL, llm_fake: FakeLLM
+) -> None:
+    token = gql.member()
+    create(gql, token, "fallback", [llm_step()])
+    llm_fake.script("openai", Reply("down", status=500), Reply("still down", status=502))
+    llm_fake.script("anthropic", Reply("Claude here."))
+    done = run(gql, token, "fallback", {"name": "x"})
+    assert done["steps"][0]["output"] == "Claude here."
+    (succeeded,) = [e for e in events(gql, token, done["id"]) if e["type"] == "STEP_SUCCEEDED"]
+    assert succeeded["data"]["servedBy"] == ["anthropic:claude-haiku-4-5"]
+
+
+def test_an_agent_step_can_pin_a_prompt_version(gql: GQL, db: Any, llm_fake: FakeLLM) -> None:
+    root = admin(gql, db)
+    gql.ok(
+        NEW_PROMPT,
+        {"r": "EXECUTOR", "t": "You are {{ agent.name }}, speaking as pirate v2.", "a": False},
+        token=root,
+    )
+    create(
+        gql,
+        root,
+        "pinned",
+        [
+            agent_step("v1", "writing", "Greet.", config={}),
+            agent_step("v2", "writing", "Greet.", "v1", config={"promptVersion": 2}),
+        ],
+    )
+    assert run(gql, root, "pinned")["status"] == "SUCCEEDED"
+    first, second = llm_fake.requests["openai"]
+    assert "executor agent of CognitionOS" in first["messages"][0]["content"]
+    assert second["messages"][0]["content"] == "You are executor, speaking as pirate v2."
+
+
+async def test_agent_load_and_status_are_published_as_steps_run(
+    engine_server: LiveServer, gql: GQL, llm_fake: FakeLLM
+) -> None:
+    token = await asyncio.to_thread(gql.member)
+    create(gql, token, "busy", [agent_step("x", "analysis", "Think.")])
+    llm_fake.responder = lambda provider, body: Reply("thought", first_delay=0.3)
+    async with WS(engine_server.url) as ws:
+        await ws.init(token)
+        await ws.subscribe(
+            "a", "subscription { agentStatusChanged { name status currentLoad } }", {}
+        )
+        await asyncio.sleep(0.3)
+        done = await asyncio.to_thread(run, gql, token, "busy")
+        seen = await ws.collect("a", limit=2)
+    assert done["status"] == "SUCCEEDED"
+    assert [m["data"]["agentStatusChanged"] for m in seen] == [
+        {"name": "executor", "status": "BUSY", "currentLoad": 1},
+        {"name": "executor", "status": "IDLE", "currentLoad": 0},
+    ]
 
 
 async def test_tokens_stream_to_step_output_while_the_call_runs(

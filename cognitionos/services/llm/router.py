@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
+from opentelemetry import trace
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -37,6 +38,7 @@ from cognitionos.services.llm.usage import check_budget
 __all__ = ["PROVIDER_NAMES", "Router", "Target"]
 
 log = get_logger("cognitionos.llm")
+_tracer = trace.get_tracer("cognitionos.llm")
 
 PROVIDER_NAMES = ("openai", "anthropic", "compatible")
 _SETTINGS_HINT = (
@@ -147,8 +149,22 @@ class Router:
         provider = self.providers[target.provider]
         for attempt in range(settings.llm_max_retries + 1):
             started = time.perf_counter()
+            span = _tracer.start_span(
+                "llm.call",
+                attributes={
+                    "llm.provider": target.provider,
+                    "llm.model": target.model,
+                    "llm.purpose": tag.purpose,
+                    "llm.attempt": attempt + 1,
+                },
+            )
             try:
-                text, tokens_in, tokens_out = await provider.stream(target.model, request, on_token)
+                with trace.use_span(span, end_on_exit=True):
+                    text, tokens_in, tokens_out = await provider.stream(
+                        target.model, request, on_token
+                    )
+                    span.set_attribute("llm.tokens_in", tokens_in)
+                    span.set_attribute("llm.tokens_out", tokens_out)
             except ProviderError as exc:
                 latency = (time.perf_counter() - started) * 1000
                 failures.append(f"{target}: {exc}")

@@ -530,6 +530,7 @@ class Engine:
         *,
         cost_usd: Decimal | None = None,
         tokens: int = 0,
+        served_by: list[str] | None = None,
     ) -> bool:
         effects = Effects()
         async with self.sessionmaker() as session:
@@ -538,7 +539,15 @@ class Engine:
                 return False
             execution, _, steps, step = owned
             await succeed_step(
-                session, effects, execution, steps, step, output, cost_usd=cost_usd, tokens=tokens
+                session,
+                effects,
+                execution,
+                steps,
+                step,
+                output,
+                cost_usd=cost_usd,
+                tokens=tokens,
+                served_by=served_by,
             )
             await finish_if_done(session, effects, execution)
             await session.commit()

@@ -80,4 +80,11 @@ async def run_claimed(engine: Engine, claimed: ClaimedStep, owner: str) -> None:
     except (TypeError, ValueError) as exc:
         await engine.fail(step_id, owner, f"output is not JSON: {exc}", retryable=False)
         return
-    await engine.complete(step_id, owner, output, cost_usd=ctx.cost_usd, tokens=ctx.tokens)
+    await engine.complete(
+        step_id,
+        owner,
+        output,
+        cost_usd=ctx.cost_usd,
+        tokens=ctx.tokens,
+        served_by=ctx.served_by or None,
+    )

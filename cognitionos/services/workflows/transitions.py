@@ -353,6 +353,7 @@ async def succeed_step(
     *,
     cost_usd: Decimal | None = None,
     tokens: int = 0,
+    served_by: list[str] | None = None,
 ) -> None:
     step.cost_usd, step.tokens = cost_usd, tokens
     execution.tokens = (execution.tokens or 0) + tokens
@@ -363,7 +364,7 @@ async def succeed_step(
         await record(session, effects, execution, "STEP_CANCELLED", step=step)
         return
     set_step(execution, step, StepStatus.SUCCEEDED, output=output, error=None)
-    await record(session, effects, execution, "STEP_SUCCEEDED", step=step)
+    await record(session, effects, execution, "STEP_SUCCEEDED", step=step, servedBy=served_by)
     await queue_ready_steps(session, effects, execution, steps)
 
 

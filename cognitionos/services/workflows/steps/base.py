@@ -64,9 +64,11 @@ class StepContext:
     # What the step's LLM calls cost; the runner stores it on the step.
     cost_usd: Decimal | None = None
     tokens: int = 0
+    served_by: list[str] = field(default_factory=list)  # provider:model of each LLM call
 
     def charge(self, result: ChatResult) -> None:
         """Add an LLM call's tokens and cost (an unknown price leaves the cost unknown)."""
+        self.served_by.append(f"{result.provider}:{result.model}")
         self.tokens += result.tokens
         if result.cost_usd is not None:
             self.cost_usd = (self.cost_usd or Decimal(0)) + result.cost_usd
