@@ -25,6 +25,7 @@ from cognitionos.observability import Metrics, configure_tracing, get_logger
 from cognitionos.schema import build_schema
 from cognitionos.services.agents import seed as seed_agents
 from cognitionos.services.llm import Router
+from cognitionos.services.memory import MemoryService
 from cognitionos.services.ratelimit import RateLimiter
 from cognitionos.services.workflows import Engine
 from cognitionos.subscriptions.pubsub import PubSubHub
@@ -85,6 +86,12 @@ def create_app(settings: Settings) -> Starlette:
             metrics=metrics,
         )
         workflow_engine.llm = llm
+        memory = MemoryService(settings, sessionmaker)
+        workflow_engine.memory = memory
+        try:
+            await memory.start()
+        except Exception:
+            log.warning("checking the memory store failed; is the database up?", exc_info=True)
         services = Services(
             settings=settings,
             sessionmaker=sessionmaker,
@@ -94,6 +101,7 @@ def create_app(settings: Settings) -> Starlette:
             workflow_engine=workflow_engine,
             pubsub=pubsub,
             llm=llm,
+            memory=memory,
         )
         app.state.services = services
         app.state.graphql = GraphQLHTTP(schema, services)
@@ -113,6 +121,7 @@ def create_app(settings: Settings) -> Starlette:
                 await worker_task
             await pubsub.stop()
             await llm.aclose()
+            await memory.stop()
             await redis.aclose()
             await engine.dispose()
 

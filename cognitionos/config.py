@@ -136,6 +136,22 @@ class Settings(BaseSettings):
     agent_wait_seconds: float = 2.0  # no free agent: the step is re-dispatched after this
     planner_max_repairs: int = 2
 
+    # Memory.
+    memory_embedder: str = "wordllama"  # or "openai" (needs OPENAI_API_KEY)
+    memory_dim: int = 256  # one per deployment; after a change: cognitionos memory reembed
+    memory_openai_model: str = "text-embedding-3-small"
+    memory_working_ttl_seconds: int = 3600
+    memory_short_term_ttl_seconds: int = 7 * 86400
+    # Recency half-life per type, seconds; a type left out does not decay.
+    memory_half_lives: dict[str, float] = Field(
+        default_factory=lambda: {"WORKING": 3600, "SHORT_TERM": 86400, "EPISODIC": 30 * 86400}
+    )
+    memory_dedup_threshold: float = 0.95  # cosine at or above which a store merges
+    memory_candidates: int = 40  # per ranking (vector, text) before fusion
+    memory_ef_search: int = 100  # HNSW search breadth
+    memory_purge_interval_seconds: float = 60.0
+    agent_memories: int = 5  # memories an AGENT step is given
+
     # Observability.
     log_level: str = "INFO"
     log_json: bool = True

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from cognitionos.dataloaders import Loaders
     from cognitionos.observability import Metrics
     from cognitionos.services.llm import Router
+    from cognitionos.services.memory import MemoryService
     from cognitionos.services.ratelimit import RateLimiter
     from cognitionos.services.workflows import Engine
     from cognitionos.subscriptions.pubsub import PubSubHub
@@ -45,6 +46,7 @@ class Services:
     workflow_engine: Engine
     pubsub: PubSubHub
     llm: Router
+    memory: MemoryService
 
     @property
     def account_policy(self) -> AccountPolicy:

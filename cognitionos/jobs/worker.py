@@ -28,6 +28,7 @@ from cognitionos.observability import Metrics, get_logger
 from cognitionos.services.agents import seed as seed_agents
 from cognitionos.services.health import check_health
 from cognitionos.services.llm import Router
+from cognitionos.services.memory import MemoryService
 from cognitionos.services.workflows import Engine
 
 __all__ = ["create_worker", "health_job", "redis_settings", "supervise"]
@@ -63,6 +64,8 @@ async def _release(ctx: dict[str, Any]) -> None:
             await task
     if workflow_engine is not None and workflow_engine.llm is not None:
         await workflow_engine.llm.aclose()
+    if workflow_engine is not None and workflow_engine.memory is not None:
+        await workflow_engine.memory.stop()
     engine = ctx.pop("engine", None)
     if engine is not None:
         await engine.dispose()
@@ -133,6 +136,8 @@ def create_worker(
         )
         workflow_engine.llm = Router(settings, ctx["sessionmaker"], metrics=metrics)
         await seed_agents(ctx["sessionmaker"], settings)
+        workflow_engine.memory = MemoryService(settings, ctx["sessionmaker"])
+        await workflow_engine.memory.start()
         ctx["workflow_engine"] = workflow_engine
         workflow_engine.local_runner = lambda item: run_eagerly(ctx, item)
         ctx["loops"] = engine_loops(workflow_engine)

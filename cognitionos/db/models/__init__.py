@@ -5,6 +5,7 @@ from __future__ import annotations
 from cognitionos.db.models.agents import Agent, AgentRole, AgentStatus, Budget, LLMUsage, Prompt
 from cognitionos.db.models.auth import ApiKey, AuditEvent, RefreshToken, Role, User, UserStatus
 from cognitionos.db.models.events import Event
+from cognitionos.db.models.memory import Memory, MemoryScope, MemoryType
 from cognitionos.db.models.workflows import (
     ExecutionStatus,
     Schedule,
@@ -25,6 +26,9 @@ __all__ = [
     "Event",
     "ExecutionStatus",
     "LLMUsage",
+    "Memory",
+    "MemoryScope",
+    "MemoryType",
     "Prompt",
     "RefreshToken",
     "Role",

@@ -55,6 +55,7 @@ from cognitionos.services.workflows.transitions import (
 
 if TYPE_CHECKING:
     from cognitionos.services.llm import Router
+    from cognitionos.services.memory import MemoryService
 
 __all__ = ["ClaimedStep", "Dispatcher", "Engine", "HeartbeatResult"]
 
@@ -132,6 +133,7 @@ class Engine:
         self.local_runner: Callable[[Dispatch], Coroutine[Any, Any, None]] | None = None
         self.eager_tasks: set[asyncio.Task[None]] = set()
         self.llm: Router | None = None  # set where LLM steps can run
+        self.memory: MemoryService | None = None  # set where memory steps can run
 
     async def apply(self, effects: Effects) -> None:
         """After commit: publish, then dispatch. A crash here is healed by the reconciler."""

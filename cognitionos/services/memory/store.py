@@ -1,0 +1,268 @@
+"""Storing, changing, reading and forgetting memories."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cognitionos.config import Settings
+from cognitionos.db.models import Memory, MemoryScope, MemoryType
+from cognitionos.services.auth import Principal
+from cognitionos.services.errors import BadUserInput, NotFound
+from cognitionos.services.memory.embeddings import Embedder
+from cognitionos.services.memory.filters import (
+    MemoryFilter,
+    can_write,
+    check_readable,
+    conditions,
+    live,
+)
+from cognitionos.services.pagination import Page, paginate
+
+__all__ = [
+    "MemoryInput",
+    "MemoryPatch",
+    "StoreOutcome",
+    "Stored",
+    "forget_memory",
+    "get_memory",
+    "list_memories",
+    "purge_expired",
+    "store_memory",
+    "update_memory",
+]
+
+MAX_CONTENT = 20_000
+
+
+class StoreOutcome(StrEnum):
+    CREATED = "CREATED"
+    MERGED = "MERGED"  # a near-duplicate in the same scope was updated instead
+
+
+@dataclass
+class MemoryInput:
+    content: str
+    type: MemoryType = MemoryType.LONG_TERM
+    scope: MemoryScope = MemoryScope.USER
+    scope_id: str | None = None
+    importance: float = 0.5
+    confidence: float = 1.0
+    metadata: dict[str, Any] = field(default_factory=dict)
+    ttl_seconds: int | None = None
+
+    def check(self) -> None:
+        self.content = self.content.strip()
+        if not self.content:
+            raise BadUserInput("content is empty", field="content")
+        if len(self.content) > MAX_CONTENT:
+            raise BadUserInput(f"content is longer than {MAX_CONTENT} characters", field="content")
+        _unit_interval(self.importance, "importance")
+        _unit_interval(self.confidence, "confidence")
+        if self.ttl_seconds is not None and self.ttl_seconds <= 0:
+            raise BadUserInput("ttlSeconds must be positive", field="ttlSeconds")
+
+
+@dataclass
+class MemoryPatch:
+    content: str | None = None
+    type: MemoryType | None = None
+    importance: float | None = None
+    confidence: float | None = None
+    metadata: dict[str, Any] | None = None  # replaces the metadata
+    ttl_seconds: int | None = None
+
+
+@dataclass
+class Stored:
+    memory: Memory
+    outcome: StoreOutcome
+    similarity: float | None = None  # to the memory it merged into
+
+
+def _unit_interval(value: float | None, name: str) -> None:
+    if value is not None and not 0 <= value <= 1:
+        raise BadUserInput(f"{name} must be between 0 and 1", field=name)
+
+
+def _default_ttl(settings: Settings, kind: MemoryType) -> int | None:
+    if kind is MemoryType.WORKING:
+        return settings.memory_working_ttl_seconds
+    if kind is MemoryType.SHORT_TERM:
+        return settings.memory_short_term_ttl_seconds
+    return None
+
+
+def _expiry(settings: Settings, kind: MemoryType, ttl: int | None) -> datetime | None:
+    seconds = ttl if ttl is not None else _default_ttl(settings, kind)
+    return datetime.now(UTC) + timedelta(seconds=seconds) if seconds else None
+
+
+async def _nearest(
+    session: AsyncSession, owner: uuid.UUID | None, data: MemoryInput, vector: list[float]
+) -> tuple[Memory, float] | None:
+    distance = Memory.embedding.cosine_distance(vector)
+    stmt = (
+        select(Memory, distance)
+        .where(
+            Memory.scope == data.scope,
+            Memory.scope_id.is_not_distinct_from(data.scope_id),
+            live(),
+        )
+        .order_by(distance)
+        .limit(1)
+        .with_for_update(of=Memory)
+    )
+    if data.scope is not MemoryScope.GLOBAL:
+        stmt = stmt.where(Memory.owner_id == owner)
+    row = (await session.execute(stmt)).first()
+    return (row[0], 1 - float(row[1])) if row else None
+
+
+async def store_memory(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    embedder: Embedder,
+    principal: Principal,
+    data: MemoryInput,
+    vector: list[float] | None = None,
+) -> Stored:
+    """Store, or merge into a near-duplicate (cosine ≥ the threshold, same scope). Commits."""
+    data.check()
+    can_write(data.scope, None, principal)
+    if vector is None:
+        (vector,) = await embedder.embed([data.content])
+    owner = principal.user_id
+    # One writer per scope at a time, so two identical stores cannot both create.
+    key = f"memory:{owner if data.scope is not MemoryScope.GLOBAL else ''}:{data.scope}:{data.scope_id}"
+    await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(key))))
+    await session.execute(text(f"SET LOCAL hnsw.ef_search = {int(settings.memory_ef_search)}"))
+    near = await _nearest(session, owner, data, vector)
+    now = datetime.now(UTC)
+    if near is not None and near[1] >= settings.memory_dedup_threshold:
+        memory, similarity = near
+        memory.confidence = min(1.0, max(memory.confidence, data.confidence) + 0.1)
+        memory.importance = max(memory.importance, data.importance)
+        memory.access_count += 1
+        memory.last_accessed_at = now
+        memory.extra = {**memory.extra, **data.metadata}
+        expiry = _expiry(settings, data.type, data.ttl_seconds)
+        if memory.expires_at is not None:
+            memory.expires_at = None if expiry is None else max(memory.expires_at, expiry)
+        memory.updated_at = now
+        await session.commit()
+        return Stored(memory, StoreOutcome.MERGED, similarity)
+    memory = Memory(
+        owner_id=owner,
+        scope=data.scope,
+        scope_id=data.scope_id,
+        type=data.type,
+        content=data.content,
+        embedding=vector,
+        embedder=embedder.name,
+        importance=data.importance,
+        confidence=data.confidence,
+        extra=data.metadata,
+        expires_at=_expiry(settings, data.type, data.ttl_seconds),
+        updated_at=now,
+    )
+    session.add(memory)
+    await session.commit()
+    return Stored(memory, StoreOutcome.CREATED)
+
+
+async def get_memory(
+    session: AsyncSession, *, principal: Principal, memory_id: uuid.UUID
+) -> Memory:
+    memory = await session.scalar(select(Memory).where(Memory.id == memory_id, live()))
+    if memory is None:
+        raise NotFound("no such memory (or it expired)")
+    check_readable(memory, principal)
+    return memory
+
+
+async def update_memory(
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    embedder: Embedder,
+    principal: Principal,
+    memory_id: uuid.UUID,
+    patch: MemoryPatch,
+) -> Memory:
+    memory = await session.scalar(
+        select(Memory).where(Memory.id == memory_id, live()).with_for_update()
+    )
+    if memory is None:
+        raise NotFound("no such memory (or it expired)")
+    check_readable(memory, principal)
+    can_write(memory.scope, memory.owner_id, principal)
+    _unit_interval(patch.importance, "importance")
+    _unit_interval(patch.confidence, "confidence")
+    if patch.content is not None:
+        content = patch.content.strip()
+        if not content:
+            raise BadUserInput("content is empty", field="content")
+        (memory.embedding,) = await embedder.embed([content])
+        memory.content, memory.embedder = content, embedder.name
+    if patch.type is not None:
+        memory.type = patch.type
+    if patch.importance is not None:
+        memory.importance = patch.importance
+    if patch.confidence is not None:
+        memory.confidence = patch.confidence
+    if patch.metadata is not None:
+        memory.extra = patch.metadata
+    if patch.ttl_seconds is not None:
+        if patch.ttl_seconds <= 0:
+            raise BadUserInput("ttlSeconds must be positive", field="ttlSeconds")
+        memory.expires_at = datetime.now(UTC) + timedelta(seconds=patch.ttl_seconds)
+    memory.updated_at = datetime.now(UTC)
+    await session.commit()
+    return memory
+
+
+async def forget_memory(
+    session: AsyncSession, *, principal: Principal, memory_id: uuid.UUID
+) -> bool:
+    memory = await session.get(Memory, memory_id, with_for_update=True)
+    if memory is None:
+        return False
+    check_readable(memory, principal)
+    can_write(memory.scope, memory.owner_id, principal)
+    await session.delete(memory)
+    await session.commit()
+    return True
+
+
+async def list_memories(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    filter: MemoryFilter | None,
+    first: int | None,
+    after: str | None,
+) -> Page[Memory]:
+    stmt = select(Memory).where(*conditions(principal, filter))
+    return await paginate(session, Memory, stmt, first=first, after=after)
+
+
+async def purge_expired(session: AsyncSession, *, batch: int = 5000) -> int:
+    """Delete expired memories (a batch per call). Commits."""
+    doomed = (
+        select(Memory.id)
+        .where(Memory.expires_at <= datetime.now(UTC))
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    result = await session.execute(delete(Memory).where(Memory.id.in_(doomed)))
+    await session.commit()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
