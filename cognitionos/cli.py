@@ -1,4 +1,4 @@
-"""``cognitionos``: serve | worker | migrate | users | schema."""
+"""``cognitionos``: serve | worker | migrate | users | memory | schema."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ __all__ = ["main"]
 app = typer.Typer(help="CognitionOS: real-time AI orchestration server.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+memory_app = typer.Typer(help="Maintain agent memory.", no_args_is_help=True)
+app.add_typer(memory_app, name="memory")
 log = get_logger("cognitionos.cli")
 
 
@@ -195,6 +197,48 @@ def create_user(
         typer.echo(asyncio.run(run()))
     except CognitionError as exc:
         raise _fail(exc.message) from None
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _bar(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // total if total else width
+    percent = 100 * done // total if total else 100
+    end = "\n" if done >= total else ""
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {percent}%{end}")
+    sys.stderr.flush()
+
+
+@memory_app.command("reembed")
+def reembed_memories(
+    batch: Annotated[int, typer.Option(help="Memories embedded per batch.")] = 256,
+) -> None:
+    """Re-embed every memory with the configured embedder and dimension (resumable)."""
+    from cognitionos.db import create_engine, create_sessionmaker
+    from cognitionos.db import migrate as run_migrations
+    from cognitionos.services.memory import build_embedder
+    from cognitionos.services.memory.reembed import reembed
+
+    settings, embedded = _with_database(_settings())
+
+    async def run() -> int:
+        assert settings.database_url is not None
+        engine = create_engine(settings.database_url, pool_size=2)
+        try:
+            embedder = build_embedder(settings)
+            return await reembed(create_sessionmaker(engine), embedder, batch=batch, progress=_bar)
+        finally:
+            await engine.dispose()
+
+    try:
+        assert settings.database_url is not None
+        run_migrations(settings.database_url)
+        done = asyncio.run(run())
+        typer.echo(f"re-embedded {done} memories")
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     finally:
         if embedded is not None:
             embedded.stop()

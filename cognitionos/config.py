@@ -144,7 +144,11 @@ class Settings(BaseSettings):
     memory_short_term_ttl_seconds: int = 7 * 86400
     # Recency half-life per type, seconds; a type left out does not decay.
     memory_half_lives: dict[str, float] = Field(
-        default_factory=lambda: {"WORKING": 3600, "SHORT_TERM": 86400, "EPISODIC": 30 * 86400}
+        default_factory=lambda: {
+            "WORKING": 3600.0,
+            "SHORT_TERM": 86400.0,
+            "EPISODIC": 30 * 86400.0,
+        }
     )
     memory_dedup_threshold: float = 0.95  # cosine at or above which a store merges
     memory_candidates: int = 40  # per ranking (vector, text) before fusion

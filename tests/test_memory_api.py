@@ -7,14 +7,17 @@ from typing import Any
 
 import pytest
 
-from tests.support import GQL, LiveServer
+from tests.support import GQL
 
-FIELDS = "id content type scope scopeId importance confidence accessCount metadata expiresAt storeOutcome"
+FIELDS = """id content type scope scopeId importance confidence accessCount metadata expiresAt
+    storeOutcome"""
 STORE = f"mutation($i: StoreMemoryInput!) {{ storeMemory(input: $i) {{ {FIELDS} }} }}"
 GET = f"query($id: ID!) {{ memory(id: $id) {{ {FIELDS} }} }}"
-SEARCH = """query($q: String!, $l: Int, $f: MemoryFilter) { searchMemories(query: $q, limit: $l, filter: $f) {
+SEARCH = """query($q: String!, $l: Int, $f: MemoryFilter) {
+    searchMemories(query: $q, limit: $l, filter: $f) {
     score similarity rank vectorRank textRank recency memory { id content metadata } } }"""
-LIST = """query($f: MemoryFilter, $first: Int, $after: String) { memories(filter: $f, first: $first, after: $after) {
+LIST = """query($f: MemoryFilter, $first: Int, $after: String) {
+    memories(filter: $f, first: $first, after: $after) {
     edges { node { content } } pageInfo { hasNextPage endCursor } } }"""
 
 

@@ -8,9 +8,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cognitionos.observability import get_logger
+from cognitionos.services.memory import purge_expired
 from cognitionos.services.workflows import Dispatch, Engine, reconcile, run_claimed, tick
 
-__all__ = ["background_loop", "engine_loops", "run_eagerly", "run_step"]
+__all__ = ["background_loop", "engine_loops", "purge_memories", "run_eagerly", "run_step"]
 
 log = get_logger("cognitionos.worker")
 
@@ -51,9 +52,22 @@ async def background_loop(name: str, every: float, work: Callable[[], Awaitable[
         await asyncio.sleep(every)
 
 
+async def purge_memories(engine: Engine) -> int:
+    async with engine.sessionmaker() as session:
+        return await purge_expired(session)
+
+
 def engine_loops(engine: Engine) -> list[asyncio.Task[None]]:
     settings = engine.settings
     return [
+        asyncio.create_task(
+            background_loop(
+                "memory purge",
+                settings.memory_purge_interval_seconds,
+                lambda: purge_memories(engine),
+            ),
+            name="memory-purge",
+        ),
         asyncio.create_task(
             background_loop(
                 "reconciler", settings.reconcile_interval_seconds, lambda: reconcile(engine)

@@ -44,7 +44,7 @@ class MemoryQuery:
         after: str | None = None,
     ) -> MemoryConnection:
         ctx = info.context
-        page = await ctx.services.memory.list(
+        page = await ctx.services.memory.page(
             ctx.require_principal(), filter.to_filter() if filter else None, first, after
         )
         return connection_from_page(page, Memory.from_model)

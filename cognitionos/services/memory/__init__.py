@@ -9,8 +9,8 @@ from cognitionos.services.memory.service import MemoryService, MemoryUnavailable
 from cognitionos.services.memory.store import (
     MemoryInput,
     MemoryPatch,
-    StoreOutcome,
     Stored,
+    StoreOutcome,
     purge_expired,
     store_memory,
 )

@@ -1,7 +1,7 @@
 """Hybrid search: pgvector HNSW (cosine) and PostgreSQL full text, fused by reciprocal
 rank fusion, then weighted by recency, importance and confidence.
 
-    score = RRF × (½ + ½·recency) × (½ + ½·importance) × (½ + ½·confidence)
+    score = RRF * (0.5 + 0.5 recency) * (0.5 + 0.5 importance) * (0.5 + 0.5 confidence)
     RRF = 1/(60 + vector rank) + 1/(60 + text rank)       (a missing rank adds 0)
     recency = 0.5 ^ (age / half-life of the memory's type)  (1 for types without one)
 
@@ -27,7 +27,7 @@ from cognitionos.services.auth import Principal
 from cognitionos.services.errors import BadUserInput
 from cognitionos.services.memory.filters import MemoryFilter, conditions
 
-__all__ = ["MemoryHit", "RRF_K", "search_memories"]
+__all__ = ["RRF_K", "MemoryHit", "search_memories"]
 
 RRF_K = 60
 MAX_LIMIT = 100

@@ -39,12 +39,13 @@ class MemoryUnavailable(CognitionError):
 
 async def column_dimension(session: AsyncSession) -> int | None:
     """The dimension of ``memories.embedding`` (None: the table is missing)."""
-    return await session.scalar(
+    dim: int | None = await session.scalar(
         text(
             "SELECT atttypmod FROM pg_attribute "
             "WHERE attrelid = to_regclass('memories') AND attname = 'embedding'"
         )
     )
+    return dim
 
 
 class MemoryService:
@@ -112,7 +113,7 @@ class MemoryService:
         async with self.sessionmaker() as session:
             return await get_memory(session, principal=principal, memory_id=memory_id)
 
-    async def list(
+    async def page(
         self,
         principal: Principal,
         filter: MemoryFilter | None,

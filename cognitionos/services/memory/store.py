@@ -141,7 +141,8 @@ async def store_memory(
         (vector,) = await embedder.embed([data.content])
     owner = principal.user_id
     # One writer per scope at a time, so two identical stores cannot both create.
-    key = f"memory:{owner if data.scope is not MemoryScope.GLOBAL else ''}:{data.scope}:{data.scope_id}"
+    holder = "" if data.scope is MemoryScope.GLOBAL else owner
+    key = f"memory:{holder}:{data.scope}:{data.scope_id}"
     await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(key))))
     await session.execute(text(f"SET LOCAL hnsw.ef_search = {int(settings.memory_ef_search)}"))
     near = await _nearest(session, owner, data, vector)

@@ -97,6 +97,7 @@ class ClaimedStep:
             agent_capability=self.spec.agent_capability,
             previous_error=self.previous_error,
             llm=engine.llm,
+            memory=engine.memory,
             redis=engine.redis,
         )
 

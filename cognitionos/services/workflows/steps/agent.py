@@ -9,6 +9,7 @@ import json
 from typing import Any, ClassVar
 
 from cognitionos.db.models import AgentRole
+from cognitionos.observability import get_logger
 from cognitionos.services.agents.runtime import agents_exist, ask, lease_agent, render_context
 from cognitionos.services.errors import BadUserInput, LLMUnavailable
 from cognitionos.services.llm import JSONOutputError, UsageTag, parse_json_output
@@ -25,8 +26,11 @@ from cognitionos.services.workflows.steps.llm import (
     token_streamer,
     unavailable,
 )
+from cognitionos.services.workflows.steps.memory import owner_principal
 
 __all__ = ["CRITIC_SCHEMA", "AgentStep"]
+
+log = get_logger("cognitionos.agents")
 
 CRITIC_SCHEMA = {
     "type": "object",
@@ -47,8 +51,23 @@ def _critic_options(raw: Any) -> tuple[float, str | None] | None:
     return float(raw.get("threshold", DEFAULT_THRESHOLD)), raw.get("capability")
 
 
-def _task(ctx: StepContext, instruction: str) -> str:
+async def _memories(ctx: StepContext, instruction: str) -> list[str]:
+    """The owner's memories most relevant to the instruction (none if memory is off)."""
+    if ctx.memory is None or ctx.settings.agent_memories <= 0 or ctx.actor_id is None:
+        return []
+    try:
+        principal = await owner_principal(ctx)
+        hits = await ctx.memory.search(principal, instruction, ctx.settings.agent_memories, None)
+    except Exception:  # memory helps an agent; its failure must not fail the step
+        log.warning("recalling memories for an agent step failed", exc_info=True)
+        return []
+    return [h.memory.content for h in hits]
+
+
+def _task(ctx: StepContext, instruction: str, memories: list[str]) -> str:
     parts = [f"## Instruction\n{instruction}"]
+    if memories:
+        parts.append("## Relevant memories\n" + "\n".join(f"- {m}" for m in memories))
     if ctx.inputs:
         parts.append(f"## Workflow inputs\n{render_context(ctx.inputs)}")
     for key, value in sorted(ctx.steps.items()):
@@ -92,7 +111,7 @@ class AgentStep:
         router = need_router(ctx)
         capability = ctx.agent_capability
         settings = ctx.settings
-        task = _task(ctx, config["instruction"])
+        task = _task(ctx, config["instruction"], await _memories(ctx, config["instruction"]))
         tag = UsageTag(
             purpose="AGENT_STEP",
             user_id=ctx.actor_id,

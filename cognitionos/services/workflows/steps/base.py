@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from cognitionos.services.llm import ChatResult, Router
+    from cognitionos.services.memory import MemoryService
 
 __all__ = [
     "StepContext",
@@ -60,6 +61,7 @@ class StepContext:
     agent_capability: str | None = None
     previous_error: str | None = None  # the last attempt's error, on a retry
     llm: Router | None = None
+    memory: MemoryService | None = None
     redis: Redis | None = None
     # What the step's LLM calls cost; the runner stores it on the step.
     cost_usd: Decimal | None = None
