@@ -283,3 +283,27 @@ def test_schema_export_prints_sdl(tmp_path: Path) -> None:
     sdl = out.read_text()
     for name in ("type Query", "me: User", "register(input: RegisterInput!): AuthPayload!"):
         assert name in sdl
+
+
+def test_memory_reembed_reports_progress_and_resumes(
+    stack: Stack, make_server: Any, db: Any
+) -> None:
+    gql = make_server().gql
+    token = gql.member()
+    for note in ["Likes hiking.", "Owns a kayak.", "Reads science fiction."]:
+        gql.ok(
+            "mutation($i: StoreMemoryInput!) { storeMemory(input: $i) { id } }",
+            {"i": {"content": note}},
+            token=token,
+        )
+    db("UPDATE memories SET embedder = 'an-older-embedder' WHERE content <> 'Owns a kayak.'")
+    env = _env(DATABASE_URL=stack.database_url)
+    result = run_cli("memory", "reembed", "--batch", "1", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "re-embedded 2 memories" in result.stdout
+    assert "2/2 100%" in result.stderr  # the progress bar
+    assert {r["embedder"] for r in db("SELECT embedder FROM memories")} == {
+        "wordllama-l2-supercat:256"
+    }
+    again = run_cli("memory", "reembed", env=env)
+    assert "re-embedded 0 memories" in again.stdout
