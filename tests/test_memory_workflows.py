@@ -14,6 +14,7 @@ from tests.test_workflows import create, run
 
 REMEMBER = """mutation($m: [ConversationMessage!]!) { rememberConversation(messages: $m) {
     event previousContent memory { id content type } } }"""
+OSLO = "The user plans to fly to Oslo in March and prefers window seats."
 CONSOLIDATE = """mutation { consolidateMemories { folded created { content type importance } } }"""
 
 
@@ -76,7 +77,7 @@ def test_consolidation_folds_short_term_into_long_term(gql: GQL, llm_fake: FakeL
                 {
                     "facts": [
                         {
-                            "text": "The user plans to fly to Oslo in March and prefers window seats.",
+                            "text": OSLO,
                             "importance": 0.8,
                         }
                     ]
@@ -88,7 +89,7 @@ def test_consolidation_folds_short_term_into_long_term(gql: GQL, llm_fake: FakeL
     assert result["folded"] == 3
     assert result["created"] == [
         {
-            "content": "The user plans to fly to Oslo in March and prefers window seats.",
+            "content": OSLO,
             "type": "LONG_TERM",
             "importance": 0.8,
         }
