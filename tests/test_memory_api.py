@@ -93,7 +93,7 @@ def test_hybrid_search_ranks_by_meaning_and_words_and_says_why(gql: GQL, token: 
         "The project codename is Zephyrine.",
     ]:
         store(gql, token, content)
-    hits = search(gql, token, "food allergy nuts", l=3)
+    hits = search(gql, token, "allergic to nuts", l=3)
     assert hits[0]["memory"]["content"].startswith("The user is allergic")
     assert [h["rank"] for h in hits] == [1, 2, 3]
     assert hits[0]["vectorRank"] == 1 and hits[0]["textRank"] == 1

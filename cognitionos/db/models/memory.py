@@ -46,12 +46,15 @@ class Memory(UUIDPrimaryKey, TimestampMixin, Base):
             postgresql_with={"m": 16, "ef_construction": 64},
             postgresql_ops={"embedding": "vector_cosine_ops"},
         ),
-        Index("ix_memories_tsv", "tsv", postgresql_using="gin"),
+        Index(
+            "ix_memories_tsv", "tsv", postgresql_using="gin", postgresql_with={"fastupdate": "off"}
+        ),
         Index(
             "ix_memories_metadata",
             "metadata",
             postgresql_using="gin",
             postgresql_ops={"metadata": "jsonb_path_ops"},
+            postgresql_with={"fastupdate": "off"},
         ),
         Index(
             "ix_memories_expires_at", "expires_at", postgresql_where=text("expires_at IS NOT NULL")
@@ -65,10 +68,11 @@ class Memory(UUIDPrimaryKey, TimestampMixin, Base):
     scope_id: Mapped[str | None] = mapped_column(String(200))
     type: Mapped[MemoryType] = mapped_column(_enum(MemoryType, "memory_type"))
     content: Mapped[str] = mapped_column(Text)
-    embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIM))
+    # Deferred: loaded only when asked for (parsing 256 floats per row is not free).
+    embedding: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIM), deferred=True)
     embedder: Mapped[str] = mapped_column(String(100))
     tsv: Mapped[Any] = mapped_column(
-        TSVECTOR, Computed("to_tsvector('english', content)", persisted=True)
+        TSVECTOR, Computed("to_tsvector('english', content)", persisted=True), deferred=True
     )
     importance: Mapped[float] = mapped_column(default=0.5)
     confidence: Mapped[float] = mapped_column(default=1.0)

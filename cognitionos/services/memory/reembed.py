@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import cast
 
-from sqlalchemy import bindparam, func, or_, select, text
+from sqlalchemy import Table, bindparam, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cognitionos.db.models import Memory
@@ -65,7 +66,7 @@ async def reembed(
             if not rows:
                 break
             vectors = await embedder.embed([r.content for r in rows])
-            table = Memory.__table__
+            table = cast(Table, Memory.__table__)
             connection = await session.connection()
             await connection.execute(
                 table.update()
