@@ -152,7 +152,7 @@ class Settings(BaseSettings):
     )
     memory_dedup_threshold: float = 0.95  # cosine at or above which a store merges
     memory_candidates: int = 20  # per ranking (vector, text) before fusion
-    memory_ef_search: int = 100  # HNSW search breadth
+    memory_ef_search: int = 200  # HNSW search breadth (recall@10 0.98 at 100k, see README)
     memory_purge_interval_seconds: float = 60.0
     agent_memories: int = 5  # memories an AGENT step is given
 
