@@ -10,6 +10,7 @@ agent persona the system prompt names).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import threading
@@ -94,6 +95,7 @@ class FakeLLM:
                 Route("/openai/v1/chat/completions", self._openai("openai"), methods=["POST"]),
                 Route("/compat/v1/chat/completions", self._openai("compatible"), methods=["POST"]),
                 Route("/anthropic/v1/messages", self._anthropic, methods=["POST"]),
+                Route("/openai/v1/embeddings", self._embeddings, methods=["POST"]),
             ]
         )
         self.url = ""
@@ -186,6 +188,31 @@ class FakeLLM:
             return StreamingResponse(events(), media_type="text/event-stream")
 
         return endpoint
+
+    # -- OpenAI embeddings --------------------------------------------------------------
+
+    async def _embeddings(self, request: Request) -> Response:
+        """Deterministic vectors: each input's words hashed into the asked dimensions."""
+        body = await request.json()
+        with self._lock:
+            self.requests["openai"].append(body)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        dim = int(body.get("dimensions") or 1536)
+        data = []
+        for index, text in enumerate(inputs):
+            vector = [0.0] * dim
+            for word in text.lower().split():
+                vector[int(hashlib.sha256(word.encode()).hexdigest(), 16) % dim] += 1.0
+            data.append({"object": "embedding", "index": index, "embedding": vector})
+        tokens = sum(len(t.split()) for t in inputs)
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": list(reversed(data)),  # order by "index", not by position
+                "model": body["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     # -- Anthropic ---------------------------------------------------------------------
 

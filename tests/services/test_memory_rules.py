@@ -168,3 +168,20 @@ async def test_purge_deletes_only_expired_memories(
     async with sessionmaker() as session:
         left = (await session.scalars(select(Memory.id))).all()
     assert left == [kept.memory.id]
+
+
+async def test_the_openai_embedder_asks_for_the_deployment_dimension(
+    stack: Stack, llm_fake: Any
+) -> None:
+    from cognitionos.services.memory import build_embedder
+
+    embedder = build_embedder(stack.settings(memory_embedder="openai", **llm_fake.settings()))
+    assert embedder.name == "openai-text-embedding-3-small:256"
+    first, second = await embedder.embed(["tea in the morning", "coffee at night"])
+    (sent,) = llm_fake.requests["openai"]
+    assert sent["model"] == "text-embedding-3-small" and sent["dimensions"] == 256
+    assert len(first) == 256 and abs(sum(x * x for x in first) - 1) < 1e-6
+    assert first != second  # answers are put back in input order
+    assert (await embedder.embed(["tea in the morning"]))[0] == pytest.approx(first)
+    with pytest.raises(Exception, match="OPENAI_API_KEY"):
+        build_embedder(stack.settings(memory_embedder="openai"))
