@@ -26,28 +26,28 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support's live server
 
-import wordllama  # noqa: E402
-from _stack import embedded_stack  # noqa: E402
-from sqlalchemy import insert, select, text  # noqa: E402
+import wordllama
+from _stack import embedded_stack
+from sqlalchemy import insert, select, text
 
-from cognitionos.app import create_app  # noqa: E402
-from cognitionos.config import Settings  # noqa: E402
-from cognitionos.db import create_engine, create_sessionmaker  # noqa: E402
-from cognitionos.db.models import Memory, MemoryScope, MemoryType, Role  # noqa: E402
-from cognitionos.observability import configure_logging  # noqa: E402
-from cognitionos.services.auth import Principal  # noqa: E402
-from cognitionos.services.memory import MemoryFilter, MemoryInput, MemoryService  # noqa: E402
-from cognitionos.services.memory.embeddings import WordLlamaEmbedder  # noqa: E402
-from cognitionos.services.memory.search import search_memories  # noqa: E402
-from tests.support import LiveServer  # noqa: E402
+from cognitionos.app import create_app
+from cognitionos.config import Settings
+from cognitionos.db import create_engine, create_sessionmaker
+from cognitionos.db.models import Memory, MemoryScope, MemoryType, Role
+from cognitionos.observability import configure_logging
+from cognitionos.services.auth import Principal
+from cognitionos.services.memory import MemoryFilter, MemoryInput, MemoryService
+from cognitionos.services.memory.embeddings import WordLlamaEmbedder
+from cognitionos.services.memory.search import search_memories
+from tests.support import LiveServer
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 TOPICS = 100
 QUERIES = 200
 API_STORES = 1000
 EPISODIC = MemoryFilter(types=[MemoryType.EPISODIC])
-SEARCH = """query($q: String!, $f: MemoryFilter) { searchMemories(query: $q, limit: 10, filter: $f) {
-    rank memory { id } } }"""
+SEARCH = """query($q: String!, $f: MemoryFilter) {
+    searchMemories(query: $q, limit: 10, filter: $f) { rank memory { id } } }"""
 
 
 def vocabulary() -> list[str]:
@@ -95,7 +95,10 @@ async def main() -> None:
         embedder = WordLlamaEmbedder(256)
         service = MemoryService(settings, sessionmaker, embedder=embedder)
         await embedder.embed(["warm up"])
-        print(f"{N} memories, {TOPICS} topics, 256 dimensions (WordLlama), HNSW m=16 ef_construction=64")
+        print(
+            f"{N} memories, {TOPICS} topics, 256 dimensions (WordLlama), "
+            "HNSW m=16 ef_construction=64"
+        )
 
         # 1. Through the service, one at a time (what storeMemory does).
         t0 = time.perf_counter()
@@ -153,9 +156,11 @@ async def main() -> None:
             await session.commit()
         build_seconds = time.perf_counter() - t
         print(f"store via the service (embed + dedup + HNSW upkeep): {api_rate:8.0f} memories/s")
+        both = bulk / (embed_seconds + insert_seconds)
         print(
-            f"store in bulk: embedding {bulk / embed_seconds:8.0f}/s, insert {bulk / insert_seconds:8.0f}/s, "
-            f"both {bulk / (embed_seconds + insert_seconds):8.0f}/s; HNSW build {build_seconds:.1f} s"
+            f"store in bulk: embedding {bulk / embed_seconds:8.0f}/s, "
+            f"insert {bulk / insert_seconds:8.0f}/s, both {both:8.0f}/s; "
+            f"HNSW build {build_seconds:.1f} s"
         )
 
         # Queries: three words of a topic (about 4 % of its memories hold all three).
@@ -173,7 +178,8 @@ async def main() -> None:
                     await session.execute(text("SET LOCAL enable_indexscan = off"))
                 else:
                     await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-                    await session.execute(text(f"SET LOCAL hnsw.ef_search = {settings.memory_ef_search}"))
+                    ef = settings.memory_ef_search
+                    await session.execute(text(f"SET LOCAL hnsw.ef_search = {ef}"))
                 return list((await session.scalars(stmt)).all())
 
         for episodic in (False, True):
@@ -194,19 +200,26 @@ async def main() -> None:
             return out
 
         for label, f in (("unfiltered", None), ("filtered 5 %", EPISODIC)):
-            exact = await timed(lambda q, v: nearest(v, True, f is not None))
+            exact = await timed(lambda q, v, f=f: nearest(v, True, f is not None))
 
             async def sql(q: str, v: list[float], f: MemoryFilter | None = f) -> None:
                 async with sessionmaker() as session:
                     await search_memories(
-                        session, settings=settings, principal=principal, query=q,
-                        vector=v, limit=10, filter=f,
+                        session,
+                        settings=settings,
+                        principal=principal,
+                        query=q,
+                        vector=v,
+                        limit=10,
+                        filter=f,
                     )
 
             alone = await timed(sql)
             variables = {"f": {"types": ["EPISODIC"]}} if f is not None else {}
             end_to_end = await timed(
-                lambda q, v: asyncio.to_thread(live.gql.ok, SEARCH, {"q": q, **variables}, token=token)
+                lambda q, v, extra=variables: asyncio.to_thread(
+                    live.gql.ok, SEARCH, {"q": q, **extra}, token=token
+                )
             )
             print(line(f"exact scan top-10 ({label})", exact))
             print(line(f"search SQL alone, hybrid ({label})", alone, exact))
