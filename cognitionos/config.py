@@ -156,6 +156,32 @@ class Settings(BaseSettings):
     memory_purge_interval_seconds: float = 60.0
     agent_memories: int = 5  # memories an AGENT step is given
 
+    # Notifications.
+    notification_tick_seconds: float = 0.5  # how often workers send what is due
+    notification_max_attempts: int = 8
+    notification_retry_base_seconds: float = 15.0  # doubling: 8 attempts span ~32 minutes
+    notification_rate_limit: int = 60  # per user and channel per window; the excess waits
+    notification_rate_window_seconds: int = 60
+    notification_digest_seconds: int = 300  # LOW priority: gathered this long, sent as one
+    notification_dedup_seconds: int = 24 * 3600
+    notification_http_timeout_seconds: float = 10.0
+    notification_webhook_secret: str | None = None  # None: derived from SECRET_KEY
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True  # upgrade a plain connection (port 587)
+    smtp_tls: bool = False  # implicit TLS (port 465)
+    smtp_from: str = "CognitionOS <noreply@localhost>"
+    sms_base_url: str = "https://api.twilio.com"
+    twilio_account_sid: str | None = Field(
+        default=None, validation_alias=_conventional("TWILIO_ACCOUNT_SID")
+    )
+    twilio_auth_token: str | None = Field(
+        default=None, validation_alias=_conventional("TWILIO_AUTH_TOKEN")
+    )
+    sms_from: str | None = None
+
     # Observability.
     log_level: str = "INFO"
     log_json: bool = True

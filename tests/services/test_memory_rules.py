@@ -183,5 +183,6 @@ async def test_the_openai_embedder_asks_for_the_deployment_dimension(
     assert len(first) == 256 and abs(sum(x * x for x in first) - 1) < 1e-6
     assert first != second  # answers are put back in input order
     assert (await embedder.embed(["tea in the morning"]))[0] == pytest.approx(first)
+    await embedder.aclose()
     with pytest.raises(Exception, match="OPENAI_API_KEY"):
         build_embedder(stack.settings(memory_embedder="openai"))

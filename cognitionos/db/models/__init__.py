@@ -6,6 +6,14 @@ from cognitionos.db.models.agents import Agent, AgentRole, AgentStatus, Budget, 
 from cognitionos.db.models.auth import ApiKey, AuditEvent, RefreshToken, Role, User, UserStatus
 from cognitionos.db.models.events import Event
 from cognitionos.db.models.memory import Memory, MemoryScope, MemoryType
+from cognitionos.db.models.notifications import (
+    Channel,
+    Notification,
+    NotificationPreference,
+    NotificationStatus,
+    NotificationTemplate,
+    Priority,
+)
 from cognitionos.db.models.workflows import (
     ExecutionStatus,
     Schedule,
@@ -23,12 +31,18 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "Budget",
+    "Channel",
     "Event",
     "ExecutionStatus",
     "LLMUsage",
     "Memory",
     "MemoryScope",
     "MemoryType",
+    "Notification",
+    "NotificationPreference",
+    "NotificationStatus",
+    "NotificationTemplate",
+    "Priority",
     "Prompt",
     "RefreshToken",
     "Role",

@@ -30,6 +30,8 @@ class Embedder(Protocol):
         """One unit-length vector per text."""
         ...
 
+    async def aclose(self) -> None: ...
+
 
 def _unit(matrix: Any) -> list[list[float]]:
     array = np.asarray(matrix, dtype=np.float32)
@@ -66,6 +68,9 @@ class WordLlamaEmbedder:
     def _embed(self, texts: list[str]) -> list[list[float]]:
         return _unit(self._load().embed(texts, norm=True))
 
+    async def aclose(self) -> None:
+        return None
+
     async def embed(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
@@ -97,6 +102,9 @@ class OpenAIEmbedder:
             )
             vectors += [d.embedding for d in sorted(answer.data, key=lambda d: d.index)]
         return _unit(vectors) if vectors else []
+
+    async def aclose(self) -> None:
+        await self._client.close()
 
 
 def build_embedder(settings: Settings) -> Embedder:

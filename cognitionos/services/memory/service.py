@@ -75,6 +75,7 @@ class MemoryService:
 
     async def stop(self) -> None:
         await self.tracker.stop()
+        await self.embedder.aclose()
 
     def _usable(self) -> None:
         if self.problem:
