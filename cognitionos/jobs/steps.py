@@ -9,6 +9,7 @@ from typing import Any
 
 from cognitionos.observability import get_logger
 from cognitionos.services.memory import purge_expired
+from cognitionos.services.notifications import deliver_due
 from cognitionos.services.workflows import Dispatch, Engine, reconcile, run_claimed, tick
 
 __all__ = ["background_loop", "engine_loops", "purge_memories", "run_eagerly", "run_step"]
@@ -38,12 +39,14 @@ async def run_eagerly(ctx: dict[str, Any], item: Dispatch) -> None:
         log.exception("eager step failed; the reconciler will dispatch it", step=str(item.step_id))
 
 
-async def background_loop(name: str, every: float, work: Callable[[], Awaitable[int]]) -> None:
+async def background_loop(
+    name: str, every: float, work: Callable[[], Awaitable[int]], *, quiet: bool = False
+) -> None:
     """Run ``work`` forever, ``every`` seconds; failures are logged, never fatal."""
     while True:
         try:
             moved = await work()
-            if moved:
+            if moved and not quiet:
                 log.info(f"{name} pass", moved=moved)
         except asyncio.CancelledError:
             raise
@@ -57,9 +60,24 @@ async def purge_memories(engine: Engine) -> int:
         return await purge_expired(session)
 
 
+async def deliver_notifications(engine: Engine) -> int:
+    return await deliver_due(
+        engine.sessionmaker, engine.settings, engine.redis, metrics=engine.metrics
+    )
+
+
 def engine_loops(engine: Engine) -> list[asyncio.Task[None]]:
     settings = engine.settings
     return [
+        asyncio.create_task(
+            background_loop(
+                "notifications",
+                settings.notification_tick_seconds,
+                lambda: deliver_notifications(engine),
+                quiet=True,
+            ),
+            name="notifications",
+        ),
         asyncio.create_task(
             background_loop(
                 "memory purge",

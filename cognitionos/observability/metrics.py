@@ -94,6 +94,12 @@ class Metrics:
             ["provider", "model"],
             registry=r,
         )
+        self.notifications = Counter(
+            "cognitionos_notifications_total",
+            "Notification delivery outcomes by channel and status",
+            ["channel", "status"],
+            registry=r,
+        )
         self.llm_latency = Histogram(
             "cognitionos_llm_request_duration_seconds",
             "LLM call duration",

@@ -8,9 +8,15 @@ from cognitionos.resolvers.agents import AgentMutation, AgentQuery
 from cognitionos.resolvers.auth import AuthMutation, AuthQuery
 from cognitionos.resolvers.health import HealthQuery
 from cognitionos.resolvers.memory import MemoryMutation, MemoryQuery
+from cognitionos.resolvers.notifications import NotificationMutation, NotificationQuery
 from cognitionos.resolvers.workflows import WorkflowMutation, WorkflowQuery
 
 __all__ = ["Mutation", "Query"]
 
-Query = merge_types("Query", (AuthQuery, WorkflowQuery, AgentQuery, MemoryQuery, HealthQuery))
-Mutation = merge_types("Mutation", (AuthMutation, WorkflowMutation, AgentMutation, MemoryMutation))
+Query = merge_types(
+    "Query", (AuthQuery, WorkflowQuery, AgentQuery, MemoryQuery, NotificationQuery, HealthQuery)
+)
+Mutation = merge_types(
+    "Mutation",
+    (AuthMutation, WorkflowMutation, AgentMutation, MemoryMutation, NotificationMutation),
+)

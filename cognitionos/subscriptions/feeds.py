@@ -16,7 +16,8 @@ from strawberry import Info
 
 from cognitionos.context import Context
 from cognitionos.schema.agents import Agent
-from cognitionos.schema.common import JSON, parse_id
+from cognitionos.schema.common import parse_id
+from cognitionos.schema.notifications import Notification
 from cognitionos.schema.permissions import IsViewer
 from cognitionos.services.workflows import get_step
 from cognitionos.subscriptions.channels import (
@@ -26,7 +27,7 @@ from cognitionos.subscriptions.channels import (
 )
 from cognitionos.subscriptions.pubsub import RESYNC
 
-__all__ = ["FeedSubscription", "NotificationMessage", "follow"]
+__all__ = ["FeedSubscription", "follow"]
 
 
 async def follow(ctx: Context, channel: str) -> AsyncGenerator[dict[str, Any], None]:
@@ -41,40 +42,15 @@ def _when(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
-@strawberry.type(name="Notification")
-class NotificationMessage:
-    id: strawberry.ID
-    channel: str
-    subject: str | None
-    body: str
-    data: JSON
-    priority: str
-    status: str
-    created_at: datetime | None
-
-    @classmethod
-    def from_message(cls, m: dict[str, Any]) -> NotificationMessage:
-        return cls(
-            id=strawberry.ID(str(m.get("id", ""))),
-            channel=str(m.get("channel", "IN_APP")),
-            subject=m.get("subject"),
-            body=str(m.get("body", "")),
-            data=JSON(m.get("data") or {}),
-            priority=str(m.get("priority", "NORMAL")),
-            status=str(m.get("status", "DELIVERED")),
-            created_at=_when(m.get("createdAt")),
-        )
-
-
 @strawberry.type
 class FeedSubscription:
     @strawberry.subscription(permission_classes=[IsViewer], description="Your new notifications.")
     async def notification_received(
         self, info: Info[Context, None]
-    ) -> AsyncGenerator[NotificationMessage, None]:
+    ) -> AsyncGenerator[Notification, None]:
         principal = info.context.require_principal()
         async for message in follow(info.context, notifications_channel(principal.user_id)):
-            yield NotificationMessage.from_message(message)
+            yield Notification.from_message(message)
 
     @strawberry.subscription(permission_classes=[IsViewer], description="Agent status changes.")
     async def agent_status_changed(self, info: Info[Context, None]) -> AsyncGenerator[Agent, None]:

@@ -23,10 +23,10 @@ from cognitionos.services.notifications.signing import (
     sign,
     webhook_secret,
 )
-from cognitionos.services.workflows.steps.http import check_target
 from cognitionos.services.workflows.steps.base import StepFailure
+from cognitionos.services.workflows.steps.http import check_target
 
-__all__ = ["SENDERS", "ChannelError", "Message", "Sender", "Outcome"]
+__all__ = ["SENDERS", "ChannelError", "Message", "Outcome", "Sender"]
 
 
 class ChannelError(Exception):
@@ -86,7 +86,12 @@ async def _post(
             timeout=settings.notification_http_timeout_seconds, follow_redirects=False
         ) as client:
             response = await client.post(
-                url, json=json_body, content=content, headers=headers, data=data, auth=auth
+                url,
+                json=json_body,
+                content=content,
+                headers=headers,
+                data=data,
+                auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
             )
     except httpx.TimeoutException:
         raise ChannelError(f"timed out calling {url}", retryable=True) from None
@@ -101,16 +106,16 @@ async def _post(
 class InAppSender:
     """The inbox row is the delivery; the live push is done after commit by the caller."""
 
-    channel = Channel.IN_APP
-    needs_destination = False
+    channel: ClassVar[Channel] = Channel.IN_APP
+    needs_destination: ClassVar[bool] = False
 
     async def send(self, message: Message, destination: str | None, settings: Settings) -> str:
         return Outcome.DELIVERED
 
 
 class WebhookSender:
-    channel = Channel.WEBHOOK
-    needs_destination = True
+    channel: ClassVar[Channel] = Channel.WEBHOOK
+    needs_destination: ClassVar[bool] = True
 
     async def send(self, message: Message, destination: str | None, settings: Settings) -> str:
         assert destination
@@ -143,8 +148,8 @@ class WebhookSender:
 class SlackSender:
     """Slack incoming webhooks: ``{"text": ..., "blocks": [...]}``."""
 
-    channel = Channel.SLACK
-    needs_destination = True
+    channel: ClassVar[Channel] = Channel.SLACK
+    needs_destination: ClassVar[bool] = True
 
     async def send(self, message: Message, destination: str | None, settings: Settings) -> str:
         assert destination
@@ -161,8 +166,8 @@ class SlackSender:
 class TeamsSender:
     """Microsoft Teams incoming webhooks: a MessageCard."""
 
-    channel = Channel.TEAMS
-    needs_destination = True
+    channel: ClassVar[Channel] = Channel.TEAMS
+    needs_destination: ClassVar[bool] = True
 
     async def send(self, message: Message, destination: str | None, settings: Settings) -> str:
         assert destination
@@ -181,8 +186,8 @@ class TeamsSender:
 class SmsSender:
     """A Twilio-compatible Messages API call (form-encoded, basic auth)."""
 
-    channel = Channel.SMS
-    needs_destination = True
+    channel: ClassVar[Channel] = Channel.SMS
+    needs_destination: ClassVar[bool] = True
 
     async def send(self, message: Message, destination: str | None, settings: Settings) -> str:
         assert destination
@@ -203,8 +208,8 @@ class SmsSender:
 
 
 class EmailSender:
-    channel = Channel.EMAIL
-    needs_destination = True
+    channel: ClassVar[Channel] = Channel.EMAIL
+    needs_destination: ClassVar[bool] = True
 
     async def send(self, message: Message, destination: str | None, settings: Settings) -> str:
         assert destination

@@ -37,7 +37,7 @@ def _zone(name: str) -> ZoneInfo:
 
 def quiet_until(pref: NotificationPreference | None, now: datetime) -> datetime | None:
     """When the quiet window ``now`` falls in ends (UTC), or None when it is not quiet.
-    A window may run over midnight (22:00–07:00)."""
+    A window may run over midnight (22:00 to 07:00)."""
     if pref is None or pref.quiet_start is None or pref.quiet_end is None:
         return None
     start, end = pref.quiet_start, pref.quiet_end
@@ -58,7 +58,9 @@ def quiet_until(pref: NotificationPreference | None, now: datetime) -> datetime 
     return ends.astimezone(UTC)
 
 
-async def list_preferences(session: AsyncSession, user_id: uuid.UUID) -> list[NotificationPreference]:
+async def list_preferences(
+    session: AsyncSession, user_id: uuid.UUID
+) -> list[NotificationPreference]:
     stmt = select(NotificationPreference).where(NotificationPreference.user_id == user_id)
     return list((await session.scalars(stmt.order_by(NotificationPreference.channel))).all())
 

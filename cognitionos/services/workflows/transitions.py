@@ -211,6 +211,14 @@ async def record(
         outbox=effects.events,
         version=execution.event_version,
     )
+    if type in _NOTIFYING:
+        # Imported here: notifications build on the engine, not the other way round.
+        from cognitionos.services.notifications.triggers import notify_owner
+
+        await notify_owner(session, execution, type)
+
+
+_NOTIFYING = {"EXECUTION_SUCCEEDED", "EXECUTION_FAILED", "EXECUTION_WAITING"}
 
 
 def set_step(
