@@ -23,6 +23,7 @@ __all__ = [
     "StepDeferred",
     "StepFailure",
     "StepKind",
+    "enum_value",
     "get_kind",
     "kind_names",
     "register",
@@ -110,6 +111,15 @@ def get_kind(name: str) -> StepKind | None:
 
 def kind_names() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def enum_value(cls: Any, value: Any, field: str) -> Any:
+    """``cls(value)``, or BAD_USER_INPUT naming the field and the allowed values."""
+    try:
+        return cls(value)
+    except ValueError:
+        allowed = [m.value for m in cls]
+        raise BadUserInput(f"{value!r} is not one of {allowed}", field=field) from None
 
 
 def require_fields(

@@ -15,6 +15,7 @@ from cognitionos.services.memory import MemoryFilter, MemoryInput, MemoryService
 from cognitionos.services.workflows.steps.base import (
     StepContext,
     StepFailure,
+    enum_value,
     register,
     require_fields,
 )
@@ -35,15 +36,6 @@ async def owner_principal(ctx: StepContext) -> Principal:
     if role is None or ctx.actor_id is None:
         raise StepFailure("the execution's owner no longer exists", retryable=False)
     return Principal(user_id=ctx.actor_id, role=role)
-
-
-def _enum(cls: Any, value: Any, field: str) -> Any:
-    try:
-        return cls(value)
-    except ValueError:
-        raise BadUserInput(
-            f"{value!r} is not one of {[m.value for m in cls]}", field=field
-        ) from None
 
 
 def _filter(raw: dict[str, Any] | None, field: str) -> MemoryFilter | None:
@@ -82,8 +74,8 @@ def _filter(raw: dict[str, Any] | None, field: str) -> MemoryFilter | None:
         )
     after = raw.get("createdAfter")
     return MemoryFilter(
-        types=[_enum(MemoryType, t, f"{field}.types") for t in raw.get("types") or []] or None,
-        scope=_enum(MemoryScope, raw["scope"], f"{field}.scope") if raw.get("scope") else None,
+        types=[enum_value(MemoryType, t, f"{field}.types") for t in raw.get("types") or []] or None,
+        scope=enum_value(MemoryScope, raw["scope"], f"{field}.scope") if raw.get("scope") else None,
         scope_id=raw.get("scopeId"),
         min_confidence=raw.get("minConfidence"),
         metadata=conditions,
@@ -113,9 +105,9 @@ class MemoryStoreStep:
             },
         )
         if "type" in config:
-            _enum(MemoryType, config["type"], f"{field}.type")
+            enum_value(MemoryType, config["type"], f"{field}.type")
         if "scope" in config:
-            _enum(MemoryScope, config["scope"], f"{field}.scope")
+            enum_value(MemoryScope, config["scope"], f"{field}.scope")
 
     async def run(self, ctx: StepContext, config: dict[str, Any]) -> Any:
         memory = _memory(ctx)

@@ -13,21 +13,13 @@ from cognitionos.services.notifications import NotificationInput, send_notificat
 from cognitionos.services.workflows.steps.base import (
     StepContext,
     StepFailure,
+    enum_value,
     register,
     require_fields,
 )
 from cognitionos.services.workflows.steps.memory import owner_principal
 
 __all__ = ["NotifyStep"]
-
-
-def _enum(cls: Any, value: Any, field: str) -> Any:
-    try:
-        return cls(value)
-    except ValueError:
-        raise BadUserInput(
-            f"{value!r} is not one of {[m.value for m in cls]}", field=field
-        ) from None
 
 
 class NotifyStep:
@@ -55,9 +47,9 @@ class NotifyStep:
         if "body" not in config and "template" not in config:
             raise BadUserInput("config needs 'body' or 'template'", field=f"{field}.body")
         if "channel" in config:
-            _enum(Channel, config["channel"], f"{field}.channel")
+            enum_value(Channel, config["channel"], f"{field}.channel")
         if "priority" in config:
-            _enum(Priority, config["priority"], f"{field}.priority")
+            enum_value(Priority, config["priority"], f"{field}.priority")
 
     async def run(self, ctx: StepContext, config: dict[str, Any]) -> Any:
         principal = await owner_principal(ctx)
