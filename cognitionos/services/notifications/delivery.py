@@ -186,6 +186,7 @@ async def _route(
         sent[key] = sent.get(key, 0) + 1
         plan.sends.append(_Send([n], destination, _single(n)))
     for key, members in digests.items():
+        members.sort(key=lambda n: (n.created_at, n.id))
         if sent.get(key, 0) >= settings.notification_rate_limit:
             for n in members:
                 _hold(
