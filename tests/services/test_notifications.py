@@ -10,7 +10,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from cognitionos.db import create_engine, create_sessionmaker, migrate
 from cognitionos.db.models import Channel, Notification, Priority, Role, User
