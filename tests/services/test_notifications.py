@@ -124,7 +124,8 @@ async def env(stack: Stack, database: str, peers: tuple[HttpPeer, SmtpPeer]) -> 
     async with sessionmaker() as session:
         await session.execute(
             text(
-                "TRUNCATE notifications, notification_preferences, notification_templates, users CASCADE"
+                "TRUNCATE notifications, notification_preferences, notification_templates, "
+                "users CASCADE"
             )
         )
         await session.commit()
