@@ -264,6 +264,12 @@ async def test_feeds_deliver_what_producers_publish_to_the_right_user(
     token = gql.member("feeds@example.com")
     other = gql.member("feeds-other@example.com")
     me = gql.ok("{ me { id } }", token=token)["me"]["id"]
+    # The run's own "succeeded" notification would race the one published below.
+    gql.ok(
+        """mutation { updateNotificationPreference(input: {channel: IN_APP, enabled: false}) {
+            enabled } }""",
+        token=token,
+    )
     chain(gql, token, "feed", n=1)
     execution_id = start(gql, token, "feed")
     step_id = gql.wait_execution(execution_id, token)["steps"][0]["id"]
