@@ -183,7 +183,8 @@ def test_agent_step_gets_an_agent_the_context_and_releases_it(gql: GQL, llm_fake
     llm_fake.script("openai", Reply("The sky is blue."))
     done = run(gql, token, "brief", {"topic": "the sky"})
     assert done["status"] == "SUCCEEDED", done
-    assert done["steps"][1]["output"] == "The sky is blue."
+    outputs = {s["stepKey"]: s["output"] for s in done["steps"]}
+    assert outputs["write"] == "The sky is blue."
     (sent,) = llm_fake.requests["openai"]
     system, user = sent["messages"]
     assert system["role"] == "system" and "You are executor" in system["content"]
@@ -191,7 +192,7 @@ def test_agent_step_gets_an_agent_the_context_and_releases_it(gql: GQL, llm_fake
     assert '"sky": "blue"' in user["content"] and "Output of step 'facts'" in user["content"]
     steps = gql.ok(STEP, {"id": done["id"]}, token=token)["execution"]["steps"]
     executor = gql.ok(AGENTS, {"f": {"role": "EXECUTOR"}}, token=token)["agents"][0]
-    assert steps[1]["agent"] == executor["id"]
+    assert next(s for s in steps if s["stepKey"] == "write")["agent"] == executor["id"]
     assert (executor["status"], executor["currentLoad"]) == ("IDLE", 0)
 
 

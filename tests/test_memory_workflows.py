@@ -138,7 +138,8 @@ def test_memory_steps_and_agents_that_recall(gql: GQL, llm_fake: FakeLLM) -> Non
     )
     done = run(gql, token, "recall", {"colour": "teal"})
     assert done["status"] == "SUCCEEDED", done
-    saved, found, _ = (s["output"] for s in done["steps"])
+    outputs = {s["stepKey"]: s["output"] for s in done["steps"]}
+    saved, found = outputs["save"], outputs["find"]
     assert (
         saved["outcome"] == "CREATED" and saved["content"] == "The user's favourite colour is teal."
     )
