@@ -279,6 +279,9 @@ async def test_rate_limit_defers_the_excess_instead_of_dropping_it(env: Env) -> 
     await env.tick()
     statuses = [(await env.get(n)).status.value for n in sent]
     assert statuses.count("DELIVERED") == 3 and statuses.count("PENDING") == 2
+    urgent = await env.send(body="now", priority=Priority.CRITICAL)
+    await env.tick()
+    assert (await env.get(urgent)).status.value == "DELIVERED"  # CRITICAL skips the limit
     env.clock.advance(61)
     await env.tick()
     assert {(await env.get(n)).status.value for n in sent} == {"DELIVERED"}
