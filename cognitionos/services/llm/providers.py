@@ -79,6 +79,18 @@ def _status_error(
     )
 
 
+def _provider_error(name: str, exc: Exception, sdk: Any) -> ProviderError:
+    """An SDK error as a ProviderError; both SDKs share the exception names."""
+    if isinstance(exc, sdk.APIStatusError):
+        return _status_error(name, exc.status_code, exc.response.headers, exc.message)
+    if isinstance(exc, sdk.APITimeoutError):
+        return ProviderError(f"{name} timed out", retryable=True)
+    if isinstance(exc, sdk.APIConnectionError):
+        return ProviderError(f"{name} unreachable: {exc}", retryable=True)
+    # A stream cut mid-way, or an error event in it.
+    return ProviderError(f"{name} failed: {exc}", retryable=True)
+
+
 class OpenAIProvider:
     """OpenAI, or an OpenAI-compatible server (``compatible``: Ollama, vLLM, llama.cpp)."""
 
@@ -125,16 +137,8 @@ class OpenAIProvider:
                         parts.append(text)
                         if on_token is not None:
                             await on_token(text)
-        except openai.APIStatusError as exc:
-            raise _status_error(
-                self.name, exc.status_code, exc.response.headers, exc.message
-            ) from exc
-        except openai.APITimeoutError as exc:
-            raise ProviderError(f"{self.name} timed out", retryable=True) from exc
-        except openai.APIConnectionError as exc:
-            raise ProviderError(f"{self.name} unreachable: {exc}", retryable=True) from exc
-        except openai.APIError as exc:  # a stream cut mid-way
-            raise ProviderError(f"{self.name} failed: {exc}", retryable=True) from exc
+        except openai.APIError as exc:
+            raise _provider_error(self.name, exc, openai) from exc
         return "".join(parts), tokens_in, tokens_out
 
     async def aclose(self) -> None:
@@ -179,16 +183,8 @@ class AnthropicProvider:
                 elif isinstance(event, RawMessageDeltaEvent):
                     if event.usage.output_tokens is not None:
                         tokens_out = event.usage.output_tokens
-        except anthropic.APIStatusError as exc:
-            raise _status_error(
-                self.name, exc.status_code, exc.response.headers, exc.message
-            ) from exc
-        except anthropic.APITimeoutError as exc:
-            raise ProviderError(f"{self.name} timed out", retryable=True) from exc
-        except anthropic.APIConnectionError as exc:
-            raise ProviderError(f"{self.name} unreachable: {exc}", retryable=True) from exc
-        except anthropic.APIError as exc:  # an error event mid-stream
-            raise ProviderError(f"{self.name} failed: {exc}", retryable=True) from exc
+        except anthropic.APIError as exc:
+            raise _provider_error(self.name, exc, anthropic) from exc
         return "".join(parts), tokens_in, tokens_out
 
     async def aclose(self) -> None:
