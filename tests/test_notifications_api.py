@@ -197,3 +197,20 @@ def test_notify_steps_send_from_workflows_once(gql: GQL) -> None:
     )
     assert sorted(subjects) == ["Report for Ada", "Workflow tell succeeded"]
     assert created["status"] == "PENDING"
+
+
+def test_steps_list_in_definition_order_and_waiting_for_approval_notifies(gql: GQL) -> None:
+    token = gql.member()
+    keys = ["zeta", "alpha", "mid"]  # not alphabetical
+    steps: list[dict[str, Any]] = [
+        {"key": k, "kind": "TRANSFORM", "config": {"template": k}} for k in keys
+    ]
+    steps.append(
+        {"key": "sign", "kind": "APPROVAL", "config": {"prompt": "OK?"}, "dependsOn": keys}
+    )
+    create(gql, token, "gated", steps)
+    waiting = run(gql, token, "gated")
+    assert waiting["status"] == "WAITING"
+    assert [s["stepKey"] for s in waiting["steps"]] == [*keys, "sign"]
+    edges = wait_for(lambda: gql.ok(INBOX, {"u": True}, token=token)["notifications"]["edges"])
+    assert [e["node"]["subject"] for e in edges] == ["Workflow gated is waiting for approval"]

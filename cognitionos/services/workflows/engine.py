@@ -203,9 +203,12 @@ class Engine:
                     raise
                 return existing
             specs = [StepSpec.from_json(raw) for raw in workflow.steps]
+            # A microsecond apart, so steps list in definition order (created_at, step_key).
+            created = now()
             steps = [
                 StepExecution(
                     id=uuid.uuid4(),
+                    created_at=created + timedelta(microseconds=position),
                     execution_id=execution.id,
                     step_key=spec.key,
                     kind=spec.kind,
@@ -217,7 +220,7 @@ class Engine:
                     lease_losses=0,
                     tokens=0,
                 )
-                for spec in specs
+                for position, spec in enumerate(specs)
             ]
             session.add_all(steps)
             await session.flush()
