@@ -8,7 +8,9 @@ common ones; a random 5 % are EPISODIC, for the filtered searches). Reports:
   HNSW upkeep), and in bulk (batched embedding + multi-row insert, then the index build);
 * recall@10 of the HNSW vector search against an exact scan, over 200 new queries;
 * p50/p95 of the search SQL alone and of ``searchMemories`` end to end (GraphQL over HTTP,
-  query embedding included), unfiltered and filtered to the 5 %, against the exact scan.
+  query embedding included), unfiltered and filtered to the 5 %, against the exact scan;
+* the search SQL of members of a many-tenant table (1,000 members with 20 memories each),
+  whose visibility filter leaves each of them a sliver of the rows.
 
 Usage: python bench/memory.py [N]
 """
@@ -33,7 +35,7 @@ from sqlalchemy import insert, select, text
 from cognitionos.app import create_app
 from cognitionos.config import Settings
 from cognitionos.db import create_engine, create_sessionmaker
-from cognitionos.db.models import Memory, MemoryScope, MemoryType, Role
+from cognitionos.db.models import Memory, MemoryScope, MemoryType, Role, User, UserStatus
 from cognitionos.observability import configure_logging
 from cognitionos.services.auth import Principal
 from cognitionos.services.memory import MemoryFilter, MemoryInput, MemoryService
@@ -45,6 +47,8 @@ N = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 TOPICS = 100
 QUERIES = 200
 API_STORES = 1000
+TENANTS = 1000
+PER_TENANT = 20
 EPISODIC = MemoryFilter(types=[MemoryType.EPISODIC])
 SEARCH = """query($q: String!, $f: MemoryFilter) {
     searchMemories(query: $q, limit: 10, filter: $f) { rank memory { id } } }"""
@@ -225,6 +229,75 @@ async def main() -> None:
             print(line(f"search SQL alone, hybrid ({label})", alone, exact))
             print(line(f"searchMemories end to end ({label})", end_to_end, exact))
         print("goals: recall@10 >= 0.95, end-to-end p95 < 25 ms")
+
+        # 5. Many tenants: 1,000 members with 20 memories each join the table, and each
+        #    searches what they may see, 20 of ~120,000 rows (the visibility filter).
+        tenants = [uuid.uuid4() for _ in range(TENANTS)]
+        async with sessionmaker() as session:
+            await session.execute(
+                insert(User),
+                [
+                    {
+                        "id": u,
+                        "email": f"{u}@example.com",
+                        "password_hash": "x",
+                        "role": Role.MEMBER,
+                        "status": UserStatus.ACTIVE,
+                        "failed_login_count": 0,
+                    }
+                    for u in tenants
+                ],
+            )
+            await session.commit()
+        owned = [(u, sentence(rng.randrange(TOPICS))) for u in tenants for _ in range(PER_TENANT)]
+        for start in range(0, len(owned), 2000):
+            batch = owned[start : start + 2000]
+            vectors_ = await embedder.embed([c for _, c in batch])
+            async with sessionmaker() as session:
+                await session.execute(
+                    insert(Memory),
+                    [
+                        {
+                            "id": uuid.uuid4(),
+                            "owner_id": u,
+                            "scope": MemoryScope.USER,
+                            "type": MemoryType.LONG_TERM,
+                            "content": c,
+                            "embedding": v,
+                            "embedder": embedder.name,
+                            "importance": 0.5,
+                            "confidence": 1.0,
+                            "access_count": 0,
+                            "extra": {},
+                        }
+                        for (u, c), v in zip(batch, vectors_, strict=True)
+                    ],
+                )
+                await session.commit()
+        async with sessionmaker() as session:
+            await session.execute(text("ANALYZE memories"))
+            await session.commit()
+        tenant_ms: list[float] = []
+        fewest = 10
+        for i, (q, v) in enumerate(zip(queries, vectors, strict=True)):
+            member = Principal(user_id=tenants[i % TENANTS], role=Role.MEMBER)
+            t = time.perf_counter()
+            async with sessionmaker() as session:
+                hits = await search_memories(
+                    session,
+                    settings=settings,
+                    principal=member,
+                    query=q,
+                    vector=v,
+                    limit=10,
+                    filter=None,
+                )
+            tenant_ms.append((time.perf_counter() - t) * 1000)
+            fewest = min(fewest, len(hits))
+        print(
+            line(f"search SQL alone, one of {TENANTS} tenants", tenant_ms)
+            + f"  fewest hits {fewest}/10"
+        )
         await service.stop()
         await engine.dispose()
         live.stop()
