@@ -7,7 +7,7 @@ from strawberry import Info
 
 from cognitionos.context import Context
 from cognitionos.db.models import MemoryScope
-from cognitionos.schema.common import connection_from_page, parse_id
+from cognitionos.schema.common import connection_from_page, json_object, parse_id
 from cognitionos.schema.memory import (
     ConsolidationResult,
     ConversationMessageInput,
@@ -18,7 +18,6 @@ from cognitionos.schema.memory import (
     MemoryHitType,
     StoreMemoryInput,
     UpdateMemoryInput,
-    as_dict,
 )
 from cognitionos.schema.permissions import IsMember, IsViewer
 from cognitionos.services.memory import MemoryInput, MemoryPatch
@@ -84,7 +83,7 @@ class MemoryMutation:
                 scope_id=input.scope_id,
                 importance=input.importance,
                 confidence=input.confidence,
-                metadata=as_dict(input.metadata, "metadata"),
+                metadata=json_object(input.metadata, "metadata"),
                 ttl_seconds=input.ttl_seconds,
             ),
         )
@@ -103,7 +102,7 @@ class MemoryMutation:
                 type=input.type,
                 importance=input.importance,
                 confidence=input.confidence,
-                metadata=as_dict(input.metadata, "metadata")
+                metadata=json_object(input.metadata, "metadata")
                 if input.metadata is not None
                 else None,
                 ttl_seconds=input.ttl_seconds,

@@ -7,8 +7,7 @@ from strawberry import Info
 
 from cognitionos.context import Context
 from cognitionos.db.models import Channel
-from cognitionos.schema.common import connection_from_page, parse_id
-from cognitionos.schema.memory import as_dict
+from cognitionos.schema.common import connection_from_page, json_object, parse_id
 from cognitionos.schema.notifications import (
     Notification,
     NotificationConnection,
@@ -94,7 +93,7 @@ class NotificationMutation:
                     template=input.template,
                     subject=input.subject,
                     body=input.body,
-                    data=as_dict(input.data, "data"),
+                    data=json_object(input.data, "data"),
                     priority=input.priority,
                     dedup_key=input.dedup_key,
                 ),

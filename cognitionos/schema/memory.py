@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import strawberry
 
 from cognitionos.db import models
 from cognitionos.db.models import MemoryScope, MemoryType
 from cognitionos.schema.common import JSON, Connection
-from cognitionos.services.errors import BadUserInput
 from cognitionos.services.memory import MemoryFilter, MemoryHit, MetadataCondition, StoreOutcome
 from cognitionos.services.memory.extraction import MemoryChange, MemoryEvent
 
@@ -25,7 +23,6 @@ __all__ = [
     "MetadataConditionInput",
     "StoreMemoryInput",
     "UpdateMemoryInput",
-    "as_dict",
 ]
 
 strawberry.enum(MemoryType, name="MemoryType")
@@ -169,14 +166,6 @@ class UpdateMemoryInput:
     confidence: float | None = None
     metadata: JSON | None = strawberry.field(default=None, description="Replaces the metadata.")
     ttl_seconds: int | None = None
-
-
-def as_dict(value: Any, field: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise BadUserInput("metadata must be an object", field=field)
-    return value
 
 
 strawberry.enum(MemoryEvent, name="MemoryEventKind")

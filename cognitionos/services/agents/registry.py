@@ -19,6 +19,7 @@ from cognitionos.observability import get_logger
 from cognitionos.services.auth import Principal
 from cognitionos.services.errors import BadUserInput, Conflict, Forbidden, NotFound
 from cognitionos.services.events import agents_channel
+from cognitionos.services.llm import PROVIDER_NAMES
 
 __all__ = [
     "DEFAULT_AGENTS",
@@ -89,7 +90,7 @@ class AgentSpec:
             raise BadUserInput("promptVersion must be at least 1", field="promptVersion")
         if self.status not in (None, AgentStatus.IDLE, AgentStatus.OFFLINE):
             raise BadUserInput("status can be set to IDLE or OFFLINE only", field="status")
-        if self.provider is not None and self.provider not in ("openai", "anthropic", "compatible"):
+        if self.provider is not None and self.provider not in PROVIDER_NAMES:
             raise BadUserInput("provider must be openai, anthropic or compatible", field="provider")
         if self.capabilities is not None:
             self.capabilities = sorted({c.strip() for c in self.capabilities if c.strip()})
