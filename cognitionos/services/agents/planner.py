@@ -7,9 +7,7 @@ model with the errors, at most ``planner_max_repairs`` times, then fails with th
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cognitionos.config import Settings
 from cognitionos.db.models import Agent, AgentRole, AgentStatus, Workflow, WorkflowExecution
-from cognitionos.services.agents.runtime import agents_exist, ask, lease_agent
+from cognitionos.services.agents.runtime import ask, wait_for_agent
 from cognitionos.services.auth import Principal
-from cognitionos.services.errors import BadUserInput, Conflict, LLMUnavailable
+from cognitionos.services.errors import BadUserInput
 from cognitionos.services.llm import JSONOutputError, Router, UsageTag, parse_json_output
 from cognitionos.services.workflows import Engine, create_workflow, get_workflow, validate_steps
 from cognitionos.services.workflows.definitions import MAX_STEPS
@@ -99,26 +97,15 @@ async def plan_workflow(
         raise BadUserInput("the goal is empty", field="goal")
     if len(goal) > _MAX_GOAL:
         raise BadUserInput(f"the goal is longer than {_MAX_GOAL} characters", field="goal")
-    if not router.configured:
-        raise LLMUnavailable(
-            "no LLM provider is configured: set OPENAI_API_KEY, ANTHROPIC_API_KEY or "
-            "COGNITIONOS_LLM_COMPATIBLE_BASE_URL"
-        )
+    router.ensure_configured()
     async with sessionmaker() as session:
-        if not await agents_exist(session, role=AgentRole.PLANNER):
-            raise Conflict("no planner agent is online; register one or set one IDLE")
         capabilities = await _capabilities(session)
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        async with lease_agent(sessionmaker, settings, redis, role=AgentRole.PLANNER) as lease:
-            if lease is not None:
-                plan, call, repairs = await _converse(
-                    router, sessionmaker, settings, lease, principal, goal, capabilities
-                )
-                break
-        if time.monotonic() > deadline:
-            raise Conflict("every planner agent is busy; try again shortly")
-        await asyncio.sleep(min(0.5, settings.agent_wait_seconds))
+    async with wait_for_agent(
+        sessionmaker, settings, redis, role=AgentRole.PLANNER, wait_seconds=wait_seconds
+    ) as lease:
+        plan, call, repairs = await _converse(
+            router, sessionmaker, settings, lease, principal, goal, capabilities
+        )
     agent = lease.agent
     metadata = {
         "plan": {

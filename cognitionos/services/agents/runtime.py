@@ -3,7 +3,9 @@ bookkeeping around a call (load, status, circuit breaker, published status)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,11 +21,19 @@ from cognitionos.db.models import Agent, AgentRole, AgentStatus, Prompt
 from cognitionos.services.agents.assignment import claim_agent, release_agent
 from cognitionos.services.agents.prompts import render_prompt, resolve_prompt
 from cognitionos.services.agents.registry import publish_agents
-from cognitionos.services.errors import LLMUnavailable
+from cognitionos.services.errors import Conflict, LLMUnavailable
 from cognitionos.services.llm import ChatRequest, ChatResult, Router, UsageTag
 from cognitionos.services.llm.types import OnToken
 
-__all__ = ["AgentCall", "AgentLease", "agents_exist", "ask", "lease_agent", "render_context"]
+__all__ = [
+    "AgentCall",
+    "AgentLease",
+    "agents_exist",
+    "ask",
+    "lease_agent",
+    "render_context",
+    "wait_for_agent",
+]
 
 
 @dataclass
@@ -71,6 +81,32 @@ async def lease_agent(
             )
         if released is not None:
             await publish_agents(redis, [released])
+
+
+@asynccontextmanager
+async def wait_for_agent(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    redis: Redis | None,
+    *,
+    role: AgentRole,
+    wait_seconds: float = 30.0,
+) -> AsyncIterator[AgentLease]:
+    """A lease on an agent of ``role`` for a request that cannot be re-queued (a mutation):
+    CONFLICT at once when none is online, or when none frees up within ``wait_seconds``."""
+    name = role.value.lower()
+    async with sessionmaker() as session:
+        if not await agents_exist(session, role=role):
+            raise Conflict(f"no {name} agent is online; register one or set one IDLE")
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        async with lease_agent(sessionmaker, settings, redis, role=role) as lease:
+            if lease is not None:
+                yield lease
+                return
+        if time.monotonic() > deadline:
+            raise Conflict(f"every {name} agent is busy; try again shortly")
+        await asyncio.sleep(min(0.5, settings.agent_wait_seconds))
 
 
 async def agents_exist(

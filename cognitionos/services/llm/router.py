@@ -80,6 +80,11 @@ class Router:
     def configured(self) -> bool:
         return bool(self.providers)
 
+    def ensure_configured(self) -> None:
+        """LLM_UNAVAILABLE naming the settings when no provider is configured."""
+        if not self.providers:
+            raise LLMUnavailable(f"no LLM provider is configured: {_SETTINGS_HINT}")
+
     def infer_provider(self, model: str) -> str:
         """The provider for a bare model name: the setting, else by name and keys set."""
         if self.settings.llm_provider:
@@ -117,8 +122,7 @@ class Router:
         provider: str | None = None,
         on_token: OnToken | None = None,
     ) -> ChatResult:
-        if not self.providers:
-            raise LLMUnavailable(f"no LLM provider is configured: {_SETTINGS_HINT}")
+        self.ensure_configured()
         primary = self.target(model, provider)
         chain = [t for t in self.chain(primary) if t.provider in self.providers]
         if not chain:

@@ -12,9 +12,7 @@ model under short numbers, never their ids, so it cannot invent one.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -23,9 +21,9 @@ from redis.asyncio import Redis
 from sqlalchemy import delete, select
 
 from cognitionos.db.models import AgentRole, Memory, MemoryScope, MemoryType
-from cognitionos.services.agents.runtime import AgentLease, agents_exist, ask, lease_agent
+from cognitionos.services.agents.runtime import AgentLease, ask, wait_for_agent
 from cognitionos.services.auth import Principal
-from cognitionos.services.errors import BadUserInput, Conflict, LLMUnavailable
+from cognitionos.services.errors import BadUserInput
 from cognitionos.services.llm import JSONOutputError, Router, UsageTag, parse_json_output
 from cognitionos.services.memory.filters import MemoryFilter, can_write, live
 from cognitionos.services.memory.service import MemoryService
@@ -133,23 +131,11 @@ async def _summarizer_call(
     purpose: str,
 ) -> Any:
     """One JSON answer from a summarizer agent (waits up to 30 s for a free one)."""
-    if not router.configured:
-        raise LLMUnavailable(
-            "memory extraction needs an LLM: set OPENAI_API_KEY, ANTHROPIC_API_KEY or "
-            "COGNITIONOS_LLM_COMPATIBLE_BASE_URL"
-        )
-    settings, sessionmaker = memory.settings, memory.sessionmaker
-    async with sessionmaker() as session:
-        if not await agents_exist(session, role=AgentRole.SUMMARIZER):
-            raise Conflict("no summarizer agent is online; register one or set one IDLE")
-    deadline = time.monotonic() + 30
-    while True:
-        async with lease_agent(sessionmaker, settings, redis, role=AgentRole.SUMMARIZER) as lease:
-            if lease is not None:
-                return await _ask_json(router, memory, lease, principal, prompt, schema, purpose)
-        if time.monotonic() > deadline:
-            raise Conflict("every summarizer agent is busy; try again shortly")
-        await asyncio.sleep(0.2)
+    router.ensure_configured()
+    async with wait_for_agent(
+        memory.sessionmaker, memory.settings, redis, role=AgentRole.SUMMARIZER
+    ) as lease:
+        return await _ask_json(router, memory, lease, principal, prompt, schema, purpose)
 
 
 async def _ask_json(
