@@ -148,17 +148,31 @@ async def _route(
     sent: dict[tuple[uuid.UUID, Channel], int] = {(u, c): k for u, c, k in counted.all()}
     plan = _Plan()
     digests: dict[tuple[uuid.UUID, Channel], list[Notification]] = {}
+    retry_later = now + timedelta(seconds=settings.notification_rate_window_seconds / 4)
+    limited = "rate limited: waiting for room in the window"
+
+    def destination_of(key: tuple[uuid.UUID, Channel]) -> str | None:
+        """The preference's destination; EMAIL falls back to the account's address."""
+        pref = prefs.get(key)
+        if pref is not None and pref.destination:
+            return pref.destination
+        return emails.get(key[0]) if key[1] is Channel.EMAIL else None
+
+    def room(key: tuple[uuid.UUID, Channel]) -> bool:
+        """Whether one more send fits the user's window on this channel (and take it)."""
+        if sent.get(key, 0) >= settings.notification_rate_limit:
+            return False
+        sent[key] = sent.get(key, 0) + 1
+        return True
+
     for n in rows:
         key = (n.user_id, n.channel)
         pref = prefs.get(key)
-        sender = SENDERS[n.channel]
-        destination = pref.destination if pref else None
-        if n.channel is Channel.EMAIL and not destination:
-            destination = emails.get(n.user_id)
+        destination = destination_of(key)
         if pref is not None and not pref.enabled:
             n.status, n.reason = NotificationStatus.SUPPRESSED, f"{n.channel.value} is turned off"
             continue
-        if sender.needs_destination and not destination:
+        if SENDERS[n.channel].needs_destination and not destination:
             n.status = NotificationStatus.SUPPRESSED
             n.reason = (
                 f"no {n.channel.value} destination: set one with updateNotificationPreference"
@@ -176,32 +190,20 @@ async def _route(
                 continue
             digests.setdefault(key, []).append(n)
             continue
-        if not critical and sent.get(key, 0) >= settings.notification_rate_limit:
-            _hold(
-                n,
-                now + timedelta(seconds=settings.notification_rate_window_seconds / 4),
-                "rate limited: waiting for room in the window",
-            )
+        if critical:
+            sent[key] = sent.get(key, 0) + 1  # counted, never held
+        elif not room(key):
+            _hold(n, retry_later, limited)
             continue
-        sent[key] = sent.get(key, 0) + 1
         plan.sends.append(_Send([n], destination, _single(n)))
     for key, members in digests.items():
         members.sort(key=lambda n: (n.created_at, n.id))
-        if sent.get(key, 0) >= settings.notification_rate_limit:
+        if not room(key):
             for n in members:
-                _hold(
-                    n,
-                    now + timedelta(seconds=settings.notification_rate_window_seconds / 4),
-                    "rate limited: waiting for room in the window",
-                )
+                _hold(n, retry_later, limited)
             continue
-        sent[key] = sent.get(key, 0) + 1
         message = _digest(members) if len(members) > 1 else _single(members[0])
-        pref = prefs.get(key)
-        destination = pref.destination if pref else None
-        if key[1] is Channel.EMAIL and not destination:
-            destination = emails.get(key[0])
-        plan.sends.append(_Send(members, destination, message))
+        plan.sends.append(_Send(members, destination_of(key), message))
     for send in plan.sends:
         for n in send.rows:
             n.status, n.reason = NotificationStatus.QUEUED, None
@@ -263,10 +265,19 @@ async def deliver_due(
     delivered: list[Notification] = []
     done = clock()
     async with sessionmaker() as session:
+        ids = [row.id for send in plan.sends for row in send.rows]
+        current = {
+            n.id: n
+            for n in (
+                await session.scalars(
+                    select(Notification).where(Notification.id.in_(ids)).with_for_update()
+                )
+            ).all()
+        }
         for send in plan.sends:
             digest_id = send.rows[0].id if len(send.rows) > 1 else None
             for row in send.rows:
-                n = await session.get(Notification, row.id, with_for_update=True)
+                n = current.get(row.id)
                 if n is None or n.status is not NotificationStatus.QUEUED:
                     continue
                 if send.error is None:
