@@ -9,7 +9,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -35,25 +35,23 @@ def month_start(at: datetime | None = None) -> datetime:
     return at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-async def spent_this_month(session: AsyncSession, user_id: uuid.UUID) -> Decimal:
-    total = await session.scalar(
-        select(func.coalesce(func.sum(LLMUsage.cost_usd), 0)).where(
-            LLMUsage.user_id == user_id, LLMUsage.created_at >= month_start()
-        )
+def _month_spend(user_id: uuid.UUID) -> Select[Any]:
+    return select(func.coalesce(func.sum(LLMUsage.cost_usd), 0)).where(
+        LLMUsage.user_id == user_id, LLMUsage.created_at >= month_start()
     )
-    return Decimal(total or 0)
+
+
+async def spent_this_month(session: AsyncSession, user_id: uuid.UUID) -> Decimal:
+    return Decimal(await session.scalar(_month_spend(user_id)) or 0)
 
 
 async def check_budget(session: AsyncSession | AsyncConnection, user_id: uuid.UUID) -> None:
     """BUDGET_EXCEEDED when this month's spend has reached the user's budget."""
     row = (
         await session.execute(
-            select(
-                Budget.monthly_usd,
-                select(func.coalesce(func.sum(LLMUsage.cost_usd), 0))
-                .where(LLMUsage.user_id == user_id, LLMUsage.created_at >= month_start())
-                .scalar_subquery(),
-            ).where(Budget.user_id == user_id)
+            select(Budget.monthly_usd, _month_spend(user_id).scalar_subquery()).where(
+                Budget.user_id == user_id
+            )
         )
     ).first()
     if row is None:
