@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import uvicorn
 from arq.connections import ArqRedis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -34,7 +35,7 @@ from cognitionos.web.graphql_http import GraphQLHTTP
 from cognitionos.web.graphql_ws import GraphQLWebSocket
 from cognitionos.web.middleware import RequestContextMiddleware
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "server_config"]
 
 log = get_logger("cognitionos.app")
 VENDOR = Path(__file__).resolve().parent.parent / "vendor"
@@ -138,3 +139,25 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings
     return app
+
+
+def server_config(
+    app: Starlette, *, host: str | None = None, port: int | None = None
+) -> uvicorn.Config:
+    """How uvicorn serves an app of ``create_app``; ``serve`` and the tests both use it.
+
+    Proxy headers are read only from ``forwarded_allow_ips``: believing X-Forwarded-For
+    from anyone would let a client pick the address its rate limits count against.
+    """
+    settings: Settings = app.state.settings
+    trusted = settings.forwarded_allow_ips
+    return uvicorn.Config(
+        app,
+        host=settings.host if host is None else host,
+        port=settings.port if port is None else port,
+        log_config=None,
+        lifespan="on",
+        ws="websockets-sansio",
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=list(trusted) if trusted else None,
+    )

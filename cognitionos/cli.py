@@ -59,7 +59,7 @@ def serve(
     """Start the server. With no DATABASE_URL/REDIS_URL: embedded services + worker."""
     import uvicorn
 
-    from cognitionos.app import create_app
+    from cognitionos.app import create_app, server_config
     from cognitionos.db import migrate
 
     settings = _settings(host=host, port=port)
@@ -93,17 +93,13 @@ def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)
     try:
-        uvicorn.run(
-            asgi,
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            proxy_headers=True,
-            ws="websockets-sansio",
-        )
+        server = uvicorn.Server(server_config(asgi))
+        server.run()
     finally:
         if embedded is not None:
             embedded.stop()
+    if not server.started:  # the port was taken, or the lifespan failed
+        raise typer.Exit(code=3)
 
 
 @app.command()

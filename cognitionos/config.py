@@ -7,13 +7,16 @@ Conventional names (``DATABASE_URL``, ``REDIS_URL``, ``SECRET_KEY``, ``PORT``,
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import secrets
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated, Any
 
 import platformdirs
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["ConfigError", "Environment", "Settings"]
 
@@ -55,6 +58,9 @@ class Settings(BaseSettings):
     max_query_depth: int = 10
     max_aliases: int = 15
     max_tokens: int = 2_000
+    # Peers whose X-Forwarded-For/-Proto are believed (IPs or CIDRs, "*" for any); empty:
+    # proxy headers are ignored and the client is the TCP peer.
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Auth.
     secret_key: str | None = Field(default=None, validation_alias=_conventional("SECRET_KEY"))
@@ -192,6 +198,29 @@ class Settings(BaseSettings):
     otel_service_name: str = Field(
         default="cognitionos", validation_alias=AliasChoices("OTEL_SERVICE_NAME")
     )
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _split_ips(cls, value: Any) -> Any:
+        """Accept a JSON list or a comma-separated string."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _ips_or_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if item == "*":
+                continue
+            try:
+                ipaddress.ip_network(item)  # an address is a /32 (or /128) network
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from exc
+        return value
 
     @model_validator(mode="after")
     def _production_is_explicit(self) -> Settings:

@@ -11,6 +11,8 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 
+from cognitionos.app import server_config
+from cognitionos.config import Settings
 from cognitionos.embedded import free_port
 
 STRONG_PASSWORD = "correct-horse-42"
@@ -31,14 +33,18 @@ class LiveServer:
     def __init__(self, app: Starlette) -> None:
         self.app = app
         self.port = free_port()
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=self.port,
-            log_config=None,
-            lifespan="on",
-            ws="websockets-sansio",
-        )
+        if isinstance(getattr(app.state, "settings", None), Settings):
+            # An app of create_app: served exactly as `cognitionos serve` serves it.
+            config = server_config(app, host="127.0.0.1", port=self.port)
+        else:
+            config = uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=self.port,
+                log_config=None,
+                lifespan="on",
+                ws="websockets-sansio",
+            )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self._gql: GQL | None = None
