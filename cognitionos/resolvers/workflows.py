@@ -86,17 +86,20 @@ class WorkflowQuery:
             )
         return connection_from_page(page, Execution.from_model)
 
-    @strawberry.field(permission_classes=[IsViewer], description="An execution's history.")
+    @strawberry.field(
+        permission_classes=[IsViewer],
+        description="An execution's or a schedule's history (its fires and refusals).",
+    )
     async def events(
         self, info: Info[Context, None], stream_id: strawberry.ID, after: int | None = None
     ) -> list[Event]:
         ctx = info.context
-        execution_id = parse_id(stream_id, "streamId")
+        principal = ctx.require_principal()
+        stream = parse_id(stream_id, "streamId")
         async with ctx.session() as session:
-            await wf.get_execution(
-                session, principal=ctx.require_principal(), execution_id=execution_id
-            )
-            rows = await list_events(session, stream_id=execution_id, after=after)
+            if not await wf.owns_schedule(session, principal=principal, schedule_id=stream):
+                await wf.get_execution(session, principal=principal, execution_id=stream)
+            rows = await list_events(session, stream_id=stream, after=after)
         return [Event.from_model(r) for r in rows]
 
     @strawberry.field(permission_classes=[IsViewer], description="Yours (all, for admins).")
@@ -115,9 +118,11 @@ class WorkflowMutation:
     ) -> Workflow:
         ctx = info.context
         async with ctx.session() as session:
+            principal = ctx.require_principal()
             row = await wf.create_workflow(
                 session,
-                actor_id=ctx.require_principal().user_id,
+                actor_id=principal.user_id,
+                is_admin=principal.is_admin,
                 key=input.key,
                 version=input.version,
                 name=input.name,
@@ -191,6 +196,7 @@ class WorkflowMutation:
                 timezone=input.timezone,
                 inputs=json_object(input.inputs, "inputs"),
                 enabled=input.enabled,
+                follow_latest=input.follow_latest,
             )
         return Schedule.from_model(row)
 

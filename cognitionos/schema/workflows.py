@@ -228,7 +228,9 @@ class Event:
 class Schedule:
     id: strawberry.ID
     workflow_key: str
-    workflow_version: str | None
+    workflow_version: str | None = strawberry.field(
+        description="The version each fire runs; null when it follows the latest."
+    )
     kind: ScheduleKind
     expression: str
     timezone: str
@@ -340,7 +342,14 @@ class ScheduleInput:
     workflow_key: str
     kind: ScheduleKind
     expression: str
-    version: str | None = None
+    version: str | None = strawberry.field(
+        default=None, description="Omitted: the latest version now, recorded on the schedule."
+    )
+    follow_latest: bool = strawberry.field(
+        default=False,
+        description="Run whatever version is latest at each fire; only for a key you own "
+        "(or as an admin).",
+    )
     timezone: str = "UTC"
     inputs: JSON | None = None
     enabled: bool = True

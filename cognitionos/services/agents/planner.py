@@ -22,7 +22,7 @@ from cognitionos.services.auth import Principal
 from cognitionos.services.errors import BadUserInput
 from cognitionos.services.llm import JSONOutputError, Router, UsageTag, parse_json_output
 from cognitionos.services.workflows import Engine, create_workflow, get_workflow, validate_steps
-from cognitionos.services.workflows.definitions import MAX_STEPS
+from cognitionos.services.workflows.definitions import MAX_STEPS, controls_key
 
 __all__ = ["PlanResult", "plan_workflow"]
 
@@ -48,6 +48,17 @@ class PlanResult:
 def _slug(goal: str) -> str:
     words = re.findall(r"[a-z0-9]+", goal.lower())[:6]
     return "plan-" + ("-".join(words) or "goal")[:60]
+
+
+async def _own_key(session: AsyncSession, base: str, principal: Principal) -> str:
+    """The goal's key, or ``<key>-2``, ``-3``… when someone else owns it."""
+    for n in range(1, 50):
+        candidate = base if n == 1 else f"{base}-{n}"
+        if await controls_key(
+            session, key=candidate, actor_id=principal.user_id, is_admin=principal.is_admin
+        ):
+            return candidate
+    return f"{base}-{principal.user_id.hex[:8]}"
 
 
 def _next_version(latest: Workflow | None) -> str:
@@ -119,12 +130,13 @@ async def plan_workflow(
             "repairs": repairs,
         }
     }
-    workflow_key = key or _slug(goal)
     async with sessionmaker() as session:
+        workflow_key = key or await _own_key(session, _slug(goal), principal)
         latest = await get_workflow(session, key=workflow_key)
         workflow = await create_workflow(
             session,
             actor_id=principal.user_id,
+            is_admin=principal.is_admin,
             key=workflow_key,
             version=_next_version(latest),
             name=str(plan.get("name") or goal[:100]).strip()[:200] or "Planned workflow",

@@ -29,6 +29,7 @@ from cognitionos.services.auth.sessions import (
     rotate_refresh_token,
     start_session,
 )
+from cognitionos.services.auth.standing import acting_principal
 from cognitionos.services.auth.tokens import decode_access_token
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "Principal",
     "TokenPair",
     "TokenPolicy",
+    "acting_principal",
     "authenticate",
     "authenticate_api_key",
     "create_api_key",

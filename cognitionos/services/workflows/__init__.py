@@ -26,6 +26,7 @@ from cognitionos.services.workflows.schedules import (
     create_schedule,
     delete_schedule,
     list_schedules,
+    owns_schedule,
     tick,
     update_schedule,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "list_executions",
     "list_schedules",
     "list_workflows",
+    "owns_schedule",
     "reconcile",
     "require_workflow",
     "run_claimed",

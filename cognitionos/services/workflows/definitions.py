@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cognitionos.db.models.workflows import Workflow
-from cognitionos.services.errors import BadUserInput, Conflict, NotFound
+from cognitionos.services.errors import BadUserInput, Conflict, Forbidden, NotFound
 from cognitionos.services.pagination import Page, paginate
 from cognitionos.services.workflows import dag
 from cognitionos.services.workflows.steps import get_kind, kind_names
@@ -29,6 +29,7 @@ __all__ = [
     "RetryPolicy",
     "StepSpec",
     "check_inputs",
+    "controls_key",
     "create_workflow",
     "get_workflow",
     "list_workflows",
@@ -246,10 +247,32 @@ def check_inputs(schema: dict[str, Any] | None, inputs: dict[str, Any]) -> None:
         )
 
 
+async def key_owner(session: AsyncSession, key: str) -> tuple[bool, uuid.UUID | None]:
+    """Whether the key exists, and who created its first version (its owner)."""
+    first = (
+        await session.execute(
+            select(Workflow.created_by)
+            .where(Workflow.key == key)
+            .order_by(Workflow.created_at, Workflow.id)
+            .limit(1)
+        )
+    ).first()
+    return (first is not None, first[0] if first is not None else None)
+
+
+async def controls_key(
+    session: AsyncSession, *, key: str, actor_id: uuid.UUID | None, is_admin: bool
+) -> bool:
+    """A key belongs to whoever created its first version: they (or an admin) add versions."""
+    exists, owner = await key_owner(session, key)
+    return is_admin or not exists or (owner is not None and owner == actor_id)
+
+
 async def create_workflow(
     session: AsyncSession,
     *,
     actor_id: uuid.UUID | None,
+    is_admin: bool = False,
     key: str,
     version: str,
     name: str,
@@ -259,7 +282,8 @@ async def create_workflow(
     input_schema: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Workflow:
-    """Validate and store a new immutable version; commits. CONFLICT if it exists."""
+    """Validate and store a new immutable version; commits. CONFLICT if it exists,
+    FORBIDDEN if the key belongs to someone else."""
     if not _KEY.match(key):
         raise BadUserInput(
             "key must start with a letter and use letters, digits, _ or -", field="key"
@@ -275,6 +299,17 @@ async def create_workflow(
             raise BadUserInput(
                 f"invalid input schema: {exc.message}", field="inputSchema"
             ) from None
+    # Serialize writers of one key so two first versions cannot race for its ownership.
+    await session.execute(
+        select(func.pg_advisory_xact_lock(func.hashtextextended("workflow-key:" + key, 0)))
+    )
+    if not await controls_key(session, key=key, actor_id=actor_id, is_admin=is_admin):
+        await session.rollback()
+        raise Forbidden(
+            f"workflow key {key} belongs to the user who created its first version; "
+            "only they or an admin add versions (choose another key)",
+            field="key",
+        )
     workflow = Workflow(
         key=key,
         version=version.strip(),

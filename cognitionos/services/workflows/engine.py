@@ -28,7 +28,7 @@ from cognitionos.db.models.workflows import (
     WorkflowExecution,
 )
 from cognitionos.observability import Metrics, get_logger
-from cognitionos.services.auth import Principal
+from cognitionos.services.auth import Principal, acting_principal
 from cognitionos.services.errors import Conflict, Forbidden, NotFound
 from cognitionos.services.events import publish_events
 from cognitionos.services.workflows.definitions import StepSpec, check_inputs, require_workflow
@@ -401,6 +401,24 @@ class Engine:
                 execution.status = ExecutionStatus.RUNNING
                 execution.started_at = now()
                 await record(session, effects, execution, "EXECUTION_STARTED")
+            try:  # steps run as their owner as they are now: suspended or demoted, no run
+                await acting_principal(session, execution.created_by)
+            except Forbidden as exc:
+                below = {step.step_key, *definition.descendants(step.step_key)}
+                await fail_step(
+                    session,
+                    effects,
+                    execution,
+                    definition,
+                    await steps_of(session, execution.id, below),
+                    step,
+                    f"step not run: {exc.message}",
+                    retryable=False,
+                )
+                await finish_if_done(session, effects, execution)
+                await session.commit()
+                await self.apply(effects)
+                return None
             if kind is not None and kind.waits_for_approval:
                 set_step(execution, step, StepStatus.WAITING_APPROVAL, started_at=now())
                 await record(

@@ -17,12 +17,16 @@ from croniter import croniter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cognitionos.db.models.auth import Role
 from cognitionos.db.models.workflows import Schedule, ScheduleKind
 from cognitionos.observability import get_logger
-from cognitionos.services.auth import Principal
+from cognitionos.services.auth import Principal, acting_principal
 from cognitionos.services.errors import BadUserInput, CognitionError, Forbidden, NotFound
-from cognitionos.services.workflows.definitions import check_inputs, require_workflow
+from cognitionos.services.events import append_event
+from cognitionos.services.workflows.definitions import (
+    check_inputs,
+    controls_key,
+    require_workflow,
+)
 from cognitionos.services.workflows.engine import Engine
 from cognitionos.services.workflows.transitions import now
 
@@ -31,6 +35,7 @@ __all__ = [
     "delete_schedule",
     "list_schedules",
     "next_fire",
+    "owns_schedule",
     "tick",
     "update_schedule",
 ]
@@ -91,9 +96,26 @@ async def create_schedule(
     timezone: str = "UTC",
     inputs: dict[str, Any] | None = None,
     enabled: bool = True,
+    follow_latest: bool = False,
 ) -> Schedule:
+    """A schedule runs the version it names, else the latest one *now* (recorded). Only
+    who controls a key (its owner, an admin) may follow its latest version, since whoever
+    adds a version decides what the schedule runs."""
+    if follow_latest:
+        if workflow_version is not None:
+            raise BadUserInput("give a version or followLatest, not both", field="followLatest")
+        if not await controls_key(
+            session, key=workflow_key, actor_id=principal.user_id, is_admin=principal.is_admin
+        ):
+            raise Forbidden(
+                f"only the owner of workflow key {workflow_key} (or an admin) may follow its "
+                "latest version; pin a version instead",
+                field="followLatest",
+            )
     workflow = await require_workflow(session, key=workflow_key, version=workflow_version)
     check_inputs(workflow.input_schema, inputs or {})
+    if not follow_latest:
+        workflow_version = workflow.version
     _zone(timezone)
     first = next_fire(kind, expression.strip(), timezone, now())
     if first is None:
@@ -112,6 +134,14 @@ async def create_schedule(
     session.add(schedule)
     await session.commit()
     return schedule
+
+
+async def owns_schedule(
+    session: AsyncSession, *, principal: Principal, schedule_id: uuid.UUID
+) -> bool:
+    """Whether this is a schedule the principal may read (theirs; any, for admins)."""
+    schedule = await session.get(Schedule, schedule_id)
+    return schedule is not None and (schedule.created_by == principal.user_id or principal.is_admin)
 
 
 async def list_schedules(session: AsyncSession, *, principal: Principal) -> Sequence[Schedule]:
@@ -164,6 +194,26 @@ async def delete_schedule(
     return True
 
 
+async def _fire_as(session: AsyncSession, schedule: Schedule) -> Principal:
+    """The owner as they are now; a schedule following a key's latest version also
+    needs its owner to still control that key."""
+    try:
+        principal = await acting_principal(session, schedule.created_by)
+    except Forbidden as exc:
+        raise Forbidden(f"schedule not run: {exc.message}") from None
+    if schedule.workflow_version is None and not await controls_key(
+        session,
+        key=schedule.workflow_key,
+        actor_id=principal.user_id,
+        is_admin=principal.is_admin,
+    ):
+        raise Forbidden(
+            f"schedule not run: it follows the latest version of {schedule.workflow_key}, "
+            "a key its owner does not control; pin a version"
+        )
+    return principal
+
+
 async def tick(engine: Engine, *, batch: int = 50) -> int:
     """Fire every due schedule once; returns how many fired."""
     fired = 0
@@ -179,13 +229,12 @@ async def tick(engine: Engine, *, batch: int = 50) -> int:
         ).all()
         for schedule in due:
             assert schedule.next_run_at is not None
-            key = f"schedule:{schedule.id}:{schedule.next_run_at.isoformat()}"
-            if schedule.created_by is None:
-                schedule.enabled = False
-                continue
+            due_at = schedule.next_run_at.isoformat()
+            key = f"schedule:{schedule.id}:{due_at}"
             try:
+                principal = await _fire_as(session, schedule)
                 execution = await engine.execute(
-                    principal=Principal(user_id=schedule.created_by, role=Role.MEMBER),
+                    principal=principal,
                     key=schedule.workflow_key,
                     version=schedule.workflow_version,
                     inputs=dict(schedule.inputs),
@@ -193,8 +242,22 @@ async def tick(engine: Engine, *, batch: int = 50) -> int:
                 )
                 schedule.last_execution_id = execution.id
                 fired += 1
+                await append_event(
+                    session,
+                    stream_type="schedule",
+                    stream_id=schedule.id,
+                    type="SCHEDULE_FIRED",
+                    data={"dueAt": due_at, "executionId": str(execution.id)},
+                )
             except CognitionError as exc:
                 log.warning("scheduled run refused", schedule=str(schedule.id), error=exc.message)
+                await append_event(
+                    session,
+                    stream_type="schedule",
+                    stream_id=schedule.id,
+                    type="SCHEDULE_FIRE_REFUSED",
+                    data={"dueAt": due_at, "error": exc.message},
+                )
             schedule.last_run_at = now()
             schedule.next_run_at = next_fire(
                 schedule.kind, schedule.expression, schedule.timezone, now()
