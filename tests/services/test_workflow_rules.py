@@ -19,8 +19,7 @@ from cognitionos.services.workflows import Dispatch, Engine, create_schedule, cr
 from cognitionos.services.workflows.definitions import RetryPolicy
 from cognitionos.services.workflows.schedules import next_fire
 from cognitionos.services.workflows.steps import StepContext, StepFailure, get_kind
-from cognitionos.services.workflows.steps.http import check_target
-from tests.conftest import TEST_SECRET, Stack
+from tests.conftest import Stack
 
 
 class Recorder:
@@ -41,27 +40,6 @@ def _ctx(settings: Settings) -> StepContext:
         attempt=1,
         actor_id=None,
     )
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "http://127.0.0.1:9/x",
-        "http://localhost/",
-        "http://169.254.169.254/latest",
-        "http://10.1.2.3/",
-        "http://[::1]/",
-    ],
-)
-async def test_http_refuses_private_targets_unless_allow_listed(url: str) -> None:
-    with pytest.raises(StepFailure, match="private, loopback or link-local") as caught:
-        await check_target(url, Settings(secret_key=TEST_SECRET))
-    assert caught.value.retryable is False
-
-
-async def test_http_allow_list_by_host_or_network() -> None:
-    await check_target("http://127.0.0.1:9/", Settings(http_allow_hosts=["127.0.0.0/8"]))
-    await check_target("http://localhost:9/", Settings(http_allow_hosts=["localhost"]))
 
 
 async def test_python_steps_are_off_by_default() -> None:

@@ -23,8 +23,7 @@ from cognitionos.services.notifications.signing import (
     sign,
     webhook_secret,
 )
-from cognitionos.services.workflows.steps.base import StepFailure
-from cognitionos.services.workflows.steps.http import check_target
+from cognitionos.services.outbound import DestinationRefused, pinned_client
 
 __all__ = ["SENDERS", "ChannelError", "Message", "Outcome", "Sender"]
 
@@ -78,12 +77,8 @@ async def _post(
     auth: tuple[str, str] | None = None,
 ) -> None:
     try:
-        await check_target(url, settings)
-    except StepFailure as exc:
-        raise ChannelError(str(exc), retryable=exc.retryable) from None
-    try:
-        async with httpx.AsyncClient(
-            timeout=settings.notification_http_timeout_seconds, follow_redirects=False
+        async with pinned_client(
+            url, settings, timeout_seconds=settings.notification_http_timeout_seconds
         ) as client:
             response = await client.post(
                 url,
@@ -93,6 +88,8 @@ async def _post(
                 data=data,
                 auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT,
             )
+    except DestinationRefused as exc:
+        raise ChannelError(str(exc), retryable=exc.retryable) from None
     except httpx.TimeoutException:
         raise ChannelError(f"timed out calling {url}", retryable=True) from None
     except httpx.HTTPError as exc:

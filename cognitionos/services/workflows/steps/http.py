@@ -1,19 +1,17 @@
-"""HTTP: one request with httpx. Private, loopback and link-local targets are refused
-unless allow-listed (``COGNITIONOS_HTTP_ALLOW_HOSTS``); the response size is capped."""
+"""HTTP: one request through the outbound guard (``services/outbound.py``): private,
+loopback and link-local targets are refused unless allow-listed, the connection goes to
+the address that was checked, redirects are not followed; the response size is capped."""
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 import json
-import socket
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
 
-from cognitionos.config import Settings
 from cognitionos.services.errors import BadUserInput
+from cognitionos.services.outbound import DestinationRefused, pinned_client
 from cognitionos.services.workflows.steps.base import (
     StepContext,
     StepFailure,
@@ -21,47 +19,9 @@ from cognitionos.services.workflows.steps.base import (
     require_fields,
 )
 
-__all__ = ["HttpStep", "check_target"]
+__all__ = ["HttpStep"]
 
 _METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
-
-
-def _allowed(host: str, addresses: list[str], allow: list[str]) -> bool:
-    for entry in allow:
-        if entry.lower() == host.lower():
-            return True
-        try:
-            network = ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            continue
-        if all(ipaddress.ip_address(a) in network for a in addresses):
-            return True
-    return False
-
-
-async def check_target(url: str, settings: Settings) -> None:
-    """Refuse non-public targets (SSRF) unless the host or its network is allow-listed."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise StepFailure(f"not an http(s) URL: {url!r}", retryable=False)
-    host = parts.hostname
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
-        )
-    except socket.gaierror as exc:
-        raise StepFailure(f"cannot resolve {host}: {exc}") from None
-    addresses = sorted({str(info[4][0]) for info in infos})
-    if _allowed(host, addresses, settings.http_allow_hosts):
-        return
-    for address in addresses:
-        ip = ipaddress.ip_address(address)
-        if not ip.is_global or ip.is_multicast:
-            raise StepFailure(
-                f"refusing to call {host} ({address}): private, loopback or link-local "
-                "addresses need COGNITIONOS_HTTP_ALLOW_HOSTS",
-                retryable=False,
-            )
 
 
 class HttpStep:
@@ -92,7 +52,6 @@ class HttpStep:
     async def run(self, ctx: StepContext, config: dict[str, Any]) -> Any:
         settings = ctx.settings
         url = config["url"]
-        await check_target(url, settings)
         body = config.get("body")
         headers = {str(k): str(v) for k, v in (config.get("headers") or {}).items()}
         kwargs: dict[str, Any] = {}
@@ -103,7 +62,7 @@ class HttpStep:
         timeout = float(config.get("timeoutSeconds") or settings.http_timeout_seconds)
         limit = settings.http_max_response_bytes
         try:
-            async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            async with pinned_client(url, settings, timeout_seconds=timeout) as client:
                 async with client.stream(
                     config.get("method", "GET").upper(), url, headers=headers, **kwargs
                 ) as response:
@@ -115,6 +74,8 @@ class HttpStep:
                                 f"response larger than {limit} bytes", retryable=False
                             )
                         chunks.append(chunk)
+        except DestinationRefused as exc:
+            raise StepFailure(str(exc), retryable=exc.retryable) from None
         except httpx.TimeoutException:
             raise StepFailure(f"HTTP request timed out after {timeout:g}s") from None
         except httpx.HTTPError as exc:
