@@ -29,7 +29,8 @@ def _settings(**overrides: object) -> Settings:
     clean = {k: v for k, v in overrides.items() if v is not None}
     if clean:
         settings = settings.model_copy(update=clean)
-    configure_logging(level=settings.log_level, json=settings.log_json)
+    as_json = settings.log_json if settings.log_json is not None else not sys.stdout.isatty()
+    configure_logging(level=settings.log_level, json=as_json)
     return settings
 
 

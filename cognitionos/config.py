@@ -190,7 +190,7 @@ class Settings(BaseSettings):
 
     # Observability.
     log_level: str = "INFO"
-    log_json: bool = True
+    log_json: bool | None = None  # None: JSON unless stdout is a terminal
     otlp_endpoint: str | None = Field(
         default=None,
         validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "COGNITIONOS_OTLP_ENDPOINT"),

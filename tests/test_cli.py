@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pty
 import shutil
 import signal
 import subprocess
@@ -307,3 +308,34 @@ def test_memory_reembed_reports_progress_and_resumes(
     }
     again = run_cli("memory", "reembed", env=env)
     assert "re-embedded 0 memories" in again.stdout
+
+
+def test_logs_are_readable_in_a_terminal_and_json_in_a_pipe(stack: Stack) -> None:
+    env = _env(DATABASE_URL=stack.database_url, REDIS_URL=stack.redis.url, SECRET_KEY=TEST_SECRET)
+    piped = run_cli("migrate", env=env)
+    line = next(x for x in piped.stdout.splitlines() if "Context impl" in x)
+    assert json.loads(line)["logger"] == "alembic.runtime.migration"
+
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [*CLI, "migrate"], env=env, stdout=follower, stderr=follower, timeout=120
+        )
+        os.close(follower)
+        follower = -1
+        out = b""
+        with contextlib.suppress(OSError):  # EIO once the child's side is closed
+            while chunk := os.read(leader, 65536):
+                out += chunk
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    assert proc.returncode == 0
+    text = out.decode()
+    shown = next(x for x in text.splitlines() if "Context impl" in x)
+    assert not shown.lstrip().startswith("{"), shown  # a person's line, not JSON
+    # The setting still wins over the (absent) terminal.
+    forced = run_cli("migrate", env={**env, "COGNITIONOS_LOG_JSON": "false"})
+    plain = next(x for x in forced.stdout.splitlines() if "Context impl" in x)
+    assert not plain.lstrip().startswith("{"), plain

@@ -81,6 +81,11 @@ def test_field_errors_after_execution_are_200_with_data(server: LiveServer) -> N
         ('"just a string"', "must be a JSON object"),
         ({"variables": {}}, "no GraphQL query"),
         ({"query": "{ me { id } }", "variables": [1]}, "variables must be a JSON object"),
+        # The spec's MAYs: a string, number, boolean or array `extensions` is a 400.
+        ({"query": "{ me { id } }", "extensions": "x"}, "extensions must be a JSON object"),
+        ({"query": "{ me { id } }", "extensions": 1}, "extensions must be a JSON object"),
+        ({"query": "{ me { id } }", "extensions": True}, "extensions must be a JSON object"),
+        ({"query": "{ me { id } }", "extensions": []}, "extensions must be a JSON object"),
     ],
 )
 def test_malformed_requests_are_400_with_a_clear_message(

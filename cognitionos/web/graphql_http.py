@@ -245,6 +245,9 @@ class GraphQLHTTP:
             raise _bad("variables must be a JSON object", field="variables")
         if operation_name is not None and not isinstance(operation_name, str):
             raise _bad("operationName must be a string", field="operationName")
+        extensions = params.get("extensions")
+        if extensions is not None and not isinstance(extensions, dict):
+            raise _bad("extensions must be a JSON object", field="extensions")
         allowed: Iterable[OperationType] = (
             (OperationType.QUERY,)
             if request.method == "GET"
@@ -288,7 +291,10 @@ class GraphQLHTTP:
             body["data"] = result.data
         if errors:
             body["errors"] = errors
-        status = 400 if request_error and media == GRAPHQL_RESPONSE_JSON else 200
+        status = 200
+        if request_error and media == GRAPHQL_RESPONSE_JSON:
+            refused = all(e.get("extensions", {}).get("code") == "FORBIDDEN" for e in errors)
+            status = 403 if refused else 400
         return self._json(body, status, media, context.request_id)
 
     # -- responses -------------------------------------------------------------------
