@@ -19,6 +19,7 @@ from strawberry.types import ExecutionContext
 from cognitionos.config import Settings
 from cognitionos.resolvers import Mutation, Query
 from cognitionos.schema.errors import ErrorFormatter
+from cognitionos.schema.permissions import ReadOnlyCredentials
 from cognitionos.subscriptions import Subscription
 
 __all__ = ["CognitionSchema", "build_schema"]
@@ -36,6 +37,7 @@ def build_schema(settings: Settings | None = None) -> CognitionSchema:
     # Factories, not instances: each operation gets fresh extension state.
     extensions: list[Any] = [
         ErrorFormatter,
+        ReadOnlyCredentials,
         partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
         partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
         partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
