@@ -43,6 +43,29 @@ def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+def _check_sql_role(settings: Settings) -> None:
+    """Refuse to start when SQL steps would run as a role that reaches too much
+    (``UnsafeSqlRole``, a ``ConfigError``). Unreachable now: the first SQL step checks."""
+    url = settings.sql_step_database_url
+    if not url:
+        return
+    from cognitionos.services.workflows import SqlPool, UnsafeSqlRole
+
+    async def check() -> None:
+        pool = SqlPool(url, size=1)
+        try:
+            await pool.verify()
+        finally:
+            await pool.aclose()
+
+    try:
+        asyncio.run(check())
+    except UnsafeSqlRole:
+        raise
+    except Exception as exc:
+        log.warning("could not check the SQL steps' role yet", error=str(exc))
+
+
 def _with_database(settings: Settings) -> tuple[Settings, EmbeddedServices | None]:
     """Commands other than serve attach to (or start) the embedded PostgreSQL only."""
     if settings.database_url:
@@ -75,6 +98,7 @@ def serve(
         settings = settings.with_dev_secret()
         assert settings.database_url is not None
         migrate(settings.database_url)
+        _check_sql_role(settings)
         asgi = create_app(settings)
     except (ConfigError, DataDirInUseError) as exc:
         if embedded is not None:
@@ -116,6 +140,10 @@ def worker() -> None:
             "set DATABASE_URL and REDIS_URL to run a separate worker; "
             "in the embedded mode `cognitionos serve` runs the worker in-process"
         )
+    try:
+        _check_sql_role(settings)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
     from cognitionos.jobs import supervise
 
     async def run() -> None:

@@ -109,7 +109,8 @@ class Settings(BaseSettings):
     python_step_memory_mb: int = 512
     python_step_file_mb: int = 10
     python_step_wall_seconds: float = 30.0
-    sql_step_database_url: str | None = None
+    sql_step_database_url: str | None = None  # a role that cannot read our tables
+    sql_step_pool_size: int = Field(default=5, ge=1)  # SQL steps' own pool, no overflow
     sql_statement_timeout_ms: int = 5_000
     sql_max_rows: int = 1_000
 
@@ -189,6 +190,7 @@ class Settings(BaseSettings):
     sms_from: str | None = None
 
     # Observability.
+    metrics_token: str | None = None  # set: /metrics needs Authorization: Bearer <token>
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON unless stdout is a terminal
     otlp_endpoint: str | None = Field(

@@ -81,9 +81,10 @@ class Context:
     executed: bool = field(default=False)
     # The websocket's connection_init payload (strawberry fills it in).
     connection_params: dict[str, Any] | None = None
-    # Metric labels, filled in from the parsed document.
+    # Metric labels, filled in from the parsed document (schema names only, never the
+    # client's operationName: see schema/labels.py).
     operation_type: str = "unknown"
-    operation_name: str = "anonymous"
+    operation_label: str = "other"
 
     @property
     def settings(self) -> Settings:

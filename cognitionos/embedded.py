@@ -23,6 +23,8 @@ from typing import IO
 from cognitionos.config import Settings
 
 __all__ = [
+    "SQL_READER",
+    "SQL_SANDBOX",
     "DataDirInUseError",
     "DataDirLock",
     "EmbeddedPostgres",
@@ -33,6 +35,8 @@ __all__ = [
 ]
 
 DATABASE_NAME = "cognitionos"
+SQL_READER = "cognitionos_sql_reader"  # the role SQL steps run as
+SQL_SANDBOX = "sql_sandbox"  # the schema whose tables SQL steps may read
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
@@ -107,12 +111,12 @@ class EmbeddedPostgres:
         uri: str = self._server.get_uri()  # type: ignore[attr-defined]
         return uri
 
-    def url(self, database: str = DATABASE_NAME) -> str:
+    def url(self, database: str = DATABASE_NAME, *, user: str = "postgres") -> str:
         """An asyncpg SQLAlchemy URL for ``database`` (over the server's Unix socket)."""
         # get_uri() looks like postgresql://postgres:@/postgres?host=/path/to/socket-dir
         _, _, rest = self.admin_uri.partition("@/")
         _, _, query = rest.partition("?")
-        return f"postgresql+asyncpg://postgres@/{database}?{query}"
+        return f"postgresql+asyncpg://{user}@/{database}?{query}"
 
     def ensure_database(self, database: str = DATABASE_NAME) -> None:
         assert self._server is not None, "start() first"
@@ -123,6 +127,43 @@ class EmbeddedPostgres:
         )
         if "(1 row)" not in exists:
             self._server.psql(f'CREATE DATABASE "{database}";')  # type: ignore[attr-defined]
+
+    def ensure_sql_reader(self, database: str, *, statement_timeout_ms: int) -> str:
+        """Create (or bring back in line) the role SQL steps run as; return its URL.
+
+        The role is no superuser, holds no predefined role, cannot read the application's
+        tables (nothing in ``public`` is granted to it or to PUBLIC) and reads what the
+        ``sql_sandbox`` schema holds. The server listens only on its Unix socket with
+        trust auth (who can open the socket is the database owner already), so the role
+        needs no password.
+        """
+        assert self._server is not None, "start() first"
+        if not _IDENTIFIER.match(database):
+            raise ValueError(f"not a plain database name: {database!r}")
+        role, sandbox, timeout = SQL_READER, SQL_SANDBOX, int(statement_timeout_ms)
+        self._server.psql(  # type: ignore[attr-defined]
+            f"""\\set ON_ERROR_STOP on
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
+    CREATE ROLE {role};
+  END IF;
+END $$;
+ALTER ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
+ALTER ROLE {role} SET statement_timeout = {timeout};
+ALTER ROLE {role} SET default_transaction_read_only = on;
+ALTER ROLE {role} SET search_path = {sandbox}, public;
+\\connect {database}
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC, {role};
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM PUBLIC, {role};
+ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON TABLES FROM PUBLIC, {role};
+ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON SEQUENCES FROM PUBLIC, {role};
+CREATE SCHEMA IF NOT EXISTS {sandbox};
+GRANT USAGE ON SCHEMA {sandbox} TO {role};
+GRANT SELECT ON ALL TABLES IN SCHEMA {sandbox} TO {role};
+ALTER DEFAULT PRIVILEGES IN SCHEMA {sandbox} GRANT SELECT ON TABLES TO {role};
+"""  # noqa: S608 (constants and a checked identifier)
+        )
+        return self.url(database, user=role)
 
     def stop(self) -> None:
         if self._server is not None:
@@ -242,6 +283,10 @@ def start_embedded(
             services.postgres.start()
             services.postgres.ensure_database()
             updates["database_url"] = services.postgres.url()
+            if settings.sql_step_database_url is None:
+                updates["sql_step_database_url"] = services.postgres.ensure_sql_reader(
+                    DATABASE_NAME, statement_timeout_ms=settings.sql_statement_timeout_ms
+                )
             services.started.append(f"PostgreSQL in {services.postgres.pgdata}")
         if redis and settings.redis_url is None:
             services.redis = EmbeddedRedis(settings.data_dir)

@@ -19,7 +19,7 @@ import redis
 from cognitionos.app import create_app
 from cognitionos.config import Settings
 from cognitionos.db import create_engine, create_sessionmaker, migrate
-from cognitionos.embedded import EmbeddedPostgres, EmbeddedRedis
+from cognitionos.embedded import SQL_READER, EmbeddedPostgres, EmbeddedRedis
 from cognitionos.observability import configure_logging
 from cognitionos.services.agents import seed as seed_agents
 from tests.llm_fake import FakeLLM
@@ -44,10 +44,16 @@ class Stack:
         """The same database as a plain asyncpg DSN, for assertions on stored rows."""
         return self.database_url.replace("postgresql+asyncpg://", "postgresql://")
 
+    @property
+    def sql_step_url(self) -> str:
+        """The test database as SQL steps' own role sees it."""
+        return self.postgres.url(TEST_DATABASE, user=SQL_READER)
+
     def settings(self, **overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "env": "test",
             "database_url": self.database_url,
+            "sql_step_database_url": self.sql_step_url,
             "redis_url": self.redis.url,
             "secret_key": TEST_SECRET,
             "data_dir": self.data_dir,
@@ -66,6 +72,7 @@ def stack() -> Iterator[Stack]:
     postgres = EmbeddedPostgres(data_dir, delete_on_stop=True)
     postgres.start()
     postgres.ensure_database(TEST_DATABASE)
+    postgres.ensure_sql_reader(TEST_DATABASE, statement_timeout_ms=5000)
     cache = EmbeddedRedis(data_dir)
     cache.start()
     built = Stack(postgres=postgres, redis=cache, data_dir=data_dir)
@@ -148,6 +155,9 @@ ENGINE_SETTINGS: dict[str, Any] = {
     "schedule_tick_seconds": 0.2,
     "http_allow_hosts": ["127.0.0.1"],
     "python_steps_enabled": True,
+    # One SQL connection, so consecutive SQL steps share it: what one leaves behind in its
+    # session would show in the next.
+    "sql_step_pool_size": 1,
 }
 # The fake LLM server's providers, with Anthropic as OpenAI's fallback.
 LLM_SETTINGS: dict[str, Any] = {

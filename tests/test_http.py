@@ -232,7 +232,7 @@ def test_metrics_count_operations_errors_and_auth(gql: GQL, server: LiveServer) 
     gql.login("metrics@example.com", "wrong-password-1")
     gql.post("query Named { me { id } }")
     text = server.gql.client.get(f"{server.url}/metrics").text
-    assert 'cognitionos_graphql_operations_total{name="Named",outcome="ok",type="query"}' in text
+    assert 'cognitionos_graphql_operations_total{name="me",outcome="ok",type="query"}' in text
     assert 'cognitionos_graphql_errors_total{code="UNAUTHENTICATED"}' in text
     assert 'cognitionos_auth_results_total{method="password",result="INVALID_CREDENTIALS"}' in text
     assert 'cognitionos_http_requests_total{method="POST",route="/graphql",status="200"}' in text

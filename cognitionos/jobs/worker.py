@@ -18,18 +18,18 @@ from typing import Any
 
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
-from prometheus_client import start_http_server
 
 from cognitionos.config import Settings
 from cognitionos.db import create_engine, create_sessionmaker
 from cognitionos.jobs.dispatch import RUN_STEP, ArqDispatcher
 from cognitionos.jobs.steps import engine_loops, run_eagerly, run_step
 from cognitionos.observability import Metrics, get_logger
+from cognitionos.observability.metrics import serve_metrics
 from cognitionos.services.agents import seed as seed_agents
 from cognitionos.services.health import check_health
 from cognitionos.services.llm import Router
 from cognitionos.services.memory import MemoryService
-from cognitionos.services.workflows import Engine
+from cognitionos.services.workflows import Engine, SqlPool
 
 __all__ = ["create_worker", "health_job", "redis_settings", "supervise"]
 
@@ -66,6 +66,8 @@ async def _release(ctx: dict[str, Any]) -> None:
         await workflow_engine.llm.aclose()
     if workflow_engine is not None and workflow_engine.memory is not None:
         await workflow_engine.memory.stop()
+    if workflow_engine is not None and workflow_engine.sql is not None:
+        await workflow_engine.sql.aclose()
     engine = ctx.pop("engine", None)
     if engine is not None:
         await engine.dispose()
@@ -78,14 +80,25 @@ async def supervise(
     """Run a worker until ``stop`` is set, starting it again whenever Redis goes away
     (arq's own worker exits on a lost connection). Steps in flight are healed by the
     reconciler, so a restart costs a few seconds, never work."""
+    exporter = None
     if metrics is None and settings.worker_metrics_port:
         metrics = Metrics()
-        start_http_server(
-            settings.worker_metrics_port,
-            addr=settings.worker_metrics_host,
-            registry=metrics.registry,
+        exporter = serve_metrics(
+            metrics,
+            host=settings.worker_metrics_host,
+            port=settings.worker_metrics_port,
+            token=settings.metrics_token,
         )
         log.info("worker metrics", port=settings.worker_metrics_port)
+    try:
+        await _run(settings, stop, metrics)
+    finally:
+        if exporter is not None:
+            await asyncio.to_thread(exporter.shutdown)
+            exporter.server_close()
+
+
+async def _run(settings: Settings, stop: asyncio.Event, metrics: Metrics | None) -> None:
     delay = 0.5
     while not stop.is_set():
         worker = create_worker(settings, handle_signals=False, metrics=metrics)
@@ -115,6 +128,12 @@ async def supervise(
             await _release(worker.ctx)
 
 
+def _sql_pool(settings: Settings) -> SqlPool | None:
+    """SQL steps' own pool (their role is checked before the first one runs)."""
+    url = settings.sql_step_database_url
+    return SqlPool(url, size=settings.sql_step_pool_size) if url else None
+
+
 def create_worker(
     settings: Settings, *, handle_signals: bool = True, metrics: Metrics | None = None
 ) -> Worker:
@@ -133,6 +152,7 @@ def create_worker(
             redis=ctx["redis"],
             dispatcher=ArqDispatcher(ctx["redis"]),
             metrics=metrics,
+            sql=_sql_pool(settings),
         )
         workflow_engine.llm = Router(settings, ctx["sessionmaker"], metrics=metrics)
         await seed_agents(ctx["sessionmaker"], settings)

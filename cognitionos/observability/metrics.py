@@ -1,13 +1,80 @@
-"""Prometheus metrics, one registry per app (so tests and replicas don't collide)."""
+"""Prometheus metrics, one registry per app (so tests and replicas don't collide).
+
+Every label value is ours or capped: a value a client picks (an operation name, a path,
+an HTTP method, a model name in a workflow) must never mint a new series, or a loop of
+requests grows the registry, and every scrape, without bound.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import hmac
+import socket
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from socketserver import ThreadingMixIn
+from typing import Any, Generic, TypeVar
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    make_wsgi_app,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "OTHER",
+    "Metrics",
+    "bearer_matches",
+    "http_method_label",
+    "serve_metrics",
+]
 
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+OTHER = "other"
+_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_MAX_MODELS = 50  # distinct LLM model labels before the rest are counted as "other"
+_M = TypeVar("_M", Counter, Histogram)
+
+
+def http_method_label(method: str) -> str:
+    return method if method in _HTTP_METHODS else OTHER
+
+
+class _Vocabulary:
+    """The first ``limit`` distinct values, then ``other``: for a label whose values are
+    legitimate but chosen by users (the model an LLM step names)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.known: set[str] = set()
+        self.lock = threading.Lock()
+
+    def __call__(self, value: str) -> str:
+        if value in self.known:
+            return value
+        with self.lock:
+            if len(self.known) < self.limit:
+                self.known.add(value)
+                return value
+        return OTHER
+
+
+class _Capped(Generic[_M]):
+    """A metric whose label at each given position goes through a vocabulary."""
+
+    def __init__(self, metric: _M, caps: Mapping[int, Callable[[str], str]]) -> None:
+        self.metric: _M = metric
+        self.caps = caps
+
+    def labels(self, *values: str) -> _M:
+        bounded = [self.caps[i](v) if i in self.caps else v for i, v in enumerate(values)]
+        child: _M = self.metric.labels(*bounded)
+        return child
 
 
 class Metrics:
@@ -76,23 +143,33 @@ class Metrics:
         self.queue_depth = Gauge(
             "cognitionos_queue_depth", "Jobs waiting in the arq queue", registry=r
         )
-        self.llm_requests = Counter(
-            "cognitionos_llm_requests_total",
-            "LLM calls (each attempt) by provider, model and outcome",
-            ["provider", "model", "outcome"],
-            registry=r,
+        model = {1: _Vocabulary(_MAX_MODELS)}  # (provider, model, ...): one cap for all four
+        self.llm_requests = _Capped(
+            Counter(
+                "cognitionos_llm_requests_total",
+                "LLM calls (each attempt) by provider, model and outcome",
+                ["provider", "model", "outcome"],
+                registry=r,
+            ),
+            model,
         )
-        self.llm_tokens = Counter(
-            "cognitionos_llm_tokens_total",
-            "LLM tokens by direction (in, out)",
-            ["provider", "model", "direction"],
-            registry=r,
+        self.llm_tokens = _Capped(
+            Counter(
+                "cognitionos_llm_tokens_total",
+                "LLM tokens by direction (in, out)",
+                ["provider", "model", "direction"],
+                registry=r,
+            ),
+            model,
         )
-        self.llm_cost = Counter(
-            "cognitionos_llm_cost_usd_total",
-            "LLM spend in USD (calls of models with a known price)",
-            ["provider", "model"],
-            registry=r,
+        self.llm_cost = _Capped(
+            Counter(
+                "cognitionos_llm_cost_usd_total",
+                "LLM spend in USD (calls of models with a known price)",
+                ["provider", "model"],
+                registry=r,
+            ),
+            model,
         )
         self.notifications = Counter(
             "cognitionos_notifications_total",
@@ -100,13 +177,59 @@ class Metrics:
             ["channel", "status"],
             registry=r,
         )
-        self.llm_latency = Histogram(
-            "cognitionos_llm_request_duration_seconds",
-            "LLM call duration",
-            ["provider", "model"],
-            buckets=_LATENCY,
-            registry=r,
+        self.llm_latency = _Capped(
+            Histogram(
+                "cognitionos_llm_request_duration_seconds",
+                "LLM call duration",
+                ["provider", "model"],
+                buckets=_LATENCY,
+                registry=r,
+            ),
+            model,
         )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def bearer_matches(authorization: str | None, token: str) -> bool:
+    """``Authorization: Bearer <token>``, compared in constant time."""
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not worth a log line each."""
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+def serve_metrics(metrics: Metrics, *, host: str, port: int, token: str | None) -> WSGIServer:
+    """A separate worker's ``/metrics`` on its own port, in a thread; with ``token``, only
+    for ``Authorization: Bearer <token>``. Stop it with ``shutdown()``."""
+    exposition = make_wsgi_app(metrics.registry)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if token is not None and not bearer_matches(environ.get("HTTP_AUTHORIZATION"), token):
+            start_response(
+                "401 Unauthorized",
+                [("Content-Type", "text/plain"), ("WWW-Authenticate", "Bearer")],
+            )
+            return [b"metrics need Authorization: Bearer <COGNITIONOS_METRICS_TOKEN>\n"]
+        return exposition(environ, start_response)  # type: ignore[no-any-return]
+
+    server_class = _ThreadingServer
+    if ":" in host:
+
+        class _IPv6(_ThreadingServer):
+            address_family = socket.AF_INET6
+
+        server_class = _IPv6
+    server = make_server(host, port, app, server_class, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="worker-metrics", daemon=True).start()
+    return server

@@ -9,6 +9,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from cognitionos.observability import get_logger
+from cognitionos.schema.labels import operation_label
 from cognitionos.services.errors import CognitionError
 
 __all__ = ["INTERNAL_ERROR_MESSAGE", "ErrorFormatter", "format_error_extensions"]
@@ -61,7 +62,11 @@ class ErrorFormatter(SchemaExtension):
             context.operation_type = self.execution_context.operation_type.value
         except RuntimeError:
             pass  # no valid document: keep the defaults
-        context.operation_name = (self.execution_context.operation_name or "anonymous")[:64]
+        context.operation_label = operation_label(
+            self.execution_context.schema._schema,
+            self.execution_context.graphql_document,
+            self.execution_context.operation_name,
+        )
         self._format(self.execution_context.result)
 
     def on_stream_result(self, result: Any) -> Iterator[None]:

@@ -274,7 +274,7 @@ class GraphQLHTTP:
             raise _bad(exc.as_http_error_reason(), field="operationName") from None
         except MissingQueryError:
             raise _bad("the request has no GraphQL query", field="query") from None
-        op_type, op_name = context.operation_type, context.operation_name
+        op_type, op_name = context.operation_type, context.operation_label
         elapsed = time.perf_counter() - started
         metrics = self.services.metrics
         metrics.graphql_duration.labels(op_type, op_name).observe(elapsed)

@@ -9,7 +9,7 @@ from arq.constants import default_queue_name as QUEUE
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from cognitionos.observability.metrics import CONTENT_TYPE_LATEST
+from cognitionos.observability.metrics import CONTENT_TYPE_LATEST, bearer_matches
 from cognitionos.services.health import check_health
 
 __all__ = ["live", "metrics", "ready"]
@@ -31,6 +31,14 @@ async def ready(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     services = request.app.state.services
+    token = services.settings.metrics_token
+    if token is not None and not bearer_matches(request.headers.get("authorization"), token):
+        return Response(
+            "metrics need Authorization: Bearer <COGNITIONOS_METRICS_TOKEN>\n",
+            status_code=401,
+            media_type="text/plain",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     pool = services.sessionmaker.kw["bind"].pool
     services.metrics.db_pool_checked_out.set(pool.checkedout())
     services.metrics.ws_subscriptions.set(services.pubsub.subscriber_count)

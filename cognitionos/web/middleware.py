@@ -14,6 +14,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cognitionos.observability import Metrics, get_logger
+from cognitionos.observability.metrics import OTHER, http_method_label
 
 __all__ = ["RequestContextMiddleware"]
 
@@ -23,7 +24,7 @@ log = get_logger("cognitionos.http")
 
 
 def _route(path: str) -> str:
-    return path if path in _ROUTES else "other"
+    return path if path in _ROUTES else OTHER
 
 
 class RequestContextMiddleware:
@@ -46,7 +47,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
 
-        method: str = scope["method"]
+        method = http_method_label(scope["method"])
         route = _route(scope["path"])
         status = 500
         started = time.perf_counter()
@@ -68,7 +69,7 @@ class RequestContextMiddleware:
             try:
                 await self.app(scope, receive, send_wrapper)
             except Exception:
-                log.exception("unhandled error", method=method, path=scope["path"])
+                log.exception("unhandled error", method=scope["method"], path=scope["path"])
                 span.set_status(Status(StatusCode.ERROR))
                 await self._internal_error(send, request_id)
                 status = 500
@@ -80,7 +81,7 @@ class RequestContextMiddleware:
                 if route != "/metrics":
                     log.info(
                         "request",
-                        method=method,
+                        method=scope["method"],
                         path=scope["path"],
                         status=status,
                         duration_ms=round(elapsed * 1000, 2),

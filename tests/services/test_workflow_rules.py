@@ -18,7 +18,7 @@ from cognitionos.services.auth import Principal
 from cognitionos.services.workflows import Dispatch, Engine, create_schedule, create_workflow, tick
 from cognitionos.services.workflows.definitions import RetryPolicy
 from cognitionos.services.workflows.schedules import next_fire
-from cognitionos.services.workflows.steps import StepContext, StepFailure, get_kind
+from cognitionos.services.workflows.steps import SqlPool, StepContext, StepFailure, get_kind
 from tests.conftest import Stack
 
 
@@ -147,15 +147,15 @@ async def test_python_cpu_and_file_limits(code: str, limits: dict[str, int], rea
 async def test_sql_statement_timeout(stack: Stack) -> None:
     kind = get_kind("SQL")
     assert kind is not None
-    engine = create_engine(stack.database_url, pool_size=1)
+    pool = SqlPool(stack.sql_step_url, size=1)
     try:
         ctx = _ctx(Settings(sql_statement_timeout_ms=200))
-        ctx.sessionmaker = create_sessionmaker(engine)
+        ctx.sql = pool
         with pytest.raises(StepFailure, match="statement timeout") as caught:
             await kind.run(ctx, {"query": "SELECT pg_sleep(3)"})
         assert caught.value.retryable is True  # a timeout counts as a (retryable) failure
     finally:
-        await engine.dispose()
+        await pool.aclose()
 
 
 async def test_http_response_size_is_capped() -> None:

@@ -30,6 +30,7 @@ from cognitionos.services.workflows.schedules import (
     tick,
     update_schedule,
 )
+from cognitionos.services.workflows.steps import SqlPool, UnsafeSqlRole
 from cognitionos.services.workflows.transitions import Dispatch
 
 __all__ = [
@@ -38,7 +39,9 @@ __all__ = [
     "Dispatcher",
     "Engine",
     "RetryPolicy",
+    "SqlPool",
     "StepSpec",
+    "UnsafeSqlRole",
     "create_schedule",
     "create_workflow",
     "delete_schedule",

@@ -32,7 +32,7 @@ from cognitionos.services.auth import Principal, acting_principal
 from cognitionos.services.errors import Conflict, Forbidden, NotFound
 from cognitionos.services.events import publish_events
 from cognitionos.services.workflows.definitions import StepSpec, check_inputs, require_workflow
-from cognitionos.services.workflows.steps import StepContext, StepFailure, get_kind
+from cognitionos.services.workflows.steps import SqlPool, StepContext, StepFailure, get_kind
 from cognitionos.services.workflows.templates import TemplateFailure, render_config
 from cognitionos.services.workflows.transitions import (
     Definition,
@@ -99,6 +99,7 @@ class ClaimedStep:
             llm=engine.llm,
             memory=engine.memory,
             redis=engine.redis,
+            sql=engine.sql,
         )
 
 
@@ -122,9 +123,11 @@ class Engine:
         redis: Redis,
         dispatcher: Dispatcher,
         metrics: Metrics | None = None,
+        sql: SqlPool | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.sql = sql  # where SQL steps run; only a worker has one
         self.sessionmaker = sessionmaker
         self.redis = redis
         self.dispatcher = dispatcher

@@ -22,12 +22,15 @@ from cognitionos.services.workflows.steps.base import (
     kind_names,
     register,
 )
+from cognitionos.services.workflows.steps.sql_pool import SqlPool, UnsafeSqlRole
 
 __all__ = [
+    "SqlPool",
     "StepContext",
     "StepDeferred",
     "StepFailure",
     "StepKind",
+    "UnsafeSqlRole",
     "agent",
     "approval",
     "get_kind",

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from cognitionos.services.llm import ChatResult, Router
     from cognitionos.services.memory import MemoryService
+    from cognitionos.services.workflows.steps.sql_pool import SqlPool
 
 __all__ = [
     "StepContext",
@@ -64,6 +65,7 @@ class StepContext:
     llm: Router | None = None
     memory: MemoryService | None = None
     redis: Redis | None = None
+    sql: SqlPool | None = None  # SQL steps' own role and pool; never the app's sessionmaker
     # What the step's LLM calls cost; the runner stores it on the step.
     cost_usd: Decimal | None = None
     tokens: int = 0

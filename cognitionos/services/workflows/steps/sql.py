@@ -1,4 +1,5 @@
-"""SQL: one read-only query with a statement timeout and a row cap."""
+"""SQL: one read-only query, on SQL steps' own role and pool, with a statement timeout and
+a row cap."""
 
 from __future__ import annotations
 
@@ -10,19 +11,17 @@ from typing import Any, ClassVar
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from cognitionos.db import create_engine, create_sessionmaker
 from cognitionos.services.workflows.steps.base import (
     StepContext,
     StepFailure,
     register,
     require_fields,
 )
+from cognitionos.services.workflows.steps.sql_pool import SqlPool, UnsafeSqlRole
 
 __all__ = ["SqlStep", "jsonable"]
-
-_TARGETS: dict[str, async_sessionmaker[AsyncSession]] = {}
 
 
 def jsonable(value: Any) -> Any:
@@ -41,19 +40,14 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def _target(ctx: StepContext) -> async_sessionmaker[AsyncSession]:
-    url = ctx.settings.sql_step_database_url
-    if url is None:
-        if ctx.settings.is_production:
-            raise StepFailure(
-                "SQL steps need COGNITIONOS_SQL_STEP_DATABASE_URL in production "
-                "(a database or role they may read)",
-                retryable=False,
-            )
-        return ctx.sessionmaker
-    if url not in _TARGETS:  # one pool per target for the life of the worker
-        _TARGETS[url] = create_sessionmaker(create_engine(url, pool_size=2))
-    return _TARGETS[url]
+def _pool(ctx: StepContext) -> SqlPool:
+    if ctx.sql is None:  # never the application's own connections
+        raise StepFailure(
+            "SQL steps need COGNITIONOS_SQL_STEP_DATABASE_URL: a role that cannot read the "
+            "application's tables (the embedded mode creates one itself)",
+            retryable=False,
+        )
+    return ctx.sql
 
 
 class SqlStep:
@@ -68,23 +62,25 @@ class SqlStep:
     async def run(self, ctx: StepContext, config: dict[str, Any]) -> Any:
         settings = ctx.settings
         cap = settings.sql_max_rows
-        async with _target(ctx)() as session:
-            try:
-                async with session.begin():
-                    await session.execute(text("SET TRANSACTION READ ONLY"))
-                    timeout_ms = int(settings.sql_statement_timeout_ms)
-                    await session.execute(text(f"SET LOCAL statement_timeout = {timeout_ms}"))
-                    result = await session.execute(
-                        text(config["query"]), config.get("params") or {}
-                    )
-                    if not getattr(result, "returns_rows", True):  # DML/DDL would have no rows
-                        return {"columns": [], "rows": [], "truncated": False}
-                    columns = list(result.keys())
-                    rows = result.fetchmany(cap + 1)
-            except DBAPIError as exc:
-                message = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-                timed_out = "statement timeout" in message
-                raise StepFailure(f"SQL failed: {message}", retryable=timed_out) from None
+        timeout_ms = int(settings.sql_statement_timeout_ms)
+        try:
+            # Never committed: closing rolls the transaction back, the pool discards the rest.
+            async with _pool(ctx).connect() as conn:
+                await conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                await conn.exec_driver_sql(f"SET LOCAL statement_timeout = {timeout_ms}")
+                result = await conn.execute(text(config["query"]), config.get("params") or {})
+                if not result.returns_rows:  # e.g. PREPARE
+                    return {"columns": [], "rows": [], "truncated": False}
+                columns = list(result.keys())
+                rows = result.fetchmany(cap + 1)
+        except UnsafeSqlRole as exc:
+            raise StepFailure(str(exc), retryable=False) from None
+        except DBAPIError as exc:
+            message = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            timed_out = "statement timeout" in message
+            raise StepFailure(f"SQL failed: {message}", retryable=timed_out) from None
+        except (PoolTimeout, OSError) as exc:
+            raise StepFailure(f"SQL database unavailable: {exc}") from None
         return {
             "columns": columns,
             "rows": [[jsonable(v) for v in row] for row in rows[:cap]],
