@@ -28,6 +28,7 @@ from cognitionos.services.agents import seed as seed_agents
 from cognitionos.services.llm import Router
 from cognitionos.services.memory import MemoryService
 from cognitionos.services.ratelimit import RateLimiter
+from cognitionos.services.templating import close_renderer, open_renderer
 from cognitionos.services.workflows import Engine
 from cognitionos.subscriptions.pubsub import PubSubHub
 from cognitionos.web import health
@@ -67,6 +68,7 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        open_renderer(settings)  # template render processes, shared with a worker here
         engine = create_engine(database_url, pool_size=settings.db_pool_size)
         # One client for everything; arq's subclass also enqueues. No connection is made
         # here, so the app starts (and reports 503) while Redis is down.
@@ -125,6 +127,7 @@ def create_app(settings: Settings) -> Starlette:
             await memory.stop()
             await redis.aclose()
             await engine.dispose()
+            close_renderer()
 
     routes = [
         Route("/graphql", _graphql, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),

@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     sql_step_pool_size: int = Field(default=5, ge=1)  # SQL steps' own pool, no overflow
     sql_statement_timeout_ms: int = 5_000
     sql_max_rows: int = 1_000
+    # Templates (step configs, prompts, notifications) render in separate processes.
+    template_timeout_seconds: float = 5.0  # a step's own timeoutSeconds wins when smaller
+    template_max_output_bytes: int = 1_000_000
+    template_memory_mb: int = 512  # RLIMIT_AS of each render process
+    template_workers: int = 2  # render processes per server or worker process
 
     # LLM providers. A provider exists when its key (or base URL) is set.
     openai_api_key: str | None = Field(

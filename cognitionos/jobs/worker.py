@@ -29,6 +29,7 @@ from cognitionos.services.agents import seed as seed_agents
 from cognitionos.services.health import check_health
 from cognitionos.services.llm import Router
 from cognitionos.services.memory import MemoryService
+from cognitionos.services.templating import close_renderer, open_renderer
 from cognitionos.services.workflows import Engine, SqlPool
 
 __all__ = ["create_worker", "health_job", "redis_settings", "supervise"]
@@ -68,6 +69,8 @@ async def _release(ctx: dict[str, Any]) -> None:
         await workflow_engine.memory.stop()
     if workflow_engine is not None and workflow_engine.sql is not None:
         await workflow_engine.sql.aclose()
+    if ctx.pop("renderer_open", False):
+        close_renderer()
     engine = ctx.pop("engine", None)
     if engine is not None:
         await engine.dispose()
@@ -145,6 +148,8 @@ def create_worker(
         ctx["engine"] = engine
         ctx["sessionmaker"] = create_sessionmaker(engine)
         ctx["settings"] = settings
+        open_renderer(settings)
+        ctx["renderer_open"] = True
         ctx["worker_id"] = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         workflow_engine = Engine(
             settings=settings,

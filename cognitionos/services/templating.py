@@ -1,37 +1,394 @@
 """The one Jinja2 sandbox: strict about missing variables, no autoescape, a ``tojson``
-filter. Step configs, role prompts and notification templates all render here."""
+filter. Step configs, role prompts and notification templates all render here.
+
+Parsing (``check_template``) runs in-process: it is linear in the text, and the text is
+bounded by the request body limit. Rendering never runs in the server process: a small
+pool of render processes (``_template_child.py``) takes ``(templates, variables as
+JSON)`` and answers the text or an error. A render that outlives its deadline has its
+process killed and replaced; each process also runs under RLIMIT_CPU and RLIMIT_AS, and
+stops a render whose output passes the byte cap.
+
+The pool is one per server process (a web server with its in-process worker shares it):
+each runtime calls ``open_renderer(settings)`` when it starts and ``close_renderer()``
+when it stops; the last close kills the processes. A render with no runtime open (a
+script, a test calling a service) starts the pool on demand; it is killed at exit.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import contextlib
 import json
+import os
+import subprocess
+import sys
+import threading
+from collections import deque
+from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import TemplateError
 
+from cognitionos.config import Settings
+from cognitionos.observability import get_logger
+from cognitionos.services._template_child import LimitedSandbox
 from cognitionos.services.errors import BadUserInput
 
-__all__ = ["TemplateFailure", "check_template", "render"]
+__all__ = [
+    "TemplateFailure",
+    "TemplateRenderer",
+    "check_template",
+    "close_renderer",
+    "open_renderer",
+    "render",
+    "render_many",
+]
 
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-_ENV.filters["tojson"] = lambda value: json.dumps(value, default=str)
+log = get_logger("cognitionos.templating")
+_PARSER = LimitedSandbox()
+_CHILD = str(Path(__file__).with_name("_template_child.py"))
+_STARTUP_SECONDS = 30.0  # a fresh render process importing Jinja2 on a busy machine
 
 
 class TemplateFailure(Exception):
-    """Rendering failed at run time (missing variable, sandbox violation...)."""
+    """Rendering failed at run time (missing variable, sandbox violation, a limit...)."""
 
 
 def check_template(text: str, *, field: str) -> None:
+    """Parse only (no rendering): BAD_USER_INPUT naming ``field`` when it does not parse."""
     try:
-        _ENV.parse(text)
+        _PARSER.parse(text)
     except TemplateError as exc:
         raise BadUserInput(f"invalid template: {exc}", field=field) from None
+    except RecursionError:
+        raise BadUserInput("invalid template: nested too deeply", field=field) from None
 
 
-def render(text: str, variables: dict[str, Any]) -> str:
-    try:
-        return _ENV.from_string(text).render(**variables)
-    except TemplateError as exc:
-        raise TemplateFailure(f"template error: {exc}") from None
-    except Exception as exc:  # e.g. a filter raising on bad input
-        raise TemplateFailure(f"template error: {type(exc).__name__}: {exc}") from None
+class _ChildGone(Exception):
+    """The render process closed its pipe: it died (a limit) or was killed."""
+
+
+class _Child:
+    """One render process. Used by one caller at a time, from that caller's event loop."""
+
+    def __init__(self, memory_mb: int, generation: int) -> None:
+        self.generation = generation
+        self.ready = False
+        self.buffer = bytearray()
+        self.proc = subprocess.Popen(  # noqa: S603 (our own script, no shell)
+            [sys.executable, "-I", _CHILD, str(memory_mb * 1024 * 1024)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+            env={},
+            close_fds=True,
+            start_new_session=True,  # a Ctrl-C to the server's terminal is not theirs
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.in_fd = self.proc.stdin.fileno()
+        self.out_fd = self.proc.stdout.fileno()
+        os.set_blocking(self.in_fd, False)
+        os.set_blocking(self.out_fd, False)
+
+    def _take_frame(self) -> bytes | None:
+        if len(self.buffer) < 4:
+            return None
+        size = int.from_bytes(self.buffer[:4], "big")
+        if len(self.buffer) < 4 + size:
+            return None
+        frame = bytes(self.buffer[4 : 4 + size])
+        del self.buffer[: 4 + size]
+        return frame
+
+    async def read_frame(self) -> dict[str, Any]:
+        frame = self._take_frame()
+        if frame is None:
+            loop = asyncio.get_running_loop()
+            done: asyncio.Future[bytes] = loop.create_future()
+
+            def readable() -> None:
+                if done.done():
+                    return
+                try:
+                    data = os.read(self.out_fd, 1 << 20)
+                except BlockingIOError:
+                    return
+                except OSError:
+                    data = b""
+                if not data:
+                    done.set_exception(_ChildGone())
+                    return
+                self.buffer += data
+                complete = self._take_frame()
+                if complete is not None:
+                    done.set_result(complete)
+
+            loop.add_reader(self.out_fd, readable)
+            try:
+                frame = await done
+            finally:
+                loop.remove_reader(self.out_fd)
+        message: dict[str, Any] = json.loads(frame)
+        return message
+
+    async def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        loop = asyncio.get_running_loop()
+        while view:
+            try:
+                view = view[os.write(self.in_fd, view) :]
+                continue
+            except BlockingIOError:
+                pass
+            except OSError:
+                raise _ChildGone() from None
+            writable: asyncio.Future[None] = loop.create_future()
+            loop.add_writer(self.in_fd, _wake, writable)
+            try:
+                await writable
+            finally:
+                loop.remove_writer(self.in_fd)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+
+    def dispose(self) -> None:
+        """Kill, close the pipes, reap in the background (a killed child exits at once)."""
+        self.kill()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        threading.Thread(target=self.proc.wait, daemon=True).start()
+
+
+def _hand(renderer: TemplateRenderer, waiter: asyncio.Future[_Child | None], child: _Child) -> None:
+    if waiter.done():  # the waiter gave up meanwhile: the next one gets it
+        renderer._release(child)
+    else:
+        waiter.set_result(child)
+
+
+def _wake(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class TemplateRenderer:
+    """A bounded pool of render processes, usable from any thread and event loop.
+
+    ``close()`` kills the processes; a later render starts them again."""
+
+    def __init__(self, *, size: int = 2, memory_mb: int = 512) -> None:
+        self._size = size
+        self._memory_mb = memory_mb
+        self._lock = threading.Lock()
+        self._idle: list[_Child] = []
+        self._busy: set[_Child] = set()
+        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[_Child | None]]]
+        self._waiters = deque()
+        self._live = 0  # processes of the current generation, idle or busy
+        self._generation = 0
+        self._users = 0
+        atexit.register(self.close)
+
+    def open(self, *, size: int, memory_mb: int) -> None:
+        """A runtime starts using the pool: size it and start its processes."""
+        with self._lock:
+            self._users += 1
+            self._size, self._memory_mb = max(1, size), memory_mb
+            while self._live < self._size:
+                self._idle.append(self._spawn_locked())
+
+    def release_user(self) -> None:
+        """A runtime stops using the pool; the last one closes it."""
+        with self._lock:
+            self._users = max(0, self._users - 1)
+            last = self._users == 0
+        if last:
+            self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._generation += 1
+            idle, self._idle = self._idle, []
+            busy = list(self._busy)
+            waiters = list(self._waiters)
+            self._waiters.clear()
+            self._live = 0
+        for child in idle:
+            child.dispose()
+        for child in busy:  # their callers see the pipe close and dispose of them
+            child.kill()
+        for loop, waiter in waiters:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_wake, waiter)
+
+    async def render_many(
+        self,
+        texts: list[str],
+        variables: dict[str, Any],
+        *,
+        time_limit: float,
+        max_output_bytes: int,
+    ) -> list[str]:
+        """Render ``texts`` over the same variables in one process, within ``time_limit``
+        seconds and ``max_output_bytes`` bytes of output in all."""
+        if not texts:
+            return []
+        try:
+            body = json.dumps(
+                {
+                    "templates": texts,
+                    "variables": variables,
+                    "timeout": time_limit,
+                    "max_bytes": max_output_bytes,
+                },
+                default=str,
+                ensure_ascii=False,
+            ).encode("utf-8", "surrogatepass")
+        except (TypeError, ValueError) as exc:
+            raise TemplateFailure(f"template variables are not JSON: {exc}") from None
+        child = await self._acquire()
+        healthy = False
+        try:
+            if not child.ready:
+                try:
+                    await asyncio.wait_for(child.read_frame(), _STARTUP_SECONDS)
+                except (_ChildGone, TimeoutError):
+                    raise TemplateFailure("the template renderer did not start") from None
+                child.ready = True
+            try:
+                reply = await asyncio.wait_for(self._exchange(child, body), time_limit)
+            except TimeoutError:
+                raise TemplateFailure(f"template rendering exceeded {time_limit:g} s") from None
+            except _ChildGone:
+                raise TemplateFailure(
+                    "template rendering was stopped by its CPU or memory limit"
+                ) from None
+            healthy = not reply.get("recycle")
+        finally:
+            if healthy:
+                self._release(child)
+            else:
+                self._discard(child)
+        if "error" in reply:
+            raise TemplateFailure(str(reply["error"]))
+        return [str(text) for text in reply["ok"]]
+
+    @staticmethod
+    async def _exchange(child: _Child, body: bytes) -> dict[str, Any]:
+        await child.write(len(body).to_bytes(4, "big") + body)
+        return await child.read_frame()
+
+    def _spawn_locked(self) -> _Child:
+        child = _Child(self._memory_mb, self._generation)
+        self._live += 1
+        return child
+
+    async def _acquire(self) -> _Child:
+        while True:
+            with self._lock:
+                if self._idle:
+                    child = self._idle.pop()
+                    self._busy.add(child)
+                    return child
+                if self._live < self._size:
+                    try:
+                        child = self._spawn_locked()
+                    except OSError as exc:
+                        raise TemplateFailure(f"cannot start a template renderer: {exc}") from None
+                    self._busy.add(child)
+                    return child
+                loop = asyncio.get_running_loop()
+                waiter: asyncio.Future[_Child | None] = loop.create_future()
+                self._waiters.append((loop, waiter))
+            try:
+                handed = await waiter
+            except asyncio.CancelledError:
+                with self._lock, contextlib.suppress(ValueError):
+                    self._waiters.remove((loop, waiter))
+                if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
+                    self._release(waiter.result())  # type: ignore[arg-type]
+                raise
+            if handed is not None:
+                with self._lock:
+                    self._busy.add(handed)
+                return handed
+
+    def _release(self, child: _Child) -> None:
+        """Back to the pool (or straight to a waiting caller, on its own loop)."""
+        with self._lock:
+            self._busy.discard(child)
+            current = child.generation == self._generation
+            while current and self._waiters:
+                loop, waiter = self._waiters.popleft()
+                try:
+                    loop.call_soon_threadsafe(_hand, self, waiter, child)
+                    return
+                except RuntimeError:  # that loop is closed
+                    continue
+            if current:
+                self._idle.append(child)
+                return
+        child.dispose()
+
+    def _discard(self, child: _Child) -> None:
+        """Kill a process that failed or ran over, and start its replacement."""
+        child.dispose()
+        with self._lock:
+            self._busy.discard(child)
+            if child.generation != self._generation:
+                return
+            self._live -= 1
+            try:
+                replacement = self._spawn_locked()
+            except OSError:
+                log.warning("cannot start a template renderer", exc_info=True)
+                return
+        self._release(replacement)
+
+
+_RENDERER = TemplateRenderer()
+
+
+def open_renderer(settings: Settings) -> None:
+    """Called by each runtime (app lifespan, worker startup) before it renders."""
+    _RENDERER.open(size=settings.template_workers, memory_mb=settings.template_memory_mb)
+
+
+def close_renderer() -> None:
+    """Called by each runtime on shutdown; the last one kills the render processes."""
+    _RENDERER.release_user()
+
+
+def _time_limit(settings: Settings, step_limit: float | None) -> float:
+    limit = settings.template_timeout_seconds
+    return limit if step_limit is None else min(limit, step_limit)
+
+
+async def render_many(
+    texts: list[str],
+    variables: dict[str, Any],
+    *,
+    settings: Settings,
+    time_limit: float | None = None,
+) -> list[str]:
+    """Render several templates in one round trip. ``time_limit`` (a step's timeout), when
+    smaller than ``COGNITIONOS_TEMPLATE_TIMEOUT_SECONDS``, wins."""
+    return await _RENDERER.render_many(
+        texts,
+        variables,
+        time_limit=_time_limit(settings, time_limit),
+        max_output_bytes=settings.template_max_output_bytes,
+    )
+
+
+async def render(
+    text: str, variables: dict[str, Any], *, settings: Settings, time_limit: float | None = None
+) -> str:
+    """Render one template under the limits of ``settings``; ``TemplateFailure`` says why not."""
+    (rendered,) = await render_many([text], variables, settings=settings, time_limit=time_limit)
+    return rendered

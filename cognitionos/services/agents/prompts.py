@@ -7,11 +7,11 @@ import uuid
 from importlib import resources
 from typing import Any
 
-from jinja2 import TemplateError
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cognitionos.config import Settings
 from cognitionos.db.models import AgentRole, Prompt
 from cognitionos.services.auth import Principal
 from cognitionos.services.errors import BadUserInput, Forbidden, NotFound
@@ -105,10 +105,10 @@ async def resolve_prompt(session: AsyncSession, role: AgentRole, version: int | 
     return prompt
 
 
-def render_prompt(prompt: Prompt, variables: dict[str, Any]) -> str:
+async def render_prompt(prompt: Prompt, variables: dict[str, Any], *, settings: Settings) -> str:
     try:
-        return render(prompt.template, variables)
-    except (TemplateFailure, TemplateError) as exc:
+        return await render(prompt.template, variables, settings=settings)
+    except TemplateFailure as exc:
         raise BadUserInput(
             f"{prompt.role.value} prompt v{prompt.version} does not render: {exc}",
             field="template",

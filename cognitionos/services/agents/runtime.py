@@ -145,7 +145,7 @@ async def ask(
     agent = lease.agent
     async with sessionmaker() as session:
         prompt = await resolve_prompt(session, agent.role, prompt_version or agent.prompt_version)
-    system = render_prompt(
+    system = await render_prompt(
         prompt,
         {
             "agent": {
@@ -155,6 +155,7 @@ async def ask(
             },
             **(variables or {}),
         },
+        settings=settings,
     )
     request = ChatRequest(
         messages=messages,

@@ -23,7 +23,7 @@ from cognitionos.db.models import (
 from cognitionos.services.auth import Principal
 from cognitionos.services.errors import BadUserInput, Conflict, Forbidden, NotFound
 from cognitionos.services.pagination import Page, paginate
-from cognitionos.services.templating import TemplateFailure, check_template, render
+from cognitionos.services.templating import TemplateFailure, check_template, render_many
 
 __all__ = [
     "NotificationInput",
@@ -50,7 +50,9 @@ class NotificationInput:
     dedup_key: str | None = None
 
 
-async def _render(session: AsyncSession, data: NotificationInput) -> tuple[str | None, str]:
+async def _render(
+    session: AsyncSession, data: NotificationInput, settings: Settings
+) -> tuple[str | None, str]:
     if data.template is None:
         if not (data.body or "").strip():
             raise BadUserInput("a body (or a template) is required", field="body")
@@ -65,14 +67,14 @@ async def _render(session: AsyncSession, data: NotificationInput) -> tuple[str |
             f"no template {data.template!r} for channel {data.channel.value}", field="template"
         )
     variables = {"data": data.data, **data.data}
+    texts = [template.body, template.subject] if template.subject else [template.body]
     try:
-        subject = render(template.subject, variables) if template.subject else data.subject
-        body = render(template.body, variables)
+        rendered = await render_many(texts, variables, settings=settings)
     except TemplateFailure as exc:
         raise BadUserInput(
             f"template {data.template!r} cannot render: {exc}", field="data"
         ) from None
-    return subject, body
+    return (rendered[1] if template.subject else data.subject), rendered[0]
 
 
 async def create_notification(
@@ -102,7 +104,7 @@ async def create_notification(
         )
         if first is not None:
             return first, False
-    subject, body = await _render(session, data)
+    subject, body = await _render(session, data, settings)
     notification = Notification(
         user_id=data.user_id,
         channel=data.channel,

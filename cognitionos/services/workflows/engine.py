@@ -486,7 +486,13 @@ class Engine:
         assert kind is not None
         ctx = claimed.context(self)
         try:
-            config = render_config(claimed.spec.config, kind.templated, ctx.variables)
+            config = await render_config(
+                claimed.spec.config,
+                kind.templated,
+                ctx.variables,
+                settings=self.settings,
+                time_limit=claimed.spec.timeout_seconds,
+            )
             output = await asyncio.wait_for(kind.run(ctx, config), claimed.spec.timeout_seconds)
             json.dumps(output)
         except (TemplateFailure, StepFailure, TypeError, ValueError) as exc:

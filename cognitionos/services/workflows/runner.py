@@ -44,7 +44,13 @@ async def run_claimed(engine: Engine, claimed: ClaimedStep, owner: str) -> None:
         return
     ctx = claimed.context(engine)
     try:
-        config = render_config(claimed.spec.config, kind.templated, ctx.variables)
+        config = await render_config(
+            claimed.spec.config,
+            kind.templated,
+            ctx.variables,
+            settings=engine.settings,
+            time_limit=claimed.spec.timeout_seconds,
+        )
     except TemplateFailure as exc:
         await engine.fail(step_id, owner, str(exc), retryable=False)
         return

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
-from cognitionos.services.templating import TemplateFailure, check_template, render
+from cognitionos.config import Settings
+from cognitionos.services.templating import TemplateFailure, check_template, render_many
 
 __all__ = [
     "TemplateFailure",
     "check_template",
     "referenced_steps",
-    "render",
     "render_config",
     "render_value",
 ]
@@ -23,15 +24,41 @@ def referenced_steps(text: str) -> set[str]:
     return {a or b for a, b in _STEP_REF.findall(text)}
 
 
-def render_value(value: Any, variables: dict[str, Any]) -> Any:
-    """Render every string inside ``value`` (dicts and lists recursively)."""
+def _templated(value: Any, found: list[str]) -> None:
+    """Collect the strings of ``value`` that hold template syntax, depth first."""
     if isinstance(value, str):
-        return render(value, variables) if ("{{" in value or "{%" in value) else value
+        if "{{" in value or "{%" in value:
+            found.append(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _templated(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _templated(item, found)
+
+
+def _substitute(value: Any, rendered: Iterator[str]) -> Any:
+    """``value`` with its templated strings replaced, in ``_templated``'s order."""
+    if isinstance(value, str):
+        return next(rendered) if ("{{" in value or "{%" in value) else value
     if isinstance(value, dict):
-        return {k: render_value(v, variables) for k, v in value.items()}
+        return {k: _substitute(v, rendered) for k, v in value.items()}
     if isinstance(value, list):
-        return [render_value(v, variables) for v in value]
+        return [_substitute(v, rendered) for v in value]
     return value
+
+
+async def render_value(
+    value: Any, variables: dict[str, Any], *, settings: Settings, time_limit: float | None = None
+) -> Any:
+    """Render every string inside ``value`` (dicts and lists recursively) in one round
+    trip to the render processes, under one deadline."""
+    texts: list[str] = []
+    _templated(value, texts)
+    if not texts:
+        return value
+    rendered = await render_many(texts, variables, settings=settings, time_limit=time_limit)
+    return _substitute(value, iter(rendered))
 
 
 def strings_in(value: Any, path: str) -> list[tuple[str, str]]:
@@ -45,14 +72,18 @@ def strings_in(value: Any, path: str) -> list[tuple[str, str]]:
     return []
 
 
-def render_config(
-    config: dict[str, Any], templated: tuple[str, ...], variables: dict[str, Any]
+async def render_config(
+    config: dict[str, Any],
+    templated: tuple[str, ...],
+    variables: dict[str, Any],
+    *,
+    settings: Settings,
+    time_limit: float | None = None,
 ) -> dict[str, Any]:
-    """Render the fields a step kind declares templated (``("*",)``: all of them)."""
-    if "*" in templated:
-        rendered: dict[str, Any] = render_value(config, variables)
-        return rendered
-    return {
-        key: render_value(value, variables) if key in templated else value
-        for key, value in config.items()
-    }
+    """Render the fields a step kind declares templated (``("*",)``: all of them).
+    ``time_limit`` is the step's timeout: when smaller than the template timeout, it wins."""
+    chosen = config if "*" in templated else {k: v for k, v in config.items() if k in templated}
+    rendered: dict[str, Any] = await render_value(
+        chosen, variables, settings=settings, time_limit=time_limit
+    )
+    return {**config, **rendered}
