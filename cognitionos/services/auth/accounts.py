@@ -124,35 +124,34 @@ async def authenticate(
     password: str,
     client: ClientInfo,
 ) -> User:
-    """Check a password; count failures, lock after ``lockout_threshold``; commits."""
+    """Check a password; count failures, lock after ``lockout_threshold``; commits.
+
+    An unknown email, a wrong password and a locked account (even with the right password)
+    all answer the same ``INVALID_CREDENTIALS`` after one bcrypt check each.
+    """
     try:
         email = normalize_email(email)
     except BadUserInput:
-        await verify_password(password, None)
+        await verify_password(password, None, rounds=policy.bcrypt_rounds)
         raise Unauthenticated(_LOGIN_FAILED, reason="INVALID_CREDENTIALS") from None
     user = await session.scalar(
         select(User).where(func.lower(User.email) == email).with_for_update()
     )
     if user is None:
-        await verify_password(password, None)
+        await verify_password(password, None, rounds=policy.bcrypt_rounds)
         await _refuse(session, client, "UNKNOWN_EMAIL", email=email)
 
     now = datetime.now(UTC)
+    # Checked even when locked, so a locked account costs what any other attempt costs.
+    correct = await verify_password(password, user.password_hash, rounds=policy.bcrypt_rounds)
     if user.locked_until is not None and user.locked_until > now:
-        until = user.locked_until.isoformat()
+        # The same answer as a wrong password: the lock (and that the account exists)
+        # is for the audit log and the owner, not for whoever is guessing.
         await _refuse(
-            session,
-            client,
-            "LOCKED",
-            user_id=user.id,
-            error=Unauthenticated(
-                f"account locked until {until} after repeated failed logins",
-                reason="ACCOUNT_LOCKED",
-                lockedUntil=until,
-            ),
+            session, client, "LOCKED", user_id=user.id, lockedUntil=user.locked_until.isoformat()
         )
 
-    if not await verify_password(password, user.password_hash):
+    if not correct:
         user.failed_login_count += 1
         record_event(
             session,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import bcrypt
 
@@ -12,8 +13,12 @@ __all__ = ["check_password_policy", "hash_password", "verify_password"]
 
 MAX_PASSWORD_BYTES = 72  # bcrypt ignores anything after this; refuse rather than truncate
 
-# Compared against when the email is unknown, so both paths cost one bcrypt check.
-_DUMMY_HASH = bcrypt.hashpw(b"cognitionos-timing-equalizer", bcrypt.gensalt(12))
+
+@functools.lru_cache(maxsize=8)
+def _dummy_hash(rounds: int) -> bytes:
+    """Compared against when there is no hash to check, so every login attempt costs one
+    bcrypt check at the configured cost (one per cost, 12 to 16)."""
+    return bcrypt.hashpw(b"cognitionos-timing-equalizer", bcrypt.gensalt(rounds))
 
 
 def check_password_policy(password: str, *, min_length: int, email: str | None = None) -> None:
@@ -35,9 +40,12 @@ async def hash_password(password: str, *, rounds: int) -> str:
     return digest.decode()
 
 
-async def verify_password(password: str, password_hash: str | None) -> bool:
+async def verify_password(password: str, password_hash: str | None, *, rounds: int) -> bool:
+    """One bcrypt check whatever happens; ``rounds`` is the cost of the check made when
+    there is nothing real to compare (no such account, an over-long password)."""
     encoded = password.encode()
     if password_hash is None or len(encoded) > MAX_PASSWORD_BYTES:
-        await asyncio.to_thread(bcrypt.checkpw, b"x", _DUMMY_HASH)
+        dummy = await asyncio.to_thread(_dummy_hash, rounds)
+        await asyncio.to_thread(bcrypt.checkpw, b"x", dummy)
         return False
     return await asyncio.to_thread(bcrypt.checkpw, encoded, password_hash.encode())
