@@ -150,6 +150,17 @@ def test_a_sql_step_leaves_nothing_in_the_session_for_the_next(gql: GQL, token: 
     assert 'prepared statement "leaked" does not exist' in last["error"]
 
 
+def test_a_step_cut_off_mid_query_gives_its_connection_back(gql: GQL, token: str) -> None:
+    slow = {**sql("slow", "SELECT pg_sleep(3)"), "timeoutSeconds": 0.5}
+    create(gql, token, "slow", [slow])
+    cut = step(run(gql, token, "slow"), "slow")
+    assert cut["status"] == "FAILED", cut
+    # The pool has one connection: the next step gets it, in a clean state.
+    after = run_one(gql, token, "SELECT 1 AS x, current_setting('transaction_read_only') AS ro")
+    assert after["status"] == "SUCCEEDED", after
+    assert after["output"]["rows"] == [[1, "on"]]
+
+
 def _verify(url: str) -> None:
     async def check() -> None:
         pool = SqlPool(url, size=1)
