@@ -108,7 +108,8 @@ def create_app(settings: Settings) -> Starlette:
         )
         app.state.services = services
         app.state.graphql = GraphQLHTTP(schema, services)
-        app.state.graphql_ws = GraphQLWebSocket(schema, services)
+        graphql_ws = app.state.graphql_ws = GraphQLWebSocket(schema, services)
+        graphql_ws.start()
         stop_worker = asyncio.Event()
         worker_task: asyncio.Task[None] | None = None
         if settings.run_worker_in_process:
@@ -122,6 +123,7 @@ def create_app(settings: Settings) -> Starlette:
             if worker_task is not None:
                 stop_worker.set()
                 await worker_task
+            await graphql_ws.stop()
             await pubsub.stop()
             await llm.aclose()
             await memory.stop()
@@ -161,6 +163,7 @@ def server_config(
         log_config=None,
         lifespan="on",
         ws="websockets-sansio",
+        ws_max_size=settings.max_body_bytes,  # a bigger message is refused unread (1009)
         proxy_headers=bool(trusted),
         forwarded_allow_ips=list(trusted) if trusted else None,
     )

@@ -90,6 +90,7 @@ class Settings(BaseSettings):
     ws_init_timeout_seconds: float = 10.0  # connection_init must arrive within this
     ws_keepalive_seconds: float = 15.0  # server pings on idle connections
     ws_max_subscriptions: int = 100  # per connection
+    ws_max_connections_per_user: int = Field(default=20, ge=1)  # across every replica
     pubsub_queue_size: int = 1000  # per subscriber; a slower one is cut off
 
     # Workflow engine.

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import strawberry
+from redis.exceptions import RedisError
 from strawberry import Info
 
 from cognitionos.context import Context
+from cognitionos.observability import get_logger
 from cognitionos.schema.auth import (
     ApiKey,
     ApiKeyCreated,
@@ -23,8 +27,21 @@ from cognitionos.schema.common import connection_from_page, parse_id
 from cognitionos.schema.permissions import IsAdmin, IsAuthenticated, IsUserSession
 from cognitionos.services import auth
 from cognitionos.services.errors import BadUserInput, Forbidden, Unauthenticated
+from cognitionos.services.events import publish_credential_changes
 
 __all__ = ["AuthMutation", "AuthQuery"]
+
+log = get_logger("cognitionos.auth")
+
+
+async def _announce(ctx: Context, changes: Iterable[auth.CredentialChange]) -> None:
+    """After commit: every replica re-checks the websockets these changes touch. The change
+    itself is committed, so a Redis failure is logged, not raised; such sockets are still
+    refused at their next operation or when their token expires."""
+    try:
+        await publish_credential_changes(ctx.services.redis, changes)
+    except (RedisError, OSError) as exc:
+        log.warning("announcing credential changes failed", error=str(exc))
 
 
 async def _limit_login(ctx: Context, email: str) -> None:
@@ -149,22 +166,30 @@ class AuthMutation:
     @strawberry.mutation(description="Rotate a refresh token; reusing an old one revokes all.")
     async def refresh_token(self, info: Info[Context, None], refresh_token: str) -> AuthPayload:
         ctx = info.context
-        async with ctx.session() as session:
-            pair = await auth.rotate_refresh_token(
-                session,
-                policy=ctx.services.token_policy,
-                refresh_token=refresh_token,
-                client=ctx.client,
-            )
+        changed: list[auth.CredentialChange] = []
+        try:
+            async with ctx.session() as session:
+                pair = await auth.rotate_refresh_token(
+                    session,
+                    policy=ctx.services.token_policy,
+                    refresh_token=refresh_token,
+                    client=ctx.client,
+                    changed=changed,
+                )
+        finally:  # reuse detection revokes the login, then refuses
+            await _announce(ctx, changed)
         return AuthPayload.from_pair(pair)
 
     @strawberry.mutation(description="Revoke this login's refresh tokens.")
     async def logout(self, info: Info[Context, None], refresh_token: str) -> bool:
         ctx = info.context
+        changed: list[auth.CredentialChange] = []
         async with ctx.session() as session:
-            return await auth.revoke_session(
-                session, refresh_token=refresh_token, client=ctx.client
+            found = await auth.revoke_session(
+                session, refresh_token=refresh_token, client=ctx.client, changed=changed
             )
+        await _announce(ctx, changed)
+        return found
 
     @strawberry.mutation(
         permission_classes=[IsUserSession],
@@ -199,6 +224,7 @@ class AuthMutation:
                 key_id=parse_id(id, "id"),
                 client=ctx.client,
             )
+        await _announce(ctx, [auth.CredentialChange(user_id=key.user_id, api_key_id=key.id)])
         return ApiKey.from_model(key)
 
     @strawberry.mutation(permission_classes=[IsAdmin], description="Change a user's role/status.")
@@ -215,4 +241,5 @@ class AuthMutation:
                 status=input.status,
                 client=ctx.client,
             )
+        await _announce(ctx, [auth.CredentialChange(user_id=user.id)])
         return User.from_model(user)

@@ -12,13 +12,16 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cognitionos.db.models.events import Event
+from cognitionos.services.auth.changes import CredentialChange
 
 __all__ = [
     "agents_channel",
     "append_event",
     "channel_for",
+    "credentials_channel",
     "list_events",
     "notifications_channel",
+    "publish_credential_changes",
     "publish_events",
     "step_output_channel",
     "version_at",
@@ -41,6 +44,10 @@ def agents_channel() -> str:
 
 def step_output_channel(step_id: uuid.UUID) -> str:
     return f"cognitionos:step-output:{step_id}"
+
+
+def credentials_channel() -> str:
+    return "cognitionos:credentials"
 
 
 async def append_event(
@@ -93,6 +100,17 @@ async def publish_events(redis: Redis, events: Iterable[Event]) -> None:
             "data": event.data,
         }
         pipe.publish(channel_for(event.stream_type, event.stream_id), json.dumps(message))
+        count += 1
+    if count:
+        await pipe.execute()
+
+
+async def publish_credential_changes(redis: Redis, changes: Iterable[CredentialChange]) -> None:
+    """After commit: every replica re-checks the websockets these changes may affect."""
+    pipe = redis.pipeline(transaction=False)
+    count = 0
+    for change in dict.fromkeys(changes):
+        pipe.publish(credentials_channel(), json.dumps(change.as_message()))
         count += 1
     if count:
         await pipe.execute()

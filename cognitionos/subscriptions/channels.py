@@ -5,8 +5,15 @@ from __future__ import annotations
 from cognitionos.services.events import (
     agents_channel,
     channel_for,
+    credentials_channel,
     notifications_channel,
     step_output_channel,
 )
 
-__all__ = ["agents_channel", "channel_for", "notifications_channel", "step_output_channel"]
+__all__ = [
+    "agents_channel",
+    "channel_for",
+    "credentials_channel",
+    "notifications_channel",
+    "step_output_channel",
+]

@@ -2,8 +2,11 @@
 
 Strawberry's view speaks both protocols. We add: credentials in ``connection_init``
 (``{"authorization": "Bearer …"}`` or ``{"apiKey": "…"}``), refused with the protocol's
-forbidden close (4403); server keep-alive pings on graphql-transport-ws; and a Context
-per connection whose resolvers open their own sessions.
+forbidden close (4403), and held to account for the socket's whole life (``ws_guard``:
+re-checked per operation and on every credential change, rate limited like HTTP, a
+connection cap per user); messages over ``max_body_bytes`` refused (1009); server
+keep-alive pings on graphql-transport-ws; and a Context per connection whose resolvers
+open their own sessions.
 """
 
 from __future__ import annotations
@@ -12,38 +15,128 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from typing import Any
+from json import JSONDecodeError
+from typing import Any, cast
 
-from starlette.websockets import WebSocket, WebSocketDisconnect
-from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    ErrorMessage,
+    SubscribeMessage,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionInitMessage as LegacyConnectionInitMessage,
+)
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ErrorMessage as LegacyErrorMessage,
+)
+from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
 from strawberry.types.execution import PreExecutionError
-from strawberry.types.unset import UnsetType
 
 from cognitionos.context import Context, Services
 from cognitionos.dataloaders import Loaders
-from cognitionos.observability import bind_request, get_logger
+from cognitionos.observability import get_logger
 from cognitionos.schema import CognitionSchema
-from cognitionos.services.auth import ClientInfo, credential_from_headers, identify
-from cognitionos.services.errors import Unauthenticated
+from cognitionos.services.auth import ClientInfo
 from cognitionos.subscriptions.multiplex import Multiplexer, SlowConsumer, subscription_key
+from cognitionos.web.ws_guard import MESSAGE_TOO_BIG, GuardedSocket, Refused, SocketGuard
 
 __all__ = ["GraphQLWebSocket"]
 
 log = get_logger("cognitionos.ws")
 
 
+class _SizedAdapter(ASGIWebSocketAdapter):
+    """Refuses a message over ``max_body_bytes`` by closing with 1009, as HTTP answers 413.
+    ``cognitionos serve`` sets uvicorn's frame limit to the same size, so there the message
+    is never even buffered; this holds under any other ASGI server."""
+
+    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object]:
+        limit = cast("GraphQLWebSocket", self.view).services.settings.max_body_bytes
+        try:
+            while self.ws.application_state != WebSocketState.DISCONNECTED:
+                text = await self.ws.receive_text()
+                if _too_big(text, limit):
+                    await self.close(MESSAGE_TOO_BIG, f"Message larger than {limit} bytes")
+                    return
+                try:
+                    yield self.view.decode_json(text)
+                except JSONDecodeError as exc:
+                    if not ignore_parsing_errors:
+                        raise NonJsonMessageReceived from exc
+        except KeyError as exc:
+            raise NonTextMessageReceived from exc
+        except WebSocketDisconnect:
+            pass
+
+
+def _too_big(text: str, limit: int) -> bool:
+    # A character is one to four UTF-8 bytes: encode only when the answer depends on it.
+    return len(text) > limit or (len(text) * 4 > limit and len(text.encode()) > limit)
+
+
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """graphql-transport-ws with server pings once the connection is acknowledged, and
-    subscriptions shared between the sockets that ask the same (``multiplex``)."""
+    """graphql-transport-ws, guarded (``ws_guard``), with server pings once the connection
+    is acknowledged, and subscriptions shared between the sockets that ask the same
+    (``multiplex``)."""
 
     _pinger: asyncio.Task[None] | None = None
+    guarded: GuardedSocket | None = None
+
+    @property
+    def guard(self) -> SocketGuard:
+        return cast("GraphQLWebSocket", self.view).guard
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        # Strawberry's, with our admission: each refusal closes with its own code.
+        if self.connection_timed_out:
+            return
+        if self.connection_init_timeout_task:
+            self.connection_init_timeout_task.cancel()
+        payload = message.get("payload", {})
+        if not isinstance(payload, dict):
+            await self.websocket.close(code=4400, reason="Invalid connection init payload")
+            return
+        if self.connection_init_received:
+            await self.websocket.close(code=4429, reason="Too many initialisation requests")
+            return
+        self.connection_init_received = True
+        self.context.connection_params = payload
+        try:
+            self.guarded = await self.guard.admit(self.context, self._close)
+        except Refused as exc:
+            await self.websocket.close(code=exc.code, reason=exc.reason)
+            return
+        await self.send_message({"type": "connection_ack"})
+        self.connection_acknowledged = True
+        self._pinger = asyncio.create_task(self._ping())
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        if self.guarded is not None and message["id"] not in self.operations:
+            check = await self.guard.check_operation(self.guarded)
+            if check.closed:
+                return
+            if check.error is not None:
+                await self.send_message(
+                    ErrorMessage(id=message["id"], type="error", payload=[check.error])
+                )
+                return
+        await super().handle_subscribe(message)
+
+    async def _close(self, code: int, reason: str) -> None:
+        for operation_id in list(self.operations):
+            await self.cleanup_operation(operation_id)
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await self.websocket.close(code=code, reason=reason)
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         principal = self.context.principal
@@ -108,11 +201,6 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                     payload["errors"] = [e.formatted for e in errors]
                 yield "next", json.dumps(payload, default=str)
 
-    async def handle_connection_init(self, message: Any) -> None:
-        await super().handle_connection_init(message)
-        if self.connection_acknowledged and self._pinger is None:
-            self._pinger = asyncio.create_task(self._ping())
-
     async def _ping(self) -> None:
         interval = self.context.services.settings.ws_keepalive_seconds
         while True:
@@ -124,7 +212,66 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             self._pinger.cancel()
             with contextlib.suppress(BaseException):
                 await self._pinger
+        if self.guarded is not None:
+            await self.guard.release(self.guarded)
         await super().shutdown()
+
+
+class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
+    """Legacy graphql-ws, guarded like graphql-transport-ws. A refused connection gets
+    ``connection_error`` and the same close code (strawberry's own is 1011)."""
+
+    guarded: GuardedSocket | None = None
+
+    @property
+    def guard(self) -> SocketGuard:
+        return cast("GraphQLWebSocket", self.view).guard
+
+    async def handle_connection_init(self, message: LegacyConnectionInitMessage) -> None:
+        payload = message.get("payload")
+        if payload is not None and not isinstance(payload, dict):
+            await self.send_message({"type": "connection_error"})
+            await self.websocket.close(code=1000, reason="")
+            return
+        if self.guarded is not None:
+            await self.websocket.close(code=4429, reason="Too many initialisation requests")
+            return
+        self.context.connection_params = payload
+        try:
+            self.guarded = await self.guard.admit(self.context, self._close)
+        except Refused as exc:
+            await self.send_message(
+                {"type": "connection_error", "payload": {"message": exc.reason}}
+            )
+            await self.websocket.close(code=exc.code, reason=exc.reason)
+            return
+        await self.send_message({"type": "connection_ack"})
+        self.connection_acknowledged = True
+        if self.keep_alive:
+            self.keep_alive_task = asyncio.create_task(self.handle_keep_alive())
+
+    async def handle_start(self, message: StartMessage) -> None:
+        if self.guarded is not None:
+            check = await self.guard.check_operation(self.guarded)
+            if check.closed:
+                return
+            if check.error is not None:
+                await self.send_message(
+                    LegacyErrorMessage(type="error", id=message["id"], payload=check.error)
+                )
+                return
+        await super().handle_start(message)
+
+    async def _close(self, code: int, reason: str) -> None:
+        for operation_id in list(self.tasks):
+            await self.cleanup_operation(operation_id)
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await self.websocket.close(code=code, reason=reason)
+
+    async def cleanup(self) -> None:
+        if self.guarded is not None:
+            await self.guard.release(self.guarded)
+        await super().cleanup()
 
 
 def _principal_key(principal: Any) -> str:
@@ -135,6 +282,8 @@ def _principal_key(principal: Any) -> str:
 
 class GraphQLWebSocket(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = _TransportWSHandler
+    graphql_ws_handler_class = _LegacyWSHandler
+    websocket_adapter_class = _SizedAdapter
 
     def __init__(self, schema: CognitionSchema, services: Services) -> None:
         from datetime import timedelta
@@ -150,6 +299,14 @@ class GraphQLWebSocket(GraphQL[Context, None]):
             max_subscriptions_per_connection=settings.ws_max_subscriptions,
         )
         self.services = services
+        self.guard = SocketGuard(services)
+
+    def start(self) -> None:
+        """Listen for credential changes and keep connection slots alive (lifespan)."""
+        self.guard.start()
+
+    async def stop(self) -> None:
+        await self.guard.stop()
 
     async def get_context(self, request: Any, response: Any) -> Context:
         request_id = uuid.uuid4().hex
@@ -163,30 +320,6 @@ class GraphQLWebSocket(GraphQL[Context, None]):
             ),
             loaders=Loaders(self.services.sessionmaker, None),
         )
-
-    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
-        params = context.connection_params or {}
-        metrics = self.services.metrics
-        try:
-            authorization = params.get("authorization") or params.get("Authorization")
-            api_key = params.get("apiKey") or params.get("x-api-key")
-            credential = credential_from_headers(
-                str(authorization) if authorization else None, str(api_key) if api_key else None
-            )
-            if credential is None:
-                raise Unauthenticated("send credentials in the connection_init payload")
-            async with self.services.sessionmaker() as session:
-                context.principal = await identify(
-                    session, credential=credential, policy=self.services.token_policy
-                )
-        except Unauthenticated as exc:
-            metrics.auth_results.labels("websocket", "rejected").inc()
-            log.info("websocket rejected", reason=exc.message)
-            raise ConnectionRejectionError({"message": exc.message}) from None
-        metrics.auth_results.labels("websocket", "success").inc()
-        context.loaders = Loaders(self.services.sessionmaker, context.principal)
-        bind_request(user_id=str(context.principal.user_id))
-        return None
 
     async def handle(self, websocket: WebSocket) -> None:
         gauge = self.services.metrics.ws_connections

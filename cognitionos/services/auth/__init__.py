@@ -19,6 +19,7 @@ from cognitionos.services.auth.api_keys import (
     revoke_api_key,
 )
 from cognitionos.services.auth.audit import AuditKind, ClientInfo, list_audit_events
+from cognitionos.services.auth.changes import CredentialChange
 from cognitionos.services.auth.identify import credential_from_headers, identify
 from cognitionos.services.auth.principal import API_KEY_SCOPES, Principal, role_at_least
 from cognitionos.services.auth.sessions import (
@@ -37,6 +38,7 @@ __all__ = [
     "AccountPolicy",
     "AuditKind",
     "ClientInfo",
+    "CredentialChange",
     "Principal",
     "TokenPair",
     "TokenPolicy",

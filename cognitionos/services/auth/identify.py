@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cognitionos.db.models.auth import User, UserStatus
 from cognitionos.services.auth.api_keys import authenticate_api_key, looks_like_api_key
 from cognitionos.services.auth.principal import Principal
-from cognitionos.services.auth.sessions import TokenPolicy
+from cognitionos.services.auth.sessions import TokenPolicy, session_is_live
 from cognitionos.services.auth.tokens import decode_access_token
 from cognitionos.services.errors import Unauthenticated
 
@@ -28,15 +28,35 @@ def credential_from_headers(authorization: str | None, api_key: str | None) -> s
     return None
 
 
-async def identify(session: AsyncSession, *, credential: str, policy: TokenPolicy) -> Principal:
-    """Verify the credential and load the user: their current role and status count."""
+async def identify(
+    session: AsyncSession, *, credential: str, policy: TokenPolicy, check_session: bool = False
+) -> Principal:
+    """Verify the credential and load the user: their current role and status count.
+
+    An access token is self-contained until it expires; with ``check_session`` (long-lived
+    connections) it is also refused once its login was ended (logout, refresh reuse)."""
     if looks_like_api_key(credential):
         user, key = await authenticate_api_key(session, secret=credential)
         return Principal(
-            user_id=user.id, role=user.role, api_key_id=key.id, scopes=frozenset(key.scopes)
+            user_id=user.id,
+            role=user.role,
+            api_key_id=key.id,
+            scopes=frozenset(key.scopes),
+            expires_at=key.expires_at,
         )
     claims = decode_access_token(credential, secret=policy.secret, issuer=policy.issuer)
     found = await session.get(User, claims.user_id)
     if found is None or found.status is not UserStatus.ACTIVE:
         raise Unauthenticated("the token's account is not active", reason="ACCOUNT_INACTIVE")
-    return Principal(user_id=found.id, role=found.role)
+    if (
+        check_session
+        and claims.session_id is not None
+        and not await session_is_live(session, claims.session_id)
+    ):
+        raise Unauthenticated("the token's login has ended; log in again", reason="SESSION_ENDED")
+    return Principal(
+        user_id=found.id,
+        role=found.role,
+        session_id=claims.session_id,
+        expires_at=claims.expires_at,
+    )

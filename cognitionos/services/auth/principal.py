@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from cognitionos.db.models.auth import Role
 from cognitionos.services.errors import Forbidden
@@ -27,6 +28,9 @@ class Principal:
     role: Role
     api_key_id: uuid.UUID | None = None
     scopes: frozenset[str] | None = None  # None: a user's own token, all their rights
+    # The credential's login (refresh-token family) and when it stops being valid.
+    session_id: uuid.UUID | None = None
+    expires_at: datetime | None = None
 
     @property
     def effective_role(self) -> Role:

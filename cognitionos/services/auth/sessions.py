@@ -11,11 +11,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cognitionos.db.models.auth import RefreshToken, User, UserStatus
 from cognitionos.services.auth.audit import AuditKind, ClientInfo, record_event
+from cognitionos.services.auth.changes import CredentialChange
 from cognitionos.services.auth.tokens import hash_secret, issue_access_token, new_secret
 from cognitionos.services.errors import Unauthenticated
 
@@ -25,6 +26,7 @@ __all__ = [
     "issue_tokens",
     "revoke_session",
     "rotate_refresh_token",
+    "session_is_live",
     "start_session",
 ]
 
@@ -68,6 +70,7 @@ async def issue_tokens(
         secret=policy.secret,
         issuer=policy.issuer,
         ttl_seconds=policy.access_ttl_seconds,
+        session_id=row.family_id,
     )
     return TokenPair(access, secret, policy.access_ttl_seconds, user), row
 
@@ -80,10 +83,27 @@ async def _revoke_family(session: AsyncSession, family_id: uuid.UUID, now: datet
     )
 
 
+async def session_is_live(session: AsyncSession, family_id: uuid.UUID) -> bool:
+    """A login is live while its family holds an unrevoked refresh token: logout and
+    reuse detection revoke them all, a rotation revokes one and adds its successor."""
+    live = await session.scalar(
+        select(
+            exists().where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        )
+    )
+    return bool(live)
+
+
 async def rotate_refresh_token(
-    session: AsyncSession, *, policy: TokenPolicy, refresh_token: str, client: ClientInfo
+    session: AsyncSession,
+    *,
+    policy: TokenPolicy,
+    refresh_token: str,
+    client: ClientInfo,
+    changed: list[CredentialChange] | None = None,
 ) -> TokenPair:
-    """Exchange a refresh token for a new pair; commits."""
+    """Exchange a refresh token for a new pair; commits. A login revoked on the way (reuse,
+    inactive account) is added to ``changed``, to be announced after the commit."""
     now = datetime.now(UTC)
     row = await session.scalar(
         select(RefreshToken)
@@ -96,6 +116,7 @@ async def rotate_refresh_token(
         reused = row.replaced_by_id is not None
         if reused:
             await _revoke_family(session, row.family_id, now)
+            _note(changed, row)
             record_event(
                 session,
                 kind=AuditKind.TOKEN_REUSE_DETECTED,
@@ -115,6 +136,7 @@ async def rotate_refresh_token(
     user = await session.get(User, row.user_id)
     if user is None or user.status is not UserStatus.ACTIVE:
         await _revoke_family(session, row.family_id, now)
+        _note(changed, row)
         await session.commit()
         raise Unauthenticated("account is not active", reason="ACCOUNT_INACTIVE")
 
@@ -128,17 +150,30 @@ async def rotate_refresh_token(
     return pair
 
 
-async def revoke_session(session: AsyncSession, *, refresh_token: str, client: ClientInfo) -> bool:
-    """Log out: revoke the refresh token's whole family. False if it was unknown."""
+async def revoke_session(
+    session: AsyncSession,
+    *,
+    refresh_token: str,
+    client: ClientInfo,
+    changed: list[CredentialChange] | None = None,
+) -> bool:
+    """Log out: revoke the refresh token's whole family (noted in ``changed``); commits.
+    False if it was unknown."""
     row = await session.scalar(
         select(RefreshToken).where(RefreshToken.token_hash == hash_secret(refresh_token))
     )
     if row is None:
         return False
     await _revoke_family(session, row.family_id, datetime.now(UTC))
+    _note(changed, row)
     record_event(session, kind=AuditKind.LOGOUT, success=True, client=client, user_id=row.user_id)
     await session.commit()
     return True
+
+
+def _note(changed: list[CredentialChange] | None, row: RefreshToken) -> None:
+    if changed is not None:
+        changed.append(CredentialChange(user_id=row.user_id, session_id=row.family_id))
 
 
 async def start_session(session: AsyncSession, *, policy: TokenPolicy, user: User) -> TokenPair:

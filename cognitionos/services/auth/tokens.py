@@ -23,13 +23,20 @@ class AccessClaims:
     user_id: uuid.UUID
     role: Role
     expires_at: datetime
+    session_id: uuid.UUID | None = None  # the login (refresh-token family) it came from
 
 
 def issue_access_token(
-    *, user_id: uuid.UUID, role: Role, secret: str, issuer: str, ttl_seconds: int
+    *,
+    user_id: uuid.UUID,
+    role: Role,
+    secret: str,
+    issuer: str,
+    ttl_seconds: int,
+    session_id: uuid.UUID | None = None,
 ) -> str:
     now = datetime.now(UTC)
-    claims = {
+    claims: dict[str, object] = {
         "sub": str(user_id),
         "role": role.value,
         "typ": "access",
@@ -38,6 +45,8 @@ def issue_access_token(
         "exp": now + timedelta(seconds=ttl_seconds),
         "jti": secrets.token_hex(8),
     }
+    if session_id is not None:
+        claims["sid"] = str(session_id)
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -62,6 +71,7 @@ def decode_access_token(token: str, *, secret: str, issuer: str) -> AccessClaims
             user_id=uuid.UUID(claims["sub"]),
             role=Role(claims["role"]),
             expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+            session_id=uuid.UUID(claims["sid"]) if claims.get("sid") else None,
         )
     except (KeyError, ValueError):
         raise Unauthenticated("invalid access token claims", reason="TOKEN_INVALID") from None
