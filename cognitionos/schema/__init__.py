@@ -20,6 +20,7 @@ from cognitionos.config import Settings
 from cognitionos.resolvers import Mutation, Query
 from cognitionos.schema.errors import ErrorFormatter
 from cognitionos.schema.permissions import ReadOnlyCredentials
+from cognitionos.schema.storable import RefuseUnstorableStrings
 from cognitionos.subscriptions import Subscription
 
 __all__ = ["CognitionSchema", "build_schema"]
@@ -38,6 +39,7 @@ def build_schema(settings: Settings | None = None) -> CognitionSchema:
     extensions: list[Any] = [
         ErrorFormatter,
         ReadOnlyCredentials,
+        RefuseUnstorableStrings,
         partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
         partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
         partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
