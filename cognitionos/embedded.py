@@ -152,7 +152,18 @@ ALTER ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPA
 ALTER ROLE {role} SET statement_timeout = {timeout};
 ALTER ROLE {role} SET default_transaction_read_only = on;
 ALTER ROLE {role} SET search_path = {sandbox}, public;
+ALTER ROLE {role} SET temp_file_limit = '256MB';
+ALTER ROLE {role} SET idle_in_transaction_session_timeout = {timeout};
+ALTER ROLE {role} CONNECTION LIMIT 50;
 \\connect {database}
+-- Advisory locks are the application's (a step could hold one of its keys), and signals
+-- would let one user's step cancel another's: neither is for PUBLIC here.
+DO $$ DECLARE f regprocedure; BEGIN
+  FOR f IN SELECT oid::regprocedure FROM pg_proc
+           WHERE proname ~ '^pg_(try_)?advisory' OR proname IN ('pg_cancel_backend',
+                 'pg_terminate_backend', 'pg_advisory_unlock_all')
+  LOOP EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f); END LOOP;
+END $$;
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC, {role};
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM PUBLIC, {role};
 ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON TABLES FROM PUBLIC, {role};

@@ -68,6 +68,10 @@ MARKER = Path("/tmp") / f"cognitionos-copy-program-{uuid.uuid4().hex}"
         ("SELECT token_hash FROM refresh_tokens", "permission denied for table refresh_tokens"),
         ("SELECT pg_read_file('/etc/hostname')", "permission denied for function pg_read_file"),
         (f"COPY (SELECT 1) TO PROGRAM 'touch {MARKER}'", "permission denied to COPY"),
+        ("SELECT pg_advisory_xact_lock(1)", "permission denied for function pg_advisory"),
+        ("SELECT pg_try_advisory_lock(1, 2)", "permission denied for function pg_try_advisory"),
+        ("SELECT pg_cancel_backend(1)", "permission denied for function pg_cancel_backend"),
+        ("SET temp_file_limit = -1", 'permission denied to set parameter "temp_file_limit"'),
         (
             "SELECT set_config('role', 'postgres', false)",
             'permission denied to set role "postgres"',
