@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -255,24 +256,11 @@ async def test_feeds_deliver_what_producers_publish_to_the_right_user(
 
     from redis.asyncio import Redis
 
-    from cognitionos.subscriptions.channels import (
-        agents_channel,
-        notifications_channel,
-        step_output_channel,
-    )
+    from cognitionos.subscriptions.channels import agents_channel, notifications_channel
 
     token = gql.member("feeds@example.com")
     other = gql.member("feeds-other@example.com")
     me = gql.ok("{ me { id } }", token=token)["me"]["id"]
-    # The run's own "succeeded" notification would race the one published below.
-    gql.ok(
-        """mutation { updateNotificationPreference(input: {channel: IN_APP, enabled: false}) {
-            enabled } }""",
-        token=token,
-    )
-    chain(gql, token, "feed", n=1)
-    execution_id = start(gql, token, "feed")
-    step_id = gql.wait_execution(execution_id, token)["steps"][0]["id"]
     redis = Redis.from_url(stack.redis.url)
     try:
         async with WS(engine_server.url) as mine, WS(engine_server.url) as theirs:
@@ -283,8 +271,6 @@ async def test_feeds_deliver_what_producers_publish_to_the_right_user(
             await theirs.subscribe("n", "subscription { notificationReceived { id } }", {})
             await mine.subscribe("a", "subscription { agentStatusChanged { name status "
                                  "currentLoad } }", {})  # fmt: skip
-            await mine.subscribe("s", "subscription($id: ID!) { stepOutput(stepExecutionId: $id) }",
-                                 {"id": step_id})  # fmt: skip
             await asyncio.sleep(0.3)  # subscriptions registered
             await redis.publish(
                 notifications_channel(me),
@@ -294,8 +280,7 @@ async def test_feeds_deliver_what_producers_publish_to_the_right_user(
                 agents_channel(),
                 _json.dumps({"name": "planner", "status": "BUSY", "currentLoad": 1}),
             )
-            await redis.publish(step_output_channel(step_id), _json.dumps({"text": "Hel"}))
-            got = {m["id"]: m["payload"]["data"] for m in [await mine.recv() for _ in range(3)]}
+            got = {m["id"]: m["payload"]["data"] for m in [await mine.recv() for _ in range(2)]}
             assert got["n"]["notificationReceived"] == {
                 "id": "n1",
                 "subject": "Hi",
@@ -307,8 +292,174 @@ async def test_feeds_deliver_what_producers_publish_to_the_right_user(
                 "status": "BUSY",
                 "currentLoad": 1,
             }
-            assert got["s"]["stepOutput"] == "Hel"
             with pytest.raises(TimeoutError):  # not someone else's notification
                 await theirs.recv(wait=0.5)
     finally:
         await redis.aclose()
+
+
+AS_OF = """subscription($id: ID!, $after: Int) { executionUpdated(id: $id, after: $after) {
+    position version type data
+    execution { id status error outputs costUsd tokens inputs createdAt startedAt finishedAt }
+    step { id executionId stepKey kind status attempt maxAttempts agent output error costUsd
+           tokens startedAt finishedAt nextAttemptAt } } }"""
+APPROVE = """mutation($id: ID!) { approveStep(stepExecutionId: $id, approved: true) { status } }"""
+HISTORY_DATA = "query($id: ID!) { events(streamId: $id) { position data } }"
+
+
+def gated(gql: GQL, token: str, key: str) -> None:
+    """An approval gate, then a slow step with a follower, beside a step that fails twice."""
+    steps = [
+        {"key": "gate", "kind": "APPROVAL", "config": {"prompt": "Go?"}},
+        {
+            "key": "slow",
+            "kind": "PYTHON",
+            "dependsOn": ["gate"],
+            "config": {"code": "import time\ntime.sleep(0.2)\nresult = {'n': 7}"},
+        },
+        {
+            "key": "next",
+            "kind": "TRANSFORM",
+            "dependsOn": ["slow"],
+            "config": {"template": "{{ steps.slow.output.n }}"},
+        },
+        {
+            "key": "flaky",
+            "kind": "PYTHON",
+            "dependsOn": ["gate"],
+            "config": {"code": "raise ValueError('not today')"},
+            "retry": {"maxAttempts": 2, "initialDelaySeconds": 0.1},
+        },
+    ]
+    gql.ok(
+        CREATE_WORKFLOW,
+        {"input": {"key": key, "version": "1.0.0", "name": key, "steps": steps}},
+        token=token,
+    )
+
+
+async def test_each_event_shows_the_state_at_that_event_live_and_replayed_alike(
+    engine_server: LiveServer, gql: GQL
+) -> None:
+    token = gql.member("asof@example.com")
+    gated(gql, token, "asof")
+    execution_id = start(gql, token, "asof")
+    waiting = gql.wait_execution(execution_id, token)
+    gate = next(s for s in waiting["steps"] if s["stepKey"] == "gate")
+    async with WS(engine_server.url) as ws:
+        await ws.init(token)
+        await ws.subscribe("live", AS_OF, {"id": execution_id})
+        # Created, gate queued, started, gate waiting, execution waiting: all before us.
+        live = await ws.collect("live", limit=5)
+        gql.ok(APPROVE, {"id": gate["id"]}, token=token)  # everything after this is live
+        live += await ws.collect("live")
+    async with WS(engine_server.url) as ws:
+        await ws.init(token)
+        await ws.subscribe("replay", AS_OF, {"id": execution_id, "after": 0})
+        replay = await ws.collect("replay")
+
+    # Payload by payload, the same text.
+    assert [json.dumps(p) for p in replay] == [json.dumps(p) for p in live]
+    events = [p["data"]["executionUpdated"] for p in replay]
+    assert [(e["position"], e["type"]) for e in events] == history(gql, token, execution_id)
+    stored = gql.ok(HISTORY_DATA, {"id": execution_id}, token=token)["events"]
+    assert [e["data"] for e in events] == [e["data"] for e in stored]
+
+    def at(kind: str, key: str | None = None) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in events
+            if e["type"] == kind and (key is None or (e["step"] or {}).get("stepKey") == key)
+        ]
+
+    (created,) = at("EXECUTION_CREATED")
+    assert created["execution"]["status"] == "PENDING"
+    assert created["execution"]["startedAt"] is None and created["execution"]["finishedAt"] is None
+    assert created["step"] is None
+    (queued,) = at("STEP_QUEUED", "gate")
+    assert (queued["step"]["status"], queued["step"]["attempt"]) == ("QUEUED", 0)
+    assert at("EXECUTION_WAITING")[0]["execution"]["status"] == "WAITING"
+    (started,) = at("STEP_STARTED", "slow")
+    assert started["step"]["status"] == "RUNNING" and started["step"]["attempt"] == 1
+    assert started["step"]["startedAt"] is not None and started["step"]["finishedAt"] is None
+    assert started["step"]["output"] is None and started["execution"]["status"] == "RUNNING"
+    (succeeded,) = at("STEP_SUCCEEDED", "slow")
+    assert succeeded["step"]["status"] == "SUCCEEDED" and succeeded["step"]["output"] == {"n": 7}
+    assert succeeded["step"]["finishedAt"] is not None
+    assert [e["step"]["attempt"] for e in at("STEP_STARTED", "flaky")] == [1, 2]
+    (retrying,) = at("STEP_RETRYING", "flaky")
+    assert retrying["step"]["status"] == "RETRYING" and retrying["step"]["attempt"] == 1
+    assert "not today" in retrying["step"]["error"] and retrying["step"]["nextAttemptAt"]
+    (failed,) = at("STEP_FAILED", "flaky")
+    assert (failed["step"]["status"], failed["step"]["attempt"]) == ("FAILED", 2)
+    last = events[-1]
+    assert last["type"] == "EXECUTION_FAILED" and last["execution"]["status"] == "FAILED"
+    assert "flaky" in last["execution"]["error"] and last["execution"]["finishedAt"]
+    # Every step event's step agrees with what the event recorded.
+    for event in events:
+        if event["step"] is not None:
+            assert event["step"]["status"] == event["data"]["status"], event
+
+
+async def test_a_tab_opened_later_gets_only_what_happens_after_it_opened(
+    engine_server: LiveServer, gql: GQL
+) -> None:
+    token = gql.member("tabs@example.com")
+    me = gql.ok("{ me { id } }", token=token)["me"]["id"]
+    feed = "subscription { notificationReceived { id subject } }"
+    multiplexer = engine_server.app.state.graphql_ws.multiplexer
+
+    def send(subject: str) -> str:
+        sent = gql.ok(
+            "mutation($i: SendNotificationInput!) { sendNotification(input: $i) { id } }",
+            {"i": {"userId": me, "channel": "IN_APP", "subject": subject, "body": "."}},
+            token=token,
+        )
+        return str(sent["sendNotification"]["id"])
+
+    def ids(payloads: list[dict[str, Any]]) -> list[str]:
+        return [p["data"]["notificationReceived"]["id"] for p in payloads]
+
+    async with WS(engine_server.url) as first, WS(engine_server.url) as second:
+        await first.init(token)
+        await second.init(token)
+        await first.subscribe("n", feed, {})
+        await asyncio.sleep(0.3)  # subscription registered
+        earlier = [send(f"n{i}") for i in (1, 2, 3)]
+        assert sorted(ids(await first.collect("n", limit=3))) == sorted(earlier)
+        await second.subscribe("n", feed, {})  # the same feed: it shares the first tab's
+        await asyncio.sleep(0.3)
+        assert multiplexer.stream_count == 1
+        later = [send("n4"), send("n5")]
+        # The second tab's first message is the fourth: the first three are not replayed.
+        assert sorted(ids(await second.collect("n", limit=2))) == sorted(later)
+        assert sorted(ids(await first.collect("n", limit=2))) == sorted(later)
+
+
+async def test_sharing_a_stream_never_changes_what_a_cursor_replays(
+    engine_server: LiveServer, gql: GQL
+) -> None:
+    token = gql.member("cursors@example.com")
+    chain(gql, token, "cursors", n=4, sleep=0.2)
+    multiplexer = engine_server.app.state.graphql_ws.multiplexer
+    execution_id = start(gql, token, "cursors")
+    async with (
+        WS(engine_server.url) as whole,
+        WS(engine_server.url) as resumed,
+        WS(engine_server.url) as twin,
+    ):
+        for ws in (whole, resumed, twin):
+            await ws.init(token)
+        await whole.subscribe("w", EXECUTION_UPDATED, {"id": execution_id})
+        head = await whole.collect("w", limit=4)
+        cursor = seen(head)[1][0]
+        await resumed.subscribe("r", EXECUTION_UPDATED, {"id": execution_id, "after": cursor})
+        await twin.subscribe("t", EXECUTION_UPDATED, {"id": execution_id})  # joins "w"
+        await asyncio.sleep(0.1)
+        assert multiplexer.stream_count == 2  # "w" and "t" share; "r" asked for other events
+        from_cursor = seen(await resumed.collect("r"))
+        from_twin = seen(await twin.collect("t"))
+        from_whole = seen(head + await whole.collect("w"))
+    expected = history(gql, token, execution_id)
+    assert from_whole == expected and from_twin == expected
+    assert from_cursor == [e for e in expected if e[0] > cursor]

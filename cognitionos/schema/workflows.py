@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +39,10 @@ strawberry.enum(ScheduleKind, name="ScheduleKind")
 
 def _money(value: Any) -> float | None:
     return float(value) if value is not None else None
+
+
+def _when(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
 @strawberry.type
@@ -154,6 +160,32 @@ class StepExecution:
             next_attempt_at=row.next_attempt_at if row.status is StepStatus.RETRYING else None,
         )
 
+    @classmethod
+    def from_state(cls, state: dict[str, Any], execution_id: str) -> StepExecution:
+        """The step as an event recorded it (``transitions.step_state``)."""
+        status = StepStatus(state["status"])
+        agent = state.get("agentId")
+        output = state.get("output")
+        return cls(
+            id=strawberry.ID(state["id"]),
+            execution_id=strawberry.ID(execution_id),
+            step_key=state["stepKey"],
+            kind=state["kind"],
+            status=status,
+            attempt=state["attempt"],
+            max_attempts=state["maxAttempts"],
+            agent=strawberry.ID(agent) if agent else None,
+            output=JSON(output) if output is not None else None,
+            error=state.get("error"),
+            cost_usd=_money(state.get("costUsd")),
+            tokens=state.get("tokens") or 0,
+            started_at=_when(state.get("startedAt")),
+            finished_at=_when(state.get("finishedAt")),
+            next_attempt_at=(
+                _when(state.get("nextAttemptAt")) if status is StepStatus.RETRYING else None
+            ),
+        )
+
 
 @strawberry.type
 class Execution:
@@ -168,14 +200,20 @@ class Execution:
     started_at: datetime | None
     finished_at: datetime | None
     model: strawberry.Private[models.WorkflowExecution]
-    # Subscriptions load a fresh snapshot per event instead of the connection's loaders.
-    preloaded_steps: strawberry.Private[list[models.StepExecution] | None] = None
+    # Subscriptions read in sessions of their own, never through the connection's loaders.
+    load_steps: strawberry.Private[Callable[[], Awaitable[list[models.StepExecution]]] | None] = (
+        None
+    )
     preloaded_workflow: strawberry.Private[models.Workflow | None] = None
 
-    @strawberry.field
+    @strawberry.field(
+        description="The steps as they are now, also on an `executionUpdated` event (whose "
+        "`step` is the one that changed, as of that event)."
+    )
     async def steps(self, info: Info) -> list[StepExecution]:
-        rows = self.preloaded_steps
-        if rows is None:
+        if self.load_steps is not None:
+            rows = await self.load_steps()
+        else:
             rows = await info.context.loaders.steps.load(self.model.id)
         return [StepExecution.from_model(r) for r in rows]
 
@@ -200,6 +238,20 @@ class Execution:
             started_at=row.started_at,
             finished_at=row.finished_at,
             model=row,
+        )
+
+    def at(self, state: dict[str, Any]) -> Execution:
+        """This execution as an event recorded it (``transitions.execution_state``)."""
+        outputs = state.get("outputs")
+        return dataclasses.replace(
+            self,
+            status=ExecutionStatus(state["status"]),
+            outputs=JSON(outputs) if outputs is not None else None,
+            error=state.get("error"),
+            cost_usd=_money(state.get("costUsd")),
+            tokens=state.get("tokens") or 0,
+            started_at=_when(state.get("startedAt")),
+            finished_at=_when(state.get("finishedAt")),
         )
 
 

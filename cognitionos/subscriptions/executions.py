@@ -3,13 +3,19 @@
 The subscriber joins the channel first, then replays stored events, then follows live
 messages. Each stream's events carry consecutive versions: a live message that skips a
 version, or a RESYNC from the hub (Redis reconnected), triggers a backfill from the
-log; a version already delivered is dropped. Each event's snapshot is read in its own
-short session, never through the connection's loaders.
+log; a version already delivered is dropped.
+
+Each event carries the state it left behind (``transitions.record``): the payload is
+built from the event alone, so a replayed event and the same event seen live are the
+same. Only ``execution.steps`` is read as it is now, lazily, in a session of its own
+(never through the connection's loaders). Events stored before they carried their state
+fall back to the current rows, keeping the status and attempt they did record.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
@@ -22,9 +28,9 @@ from strawberry import Info
 
 from cognitionos.context import Context
 from cognitionos.db import models
-from cognitionos.schema.common import parse_id
+from cognitionos.schema.common import JSON, parse_id
 from cognitionos.schema.permissions import IsViewer
-from cognitionos.schema.workflows import Execution, StepExecution
+from cognitionos.schema.workflows import Execution, ExecutionStatus, StepExecution, StepStatus
 from cognitionos.services.events import channel_for, list_events, version_at
 from cognitionos.services.workflows import get_execution
 from cognitionos.services.workflows.transitions import STREAM
@@ -35,13 +41,21 @@ __all__ = ["ExecutionEvent", "ExecutionSubscription"]
 _TERMINAL = {"EXECUTION_SUCCEEDED", "EXECUTION_FAILED", "EXECUTION_CANCELLED"}
 
 
-@strawberry.type
+@strawberry.type(
+    description="One state change of an execution, as it was at that event: a replay "
+    "and the live stream give the same payload for the same position."
+)
 class ExecutionEvent:
     position: int
     version: int
     type: str
-    execution: Execution
-    step: StepExecution | None
+    data: JSON = strawberry.field(description="The event's data, as stored.")
+    execution: Execution = strawberry.field(
+        description="The execution as of this event (its `steps`: as they are now)."
+    )
+    step: StepExecution | None = strawberry.field(
+        description="The step the event is about, as of this event."
+    )
 
 
 @dataclass(frozen=True)
@@ -54,9 +68,14 @@ class _Live:
     data: dict[str, Any]
 
 
-async def _load_snapshot(
+_Current = tuple[models.WorkflowExecution, list[models.StepExecution]]
+_CURRENT: dict[tuple[uuid.UUID, int], asyncio.Task[_Current]] = {}
+_MAX_CURRENT = 512
+
+
+async def _load_current(
     sessionmaker: async_sessionmaker[AsyncSession], execution_id: uuid.UUID
-) -> tuple[models.WorkflowExecution, list[models.StepExecution], models.Workflow | None]:
+) -> _Current:
     async with sessionmaker() as session:
         row = await session.get(models.WorkflowExecution, execution_id)
         assert row is not None
@@ -69,69 +88,107 @@ async def _load_snapshot(
                 )
             ).all()
         )
-        workflow = await session.get(models.Workflow, row.workflow_id)
-    return row, steps, workflow
+    return row, steps
 
 
-_Snapshot = tuple[models.WorkflowExecution, list[models.StepExecution], models.Workflow | None]
-_SNAPSHOTS: dict[tuple[uuid.UUID, int], asyncio.Task[_Snapshot]] = {}
-_MAX_SNAPSHOTS = 512
-
-
-async def _shared_snapshot(
+async def _current(
     sessionmaker: async_sessionmaker[AsyncSession], execution_id: uuid.UUID, version: int
-) -> _Snapshot:
-    """One read per execution version per process, however many subscribers watch it."""
+) -> _Current:
+    """The execution and its steps as they are now: one read per execution version per
+    process, however many subscribers ask."""
     key = (execution_id, version)
-    task = _SNAPSHOTS.get(key)
+    task = _CURRENT.get(key)
     if task is None:
-        if len(_SNAPSHOTS) >= _MAX_SNAPSHOTS:
-            for old in list(_SNAPSHOTS)[: _MAX_SNAPSHOTS // 2]:
-                del _SNAPSHOTS[old]
-        task = asyncio.ensure_future(_load_snapshot(sessionmaker, execution_id))
-        _SNAPSHOTS[key] = task
+        if len(_CURRENT) >= _MAX_CURRENT:
+            for old in list(_CURRENT)[: _MAX_CURRENT // 2]:
+                del _CURRENT[old]
+        task = asyncio.ensure_future(_load_current(sessionmaker, execution_id))
+        _CURRENT[key] = task
     try:
         return await asyncio.shield(task)
     except Exception:
-        _SNAPSHOTS.pop(key, None)  # do not cache a failure
+        _CURRENT.pop(key, None)  # do not cache a failure
         raise
 
 
-async def _snapshot(
+def _canonical(value: Any) -> Any:
+    """Objects with sorted keys: stored JSONB and a published message list keys in
+    different orders, and both paths must serialize alike."""
+    if isinstance(value, dict):
+        return {k: _canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value
+
+
+async def _events(
     sessionmaker: async_sessionmaker[AsyncSession],
-    execution_id: uuid.UUID,
+    base: Execution,
     events: Sequence[models.Event | _Live],
 ) -> list[ExecutionEvent]:
-    """The execution as of the newest of ``events``, read in a session of its own."""
-    row, steps, workflow = await _shared_snapshot(
-        sessionmaker, execution_id, max(e.version for e in events)
-    )
-    by_id = {str(s.id): s for s in steps}
-    execution = Execution.from_model(row)
-    execution.preloaded_steps = steps
-    execution.preloaded_workflow = workflow
-    return [
-        ExecutionEvent(
-            position=event.position,
-            version=event.version,
-            type=event.type,
-            execution=execution,
-            step=(
-                StepExecution.from_model(by_id[event.data["stepId"]])
-                if event.data.get("stepId") in by_id
-                else None
-            ),
+    execution_id = base.model.id
+    stream = str(execution_id)
+    found = []
+    for event in events:
+        data = _canonical(event.data)
+        version = event.version
+        state = data.get("execution")
+        step_state = data.get("step")
+        if state is not None and (step_state is not None or "stepId" not in data):
+            execution = base.at(state)
+            step = StepExecution.from_state(step_state, stream) if step_state else None
+        else:  # recorded before events carried their state
+            execution, step = await _from_current(sessionmaker, base, data, version)
+        execution.load_steps = functools.partial(_steps_now, sessionmaker, execution_id, version)
+        found.append(
+            ExecutionEvent(
+                position=event.position,
+                version=version,
+                type=event.type,
+                data=JSON(data),
+                execution=execution,
+                step=step,
+            )
         )
-        for event in events
-    ]
+    return found
+
+
+async def _steps_now(
+    sessionmaker: async_sessionmaker[AsyncSession], execution_id: uuid.UUID, version: int
+) -> list[models.StepExecution]:
+    return (await _current(sessionmaker, execution_id, version))[1]
+
+
+async def _from_current(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    base: Execution,
+    data: dict[str, Any],
+    version: int,
+) -> tuple[Execution, StepExecution | None]:
+    row, steps = await _current(sessionmaker, base.model.id, version)
+    execution = Execution.from_model(row)
+    execution.preloaded_workflow = base.preloaded_workflow
+    if "executionStatus" in data:
+        execution.status = ExecutionStatus(data["executionStatus"])
+    by_id = {str(s.id): s for s in steps}
+    row_step = by_id.get(data.get("stepId", ""))
+    if row_step is None:
+        return execution, None
+    step = StepExecution.from_model(row_step)
+    if "status" in data:
+        step.status = StepStatus(data["status"])
+    if "attempt" in data:
+        step.attempt = data["attempt"]
+    return execution, step
 
 
 @strawberry.type
 class ExecutionSubscription:
     @strawberry.subscription(
         permission_classes=[IsViewer],
-        description="Every state change of an execution; with `after`, first the stored "
-        "events after that position. Completes when the execution ends.",
+        description="Every state change of an execution, each with the state as it was at "
+        "that event; with `after`, first the stored events after that position (none: "
+        "from the start). No gap, no duplicate. Completes when the execution ends.",
     )
     async def execution_updated(
         self, info: Info[Context, None], id: strawberry.ID, after: int | None = None
@@ -140,14 +197,17 @@ class ExecutionSubscription:
         execution_id = parse_id(id, "id")
         sessionmaker = ctx.services.sessionmaker
         async with sessionmaker() as session:
-            await get_execution(
+            row = await get_execution(
                 session, principal=ctx.require_principal(), execution_id=execution_id
             )
+            workflow = await session.get(models.Workflow, row.workflow_id)
             delivered = (
                 await version_at(session, stream_id=execution_id, position=after)
                 if after is not None
                 else 0
             )
+        base = Execution.from_model(row)  # what never changes; each event brings the rest
+        base.preloaded_workflow = workflow
         async with ctx.services.pubsub.subscribe(channel_for(STREAM, execution_id)) as live:
             pending: Sequence[models.Event | _Live] | None = None  # None: read the log
             while True:
@@ -159,7 +219,7 @@ class ExecutionSubscription:
                             )
                         )
                 if pending:
-                    for event in await _snapshot(sessionmaker, execution_id, pending):
+                    for event in await _events(sessionmaker, base, pending):
                         delivered = event.version
                         yield event
                         if event.type in _TERMINAL:

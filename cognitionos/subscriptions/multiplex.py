@@ -3,9 +3,16 @@
 When many sockets of one user run the same subscription document with the same
 variables (a dashboard open in many tabs, a team's wall screens), their results are
 identical: the stream is executed once per process and each result is serialized
-once; every socket gets the same text. A socket that joins late first receives what
-the shared stream has sent so far, so it sees exactly what a stream of its own would
-have replayed: no gap, no duplicate.
+once; every socket gets the same text.
+
+Sharing must not change what anyone sees, so a socket that joins late gets exactly
+what a stream of its own would send, and how depends on the field (``JOINS``):
+
+* a replaying stream (``executionUpdated``: the log after the cursor, then live) first
+  gives the late joiner everything it has sent so far, which is that replay;
+* a feed (``notificationReceived``, ``agentStatusChanged``: what happens from now on)
+  gives it only what comes next;
+* any other field is not shared: each socket runs its own stream.
 """
 
 from __future__ import annotations
@@ -14,13 +21,14 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from graphql import FieldNode, GraphQLError, OperationType, get_operation_ast, parse
 
 from cognitionos.observability import get_logger
 
-__all__ = ["Multiplexer", "subscription_key"]
+__all__ = ["JOINS", "Multiplexer", "SharedKey", "SlowConsumer", "subscription_key"]
 
 log = get_logger("cognitionos.multiplex")
 
@@ -28,27 +36,53 @@ Item = tuple[str, str]  # ("next" | "error", payload JSON)
 _END: Any = None
 MAX_HISTORY = 10_000
 
+# Per subscription field: does a late joiner get what the stream has sent so far?
+JOINS: dict[str, bool] = {
+    "executionUpdated": True,
+    "notificationReceived": False,
+    "agentStatusChanged": False,
+}
+
+
+@dataclass(frozen=True)
+class SharedKey:
+    """Who asked what: sockets with equal keys share one stream."""
+
+    principal: str
+    query: str
+    variables: str
+    operation_name: str
+    replay: bool  # late joiners first get what the stream has sent so far
+
 
 def subscription_key(
     principal_key: str, query: str, variables: dict[str, Any] | None, operation_name: str | None
-) -> tuple[str, ...] | None:
-    """The sharing key, or None when the document is not a valid subscription."""
+) -> SharedKey | None:
+    """The sharing key, or None when the document is not a valid, shareable subscription."""
     try:
         operation = get_operation_ast(parse(query), operation_name)
     except GraphQLError:
         return None
     if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
         return None
+    selections = operation.selection_set.selections
+    if len(selections) != 1 or not isinstance(selections[0], FieldNode):
+        return None
+    replay = JOINS.get(selections[0].name.value)
+    if replay is None:
+        return None
     try:
         frozen = json.dumps(variables or {}, sort_keys=True)
     except (TypeError, ValueError):
         return None
-    return (principal_key, query, frozen, operation_name or "")
+    return SharedKey(principal_key, query, frozen, operation_name or "", replay)
 
 
 class _Shared:
-    def __init__(self, source: AsyncIterator[Item], queue_size: int) -> None:
+    def __init__(self, source: AsyncIterator[Item], queue_size: int, *, replay: bool) -> None:
+        # A feed keeps only errors: a late joiner must still learn that the stream failed.
         self.history: list[Item] = []
+        self.replay = replay
         self.listeners: set[asyncio.Queue[Item | None]] = set()
         self.queue_size = queue_size
         self.finished = False
@@ -57,7 +91,8 @@ class _Shared:
     async def _pump(self, source: AsyncIterator[Item]) -> None:
         try:
             async for item in source:
-                self.history.append(item)
+                if self.replay or item[0] == "error":
+                    self.history.append(item)
                 for queue in list(self.listeners):
                     try:
                         queue.put_nowait(item)
@@ -76,19 +111,20 @@ class _Shared:
 class Multiplexer:
     def __init__(self, *, queue_size: int = 1000) -> None:
         self.queue_size = queue_size
-        self._streams: dict[tuple[str, ...], _Shared] = {}
+        self._streams: dict[SharedKey, _Shared] = {}
 
     @property
     def stream_count(self) -> int:
         return len(self._streams)
 
     async def attach(
-        self, key: tuple[str, ...], start: Callable[[], AsyncIterator[Item]]
+        self, key: SharedKey, start: Callable[[], AsyncIterator[Item]]
     ) -> AsyncIterator[Item]:
-        """Everything the shared stream sent so far, then what it sends next."""
+        """What the shared stream sent so far when ``key.replay`` (else only its errors),
+        then what it sends next."""
         shared = self._streams.get(key)
         if shared is None or shared.finished or len(shared.history) >= MAX_HISTORY:
-            shared = _Shared(start(), self.queue_size)
+            shared = _Shared(start(), self.queue_size, replay=key.replay)
             self._streams[key] = shared
         queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=self.queue_size)
         backlog = list(shared.history)  # taken with the registration: nothing in between

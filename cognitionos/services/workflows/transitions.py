@@ -36,6 +36,7 @@ __all__ = [
     "Dispatch",
     "Effects",
     "definition_of",
+    "execution_state",
     "fail_step",
     "finish_if_done",
     "lock_execution",
@@ -46,6 +47,7 @@ __all__ = [
     "requeue",
     "set_step",
     "skip_dependents",
+    "step_state",
     "steps_of",
     "succeed_step",
 ]
@@ -191,13 +193,20 @@ async def record(
     actor: uuid.UUID | None = None,
     **data: Any,
 ) -> None:
-    payload: dict[str, Any] = {"executionStatus": execution.status.value}
+    """Append an event carrying the state as it is now: the execution's (``execution``)
+    and, for a step event, the step's (``step``), so a replay shows each event as it
+    happened rather than as things are when it is read."""
+    payload: dict[str, Any] = {
+        "executionStatus": execution.status.value,
+        "execution": execution_state(execution),
+    }
     if step is not None:
         payload.update(
             stepId=str(step.id),
             stepKey=step.step_key,
             status=step.status.value,
             attempt=step.attempt,
+            step=step_state(step),
         )
     payload.update({k: v for k, v in data.items() if v is not None})
     execution.event_version += 1
@@ -219,6 +228,47 @@ async def record(
 
 
 _NOTIFYING = {"EXECUTION_SUCCEEDED", "EXECUTION_FAILED", "EXECUTION_WAITING"}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _money(value: Decimal | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+def execution_state(execution: WorkflowExecution) -> dict[str, Any]:
+    """The execution's changing fields, as stored in each of its events."""
+    return {
+        "status": execution.status.value,
+        "outputs": execution.outputs,
+        "error": execution.error,
+        "costUsd": _money(execution.cost_usd),
+        "tokens": execution.tokens,
+        "startedAt": _iso(execution.started_at),
+        "finishedAt": _iso(execution.finished_at),
+    }
+
+
+def step_state(step: StepExecution) -> dict[str, Any]:
+    """A step as it is now, as stored in each of its events."""
+    return {
+        "id": str(step.id),
+        "stepKey": step.step_key,
+        "kind": step.kind,
+        "status": step.status.value,
+        "attempt": step.attempt,
+        "maxAttempts": step.max_attempts,
+        "agentId": str(step.agent_id) if step.agent_id is not None else None,
+        "output": step.output,
+        "error": step.error,
+        "costUsd": _money(step.cost_usd),
+        "tokens": step.tokens,
+        "startedAt": _iso(step.started_at),
+        "finishedAt": _iso(step.finished_at),
+        "nextAttemptAt": _iso(step.next_attempt_at),
+    }
 
 
 def set_step(
