@@ -32,6 +32,7 @@ from cognitionos.services.templating import close_renderer, open_renderer
 from cognitionos.services.workflows import Engine
 from cognitionos.subscriptions.pubsub import PubSubHub
 from cognitionos.web import health
+from cognitionos.web.console import console_routes
 from cognitionos.web.graphql_http import GraphQLHTTP
 from cognitionos.web.graphql_ws import GraphQLWebSocket
 from cognitionos.web.middleware import RequestContextMiddleware
@@ -139,6 +140,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/metrics", health.metrics),
         # Third-party browser assets (GraphiQL, React) live in the checkout's vendor/.
         Mount("/static/graphiql", StaticFiles(directory=VENDOR / "graphiql", check_dir=False)),
+        *console_routes(),  # the web console at / (static files, no build step)
     ]
     middleware = [Middleware(RequestContextMiddleware, metrics=metrics, tracer=tracer)]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

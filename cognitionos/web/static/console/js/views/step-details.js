@@ -1,0 +1,73 @@
+// The selected step beside the graph: state, attempts, agent, tokens, cost, output
+// (or the tokens streaming in), error, approval, and its configuration.
+
+import { STREAMING_KINDS, stateBadge, word } from "../states.js";
+import { count, elapsed, empty, exact, h, money, pre, relTime } from "../ui.js";
+
+/**
+ * @param {object} args
+ * @param {object} args.def       the step's definition (key, kind, config, dependsOn, retry)
+ * @param {object|null} args.step the step's execution
+ * @param {string|null} args.streamed  tokens received while it runs
+ * @param {object[]} args.history the execution's events (this step's are picked out)
+ * @param {Map} args.agents       agent id -> name
+ * @param {HTMLTextAreaElement} args.comment  kept across renders: what the person typed
+ * @param {(approved: boolean, button: HTMLButtonElement) => void} args.onApprove
+ */
+export function stepDetails({ def, step, streamed, history, agents, comment, onApprove }) {
+  if (!def) return empty("Select a step", "Click a step in the graph (or focus it and press Enter).");
+  const status = step?.status || "PENDING";
+  const streaming = STREAMING_KINDS.has(def.kind) && (status === "RUNNING" || status === "RETRYING");
+  const panel = h("section", { class: "panel details", "aria-labelledby": "step-title", "data-testid": "step-details",
+    "data-step-key": def.key },
+  h("h2", { id: "step-title" }, def.name && def.name !== def.key ? `${def.name} (${def.key})` : def.key),
+  h("div", {}, stateBadge(status, { big: true }), h("span", { class: "sub" }, `  ${def.kind}`)));
+
+  const facts = [
+    ["Attempt", step ? `${step.attempt} of ${step.maxAttempts}` : `0 of ${def.retry?.maxAttempts ?? 1}`],
+    def.kind === "AGENT" ? ["Agent", step?.agent ? agents.get(step.agent) || step.agent : `any with “${def.agentCapability}”`] : null,
+    ["Started", step?.startedAt ? relTime(step.startedAt) : "—"],
+    ["Duration", step?.startedAt ? elapsed(step.startedAt, step.finishedAt) : "—"],
+    ["Tokens", count(step?.tokens ?? 0)],
+    ["Cost", money(step?.costUsd ?? null)],
+    ["Depends on", def.dependsOn.length ? def.dependsOn.join(", ") : "nothing (a root)"],
+  ].filter(Boolean);
+  if (status === "RETRYING" && step?.nextAttemptAt) {
+    facts.push(["Next attempt", h("time", { datetime: step.nextAttemptAt, title: exact(step.nextAttemptAt) }, exact(step.nextAttemptAt))]);
+  }
+  panel.append(h("dl", {}, facts.filter(Boolean).map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])));
+
+  if (status === "WAITING_APPROVAL" && step) {
+    const approve = h("button", { type: "button", class: "good", "data-testid": "approve-button" }, "Approve");
+    const reject = h("button", { type: "button", class: "bad", "data-testid": "reject-button" }, "Reject");
+    approve.addEventListener("click", () => onApprove(true, approve));
+    reject.addEventListener("click", () => onApprove(false, reject));
+    panel.append(h("div", { class: "approval" },
+      h("strong", {}, "Waiting for your approval"),
+      def.config?.prompt ? h("p", {}, def.config.prompt) : null,
+      h("div", { class: "field" }, h("label", { for: comment.id }, "Comment (optional)"), comment),
+      h("div", { class: "buttons" }, approve, reject)));
+  }
+
+  panel.append(h("h3", {}, "Output ", streaming ? h("span", { class: "streaming-label" }, "streaming…") : null));
+  if (streaming) {
+    panel.append(h("pre", { class: "stream", "data-testid": "step-output", "data-streaming": "true",
+      "aria-live": "off" }, streamed || "waiting for the first tokens…"));
+  } else {
+    panel.append(pre(step?.output ?? (streamed || null), { "data-testid": "step-output" }));
+  }
+  if (step?.error) panel.append(h("h3", {}, "Error"), h("pre", { class: "error-box", "data-testid": "step-error" }, step.error));
+
+  const attempts = history.filter((e) => e.data?.stepKey === def.key);
+  panel.append(h("h3", {}, "Attempts and changes"));
+  panel.append(attempts.length
+    ? h("ol", { class: "sub" }, attempts.map((e) => h("li", {},
+      h("span", { class: "mono" }, `#${e.position} `), `${word(e.data.status)} `,
+      e.data.attempt ? `(attempt ${e.data.attempt}) ` : "", relTime(e.createdAt),
+      e.data.error ? h("div", { class: "error-box" }, e.data.error) : null)))
+    : h("p", { class: "sub" }, "Nothing has happened to this step yet."));
+
+  panel.append(h("h3", {}, "Inputs (its configuration, before templating)"), pre(def.config || {}));
+  panel.append(h("p", { class: "sub" }, `Retries: up to ${def.retry?.maxAttempts ?? 1} attempts; timeout ${def.timeoutSeconds} s.`));
+  return panel;
+}

@@ -1,0 +1,241 @@
+"""The web console at ``/`` in Debian's Chromium, driven by Playwright (sync API).
+
+Everything the console does goes through the public GraphQL API of a real server with an
+in-process worker; the browser reaches nothing but that server.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.llm_fake import FakeLLM, Reply
+from tests.support import CREATE_WORKFLOW, EXECUTION, GQL, STRONG_PASSWORD, LiveServer
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]  # fmt: skip
+DOCS_SHOT = Path(__file__).resolve().parent.parent / "docs" / "console.png"
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="needs Chromium (.ci/run installs Debian's chromium)"
+)
+
+EVENTS = "query($id: ID!) { events(streamId: $id) { position version type } }"
+RELEASE_STEPS: list[dict[str, Any]] = [
+    {"key": "prep", "kind": "TRANSFORM", "config": {"template": '"{{ inputs.what }}"'}},
+    {
+        "key": "draft",
+        "kind": "LLM",
+        "config": {"prompt": "Write release notes for {{ steps.prep.output }}"},
+        "dependsOn": ["prep"],
+    },
+    {
+        "key": "ask",
+        "kind": "APPROVAL",
+        "config": {"prompt": "Ship {{ inputs.what }}?"},
+        "dependsOn": ["draft"],
+    },
+    {
+        "key": "ship",
+        "kind": "TRANSFORM",
+        "config": {"template": "shipped {{ inputs.what }}"},
+        "dependsOn": ["ask"],
+    },
+]
+NOTES = "Release notes: faster start, fewer round trips, a console that stays live. "
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield launched
+        launched.close()
+
+
+def watch(page: Any) -> list[str]:
+    """Errors the page logs or throws: a console that works logs none."""
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on(
+        "request",
+        lambda r: (
+            problems.append(f"left the server: {r.url}")
+            if not r.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:"))
+            else None
+        ),
+    )
+    return problems
+
+
+def log_in(page: Any, email: str) -> None:
+    page.get_by_test_id("login-email").fill(email)
+    page.get_by_test_id("login-password").fill(STRONG_PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    expect(page.get_by_test_id("logout")).to_be_visible()
+
+
+def node(page: Any, key: str) -> Any:
+    return page.locator(f'[data-testid="dag-node"][data-step-key="{key}"]')
+
+
+def api_state(gql: GQL, execution_id: str, token: str) -> dict[str, str]:
+    execution = gql.ok(EXECUTION, {"id": execution_id}, token=token)["execution"]
+    return {s["stepKey"]: s["status"] for s in execution["steps"]}
+
+
+def dag_state(page: Any) -> dict[str, str]:
+    return page.eval_on_selector_all(
+        '[data-testid="dag-node"]',
+        "nodes => Object.fromEntries(nodes.map(n => [n.dataset.stepKey, n.dataset.status]))",
+    )
+
+
+def history(page: Any) -> list[int]:
+    return page.eval_on_selector_all(
+        '[data-testid="event-row"]', "rows => rows.map(r => Number(r.dataset.position))"
+    )
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_a_run_with_an_approval_is_live_reload_safe_and_notifies(
+    engine_server: LiveServer, llm_fake: FakeLLM, browser: Any, tmp_path: Path
+) -> None:
+    gql = engine_server.gql
+    token = gql.register("console@example.com")["accessToken"]
+    gql.ok(
+        CREATE_WORKFLOW,
+        {
+            "input": {
+                "key": "release",
+                "version": "1.0.0",
+                "name": "Release",
+                "description": "Draft notes, ask a human, ship.",
+                "steps": RELEASE_STEPS,
+                "inputSchema": {
+                    "type": "object",
+                    "required": ["what"],
+                    "properties": {"what": {"type": "string", "title": "What to ship"}},
+                },
+            }
+        },
+        token=token,
+    )
+    # The LLM step streams slowly enough to be watched token by token.
+    llm_fake.script("openai", Reply(NOTES, delay=0.12))
+    expect.set_options(timeout=20_000)
+
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    problems = watch(page)
+    page.goto(f"{engine_server.url}/")
+    expect(page).to_have_url(re.compile(r"#/login"))
+    log_in(page, "console@example.com")
+    expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "connected")
+    expect(page.get_by_text("No executions yet.")).to_be_visible()  # the designed empty state
+
+    # Run it from the form generated from its input schema.
+    page.goto(f"{engine_server.url}/#/workflows/release")
+    page.get_by_label("What to ship").fill("v2")
+    page.get_by_test_id("run-workflow").click()
+    expect(page).to_have_url(re.compile(r"#/executions/[0-9a-f-]{36}"))
+    execution_id = re.search(r"#/executions/([0-9a-f-]{36})", page.url).group(1)  # type: ignore[union-attr]
+
+    # Live: the LLM step runs and its tokens stream into the output pane.
+    expect(node(page, "prep")).to_have_attribute("data-status", "SUCCEEDED")
+    expect(node(page, "draft")).to_have_attribute("data-status", "RUNNING")
+    node(page, "draft").click()
+    output = page.get_by_test_id("step-output")
+    expect(output).to_have_attribute("data-streaming", "true")
+    expect(output).to_contain_text("Release notes:")
+    expect(node(page, "draft")).to_have_attribute("data-status", "SUCCEEDED")
+    expect(node(page, "ask")).to_have_attribute("data-status", "WAITING_APPROVAL")
+    expect(page.get_by_test_id("execution-status")).to_have_attribute("data-status", "WAITING")
+    expect(output).to_contain_text("a console that stays live")
+    # Waiting for approval notified the owner: the badge rose without a reload.
+    expect(page.get_by_test_id("notification-badge")).to_have_attribute("data-count", "1")
+    page.screenshot(path=tmp_path / "waiting.png")
+
+    # Reload mid-run: the same state, every event once.
+    page.reload()
+    expect(node(page, "ask")).to_have_attribute("data-status", "WAITING_APPROVAL")
+    api_events = gql.ok(EVENTS, {"id": execution_id}, token=token)["events"]
+    wait_for(lambda: len(history(page)) == len(api_events), "the history after the reload")
+    positions = history(page)
+    assert positions == sorted(set(positions)) == [e["position"] for e in api_events]
+    assert dag_state(page) == api_state(gql, execution_id, token)
+    expect(page.get_by_test_id("notification-badge")).to_have_attribute("data-count", "1")
+
+    # A second tab: the inbox as stored, no notification replayed over its live feed.
+    inbox = context.new_page()
+    inbox_problems = watch(inbox)
+    inbox.goto(f"{engine_server.url}/#/notifications")
+    expect(inbox.get_by_test_id("notification-item")).to_have_count(1)
+    expect(inbox.get_by_test_id("connection")).to_have_attribute("data-state", "connected")
+    badge = inbox.get_by_test_id("notification-badge")
+    expect(badge).to_have_attribute("data-count", "1")
+    time.sleep(1)  # a replay would come right after subscribing
+    assert badge.get_attribute("data-received") == "0"
+
+    # Approve in the first tab; the run finishes live and its success notifies both tabs.
+    page.bring_to_front()
+    node(page, "ask").click()
+    page.get_by_label("Comment (optional)").fill("ship it")
+    page.get_by_test_id("approve-button").click()
+    expect(node(page, "ship")).to_have_attribute("data-status", "SUCCEEDED")
+    expect(page.get_by_test_id("execution-status")).to_have_attribute("data-status", "SUCCEEDED")
+    expect(page.get_by_test_id("cancel-button")).to_have_count(0)
+    expect(page.get_by_test_id("notification-badge")).to_have_attribute("data-count", "2")
+    expect(badge).to_have_attribute("data-count", "2")
+    expect(inbox.get_by_test_id("notification-item")).to_have_count(2)
+    assert badge.get_attribute("data-received") == "1"
+
+    api_events = gql.ok(EVENTS, {"id": execution_id}, token=token)["events"]
+    wait_for(lambda: len(history(page)) == len(api_events), "the complete history")
+    assert history(page) == [e["position"] for e in api_events]
+    assert dag_state(page) == api_state(gql, execution_id, token)
+    assert api_events[-1]["type"] == "EXECUTION_SUCCEEDED"
+    node(page, "draft").click()
+    expect(page.get_by_test_id("step-output")).to_contain_text("a console that stays live")
+    page.screenshot(path=tmp_path / "succeeded.png", full_page=True)
+    DOCS_SHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=DOCS_SHOT)
+
+    # Mark read in the inbox: both badges go down.
+    inbox.get_by_test_id("mark-read").first.click()
+    expect(badge).to_have_attribute("data-count", "1")
+
+    # The list shows the run with its final status; at phone width it is still usable.
+    page.goto(f"{engine_server.url}/#/executions")
+    row = page.locator(f'[data-testid="execution-row"][data-execution-id="{execution_id}"]')
+    expect(row).to_have_attribute("data-status", "SUCCEEDED")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=tmp_path / "phone-list.png", full_page=True)
+    page.goto(f"{engine_server.url}/#/executions/{execution_id}")
+    expect(node(page, "ship")).to_have_attribute("data-status", "SUCCEEDED")
+    page.screenshot(path=tmp_path / "phone-execution.png", full_page=True)
+
+    page.get_by_test_id("logout").click()
+    expect(page.get_by_test_id("login-email")).to_be_visible()
+    assert problems == [] and inbox_problems == []
+    context.close()
