@@ -1,8 +1,8 @@
-"""Feeds that are not event-sourced: notifications, agent status, streamed step output.
+"""Feeds: notifications and agent status, from the moment the subscription starts.
 
 Producers publish a JSON object to the channel (``subscriptions.channels``); these
-subscriptions map it to the schema type. The notifications and agents work are the
-producers; the types follow DESIGN §4 so their clients can rely on them now.
+subscriptions map it to the schema type. Nothing is replayed: a feed shows what happens
+while it is open (sockets sharing one feed see the same, see ``multiplex``).
 """
 
 from __future__ import annotations
@@ -16,15 +16,9 @@ from strawberry import Info
 
 from cognitionos.context import Context
 from cognitionos.schema.agents import Agent
-from cognitionos.schema.common import parse_id
 from cognitionos.schema.notifications import Notification
 from cognitionos.schema.permissions import IsViewer
-from cognitionos.services.workflows import get_step
-from cognitionos.subscriptions.channels import (
-    agents_channel,
-    notifications_channel,
-    step_output_channel,
-)
+from cognitionos.subscriptions.channels import agents_channel, notifications_channel
 from cognitionos.subscriptions.pubsub import RESYNC
 
 __all__ = ["FeedSubscription", "follow"]
@@ -44,7 +38,10 @@ def _when(value: Any) -> datetime | None:
 
 @strawberry.type
 class FeedSubscription:
-    @strawberry.subscription(permission_classes=[IsViewer], description="Your new notifications.")
+    @strawberry.subscription(
+        permission_classes=[IsViewer],
+        description="Your in-app notifications as they are delivered, from now on.",
+    )
     async def notification_received(
         self, info: Info[Context, None]
     ) -> AsyncGenerator[Notification, None]:
@@ -52,20 +49,9 @@ class FeedSubscription:
         async for message in follow(info.context, notifications_channel(principal.user_id)):
             yield Notification.from_message(message)
 
-    @strawberry.subscription(permission_classes=[IsViewer], description="Agent status changes.")
+    @strawberry.subscription(
+        permission_classes=[IsViewer], description="Agent load and status changes, from now on."
+    )
     async def agent_status_changed(self, info: Info[Context, None]) -> AsyncGenerator[Agent, None]:
         async for message in follow(info.context, agents_channel()):
             yield Agent.from_message(message)
-
-    @strawberry.subscription(
-        permission_classes=[IsViewer], description="Tokens of a running LLM step, as they come."
-    )
-    async def step_output(
-        self, info: Info[Context, None], step_execution_id: strawberry.ID
-    ) -> AsyncGenerator[str, None]:
-        ctx = info.context
-        step_id = parse_id(step_execution_id, "stepExecutionId")
-        async with ctx.session() as session:
-            await get_step(session, principal=ctx.require_principal(), step_id=step_id)
-        async for message in follow(ctx, step_output_channel(step_id)):
-            yield str(message.get("text", ""))

@@ -32,6 +32,7 @@ from cognitionos.services.auth import Principal, acting_principal
 from cognitionos.services.errors import Conflict, Forbidden, NotFound
 from cognitionos.services.events import publish_events
 from cognitionos.services.workflows.definitions import StepSpec, check_inputs, require_workflow
+from cognitionos.services.workflows.output import mark_attempts
 from cognitionos.services.workflows.steps import SqlPool, StepContext, StepFailure, get_kind
 from cognitionos.services.workflows.templates import TemplateFailure, render_config
 from cognitionos.services.workflows.transitions import (
@@ -149,6 +150,10 @@ class Engine:
                 await publish_events(self.redis, effects.events)
             except Exception:  # subscribers backfill from the event log
                 log.warning("publishing events failed", exc_info=True)
+            try:  # before the step runs: its tokens follow its start in the log
+                await mark_attempts(self.redis, effects.events)
+            except Exception:  # live output is a view; the step's result is what counts
+                log.warning("marking step attempts failed", exc_info=True)
         dispatch = effects.dispatch
         if (
             self.local_runner is not None

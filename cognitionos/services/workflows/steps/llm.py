@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 import jsonschema
 
 from cognitionos.observability import get_logger
 from cognitionos.services.errors import BadUserInput, LLMUnavailable
-from cognitionos.services.events import step_output_channel
 from cognitionos.services.llm import (
     PROVIDER_NAMES,
     ChatRequest,
@@ -19,6 +17,7 @@ from cognitionos.services.llm import (
     parse_json_output,
 )
 from cognitionos.services.llm.types import OnToken
+from cognitionos.services.workflows.output import append_text
 from cognitionos.services.workflows.steps.base import (
     StepContext,
     StepFailure,
@@ -42,15 +41,16 @@ def need_router(ctx: StepContext) -> Router:
 
 
 def token_streamer(ctx: StepContext) -> OnToken | None:
-    """Publish each token to the step's ``stepOutput`` channel (best effort)."""
+    """Append each token to the attempt's output log, which ``stepOutput`` follows
+    (best effort)."""
     redis = ctx.redis
     if redis is None:
         return None
-    channel = step_output_channel(ctx.step_id)
+    step_id, attempt = ctx.step_id, ctx.attempt
 
     async def on_token(text: str) -> None:
         try:
-            await redis.publish(channel, json.dumps({"text": text}))
+            await append_text(redis, step_id, attempt, text)
         except Exception:  # live output is a view; the step's result is what counts
             log.debug("publishing a token failed", exc_info=True)
 
