@@ -15,6 +15,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 
 import strawberry
+from redis.asyncio import Redis
 from strawberry import Info
 
 from cognitionos.context import Context
@@ -119,6 +120,17 @@ def _whole(step: models.StepExecution, log: list[OutputEntry]) -> StepOutputChun
     )
 
 
+async def _missed(
+    redis: Redis, step_id: uuid.UUID, count: int, last: str | None
+) -> tuple[list[OutputEntry], bool]:
+    """The entries after number ``count`` (id ``last``), read back from the log; the whole
+    log, and True, when it is no longer the log read before (Redis restarted without it)."""
+    log = await read_log(redis, step_id)
+    if count and not any(e.n == count and e.id == last for e in log):
+        return log, True
+    return [e for e in log if e.n > count], False
+
+
 async def _follow(ctx: Context, step_id: uuid.UUID) -> AsyncGenerator[StepOutputChunk, None]:
     """Every chunk from the attempt in progress (or the next) until the step finishes."""
     services = ctx.services
@@ -152,7 +164,9 @@ async def _follow(ctx: Context, step_id: uuid.UUID) -> AsyncGenerator[StepOutput
             if entry is not None and entry.n == count + 1:
                 entries = [entry]
             elif message is RESYNC or entry is not None:  # reconnected, or a gap
-                entries = await read_log(services.redis, step_id, after=last)
+                entries, lost = await _missed(services.redis, step_id, count, last)
+                if lost:
+                    count, last = 0, None
             else:
                 continue
             for item in entries:

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
+
+from redis.asyncio import Redis
+
 from cognitionos.db.models.workflows import StepStatus
-from cognitionos.services.workflows.output import EntryKind, OutputEntry
-from cognitionos.subscriptions.step_output import _Attempts
+from cognitionos.services.workflows.output import (
+    EntryKind,
+    OutputEntry,
+    _log_key,
+    append_text,
+    read_log,
+)
+from cognitionos.subscriptions.step_output import _Attempts, _missed
+from tests.conftest import Stack
 
 
 def entries(*rows: tuple[str, int, str]) -> list[OutputEntry]:
@@ -84,3 +95,23 @@ def test_a_run_that_restarts_without_an_end_is_closed_and_a_lost_worker_is_ignor
 def test_a_step_that_ends_while_no_attempt_runs_is_reported_finished() -> None:
     out, runs = seen(entries(("text", 1, "stray"), ("end", 1, "SKIPPED")))
     assert out == [] and runs.finished is StepStatus.SKIPPED
+
+
+async def test_the_log_is_read_back_after_a_gap_and_after_redis_lost_it(stack: Stack) -> None:
+    redis = Redis.from_url(stack.redis.url)
+    step_id = uuid.uuid4()
+    try:
+        for text in ("a", "b", "c"):
+            await append_text(redis, step_id, 1, text)
+        log = await read_log(redis, step_id)
+        assert [(e.n, e.text) for e in log] == [(1, "a"), (2, "b"), (3, "c")]
+        # Seen up to "a": the rest comes back, once.
+        missed, lost = await _missed(redis, step_id, 1, log[0].id)
+        assert ([e.text for e in missed], lost) == (["b", "c"], False)
+        # Redis came back without the log: everything now in it is new to the reader.
+        await redis.delete(_log_key(step_id))
+        await append_text(redis, step_id, 1, "d")
+        missed, lost = await _missed(redis, step_id, 3, log[2].id)
+        assert ([(e.n, e.text) for e in missed], lost) == ([(1, "d")], True)
+    finally:
+        await redis.aclose()
