@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -463,3 +464,35 @@ async def test_sharing_a_stream_never_changes_what_a_cursor_replays(
     expected = history(gql, token, execution_id)
     assert from_whole == expected and from_twin == expected
     assert from_cursor == [e for e in expected if e[0] > cursor]
+
+
+async def test_events_stored_before_they_carried_their_state_fall_back_to_the_rows(
+    engine_server: LiveServer, gql: GQL, stack: Any
+) -> None:
+    import asyncpg
+
+    token = gql.member("old@example.com")
+    chain(gql, token, "old", n=1)
+    execution_id = start(gql, token, "old")
+    done = gql.wait_execution(execution_id, token)
+    conn = await asyncpg.connect(stack.dsn)
+    try:  # as the log was written before events stored the state
+        await conn.execute(
+            "UPDATE events SET data = data - 'execution' - 'step' WHERE stream_id = $1",
+            uuid.UUID(execution_id),
+        )
+    finally:
+        await conn.close()
+    async with WS(engine_server.url) as ws:
+        await ws.init(token)
+        await ws.subscribe("1", AS_OF, {"id": execution_id, "after": 0})
+        events = [p["data"]["executionUpdated"] for p in await ws.collect("1")]
+    by_type = {e["type"]: e for e in events}
+    assert "step" not in by_type["STEP_STARTED"]["data"]
+    # What the old events did record (statuses, attempt) still shows as of the event...
+    assert by_type["EXECUTION_CREATED"]["execution"]["status"] == "PENDING"
+    started = by_type["STEP_STARTED"]["step"]
+    assert (started["stepKey"], started["status"], started["attempt"]) == ("s0", "RUNNING", 1)
+    # ...the rest is the step as it is now.
+    assert started["output"] == done["steps"][0]["output"]
+    assert by_type["EXECUTION_SUCCEEDED"]["execution"]["status"] == "SUCCEEDED"
