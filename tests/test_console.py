@@ -10,6 +10,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -239,3 +240,205 @@ def test_a_run_with_an_approval_is_live_reload_safe_and_notifies(
     expect(page.get_by_test_id("login-email")).to_be_visible()
     assert problems == [] and inbox_problems == []
     context.close()
+
+
+def new_page(browser: Any, server: LiveServer, email: str, **context: Any) -> tuple[Any, list[str]]:
+    """A logged-in console page and the list its errors go to."""
+    page = browser.new_context(viewport={"width": 1280, "height": 800}, **context).new_page()
+    problems = watch(page)
+    page.goto(f"{server.url}/")
+    log_in(page, email)
+    return page, problems
+
+
+def local_session(page: Any) -> dict[str, Any]:
+    return page.evaluate("JSON.parse(localStorage.getItem('cognitionos.session'))")
+
+
+GATE = [
+    {"key": "ask", "kind": "APPROVAL", "config": {"prompt": "Go?"}},
+    {"key": "after", "kind": "TRANSFORM", "config": {"template": "done"}, "dependsOn": ["ask"]},
+]
+APPROVE = """mutation($id: ID!) { approveStep(stepExecutionId: $id, approved: true) { status } }"""
+LOGOUT = "mutation($t: String!) { logout(refreshToken: $t) }"
+
+
+def test_the_session_refreshes_reconnects_resumes_and_expires_back_to_login(
+    make_server: Callable[..., LiveServer], browser: Any
+) -> None:
+    # Access tokens live 5 s: the console refreshes every 4 s, reconnecting its socket.
+    server = make_server(worker_in_process=True, access_token_ttl_seconds=5)
+    gql = server.gql
+    gql.register("refresh@example.com")
+
+    def token() -> str:
+        return str(gql.login("refresh@example.com").json()["data"]["login"]["accessToken"])
+
+    gql.ok(
+        CREATE_WORKFLOW,
+        {"input": {"key": "gate", "version": "1.0.0", "name": "Gate", "steps": GATE}},
+        token=token(),
+    )
+    started = gql.ok(EXECUTE_GATE, {"input": {"workflowKey": "gate"}}, token=token())
+    execution_id = started["executeWorkflow"]["id"]
+    waiting = gql.wait_execution(execution_id, token())
+    assert waiting["status"] == "WAITING"
+
+    page, problems = new_page(browser, server, "refresh@example.com")
+    page.goto(f"{server.url}/#/executions/{execution_id}")
+    expect(node(page, "ask")).to_have_attribute("data-status", "WAITING_APPROVAL")
+    first = local_session(page)["accessToken"]
+    wait_for(lambda: local_session(page)["accessToken"] != first, "a refreshed token", timeout=12)
+    expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "connected")
+
+    # Approved elsewhere: the resumed subscription carries the rest, each event once.
+    gql.ok(APPROVE, {"id": waiting["steps"][0]["id"]}, token=token())
+    expect(node(page, "after")).to_have_attribute("data-status", "SUCCEEDED")
+    expect(page.get_by_test_id("execution-status")).to_have_attribute("data-status", "SUCCEEDED")
+    api_events = gql.ok(EVENTS, {"id": execution_id}, token=token())["events"]
+    wait_for(lambda: len(history(page)) == len(api_events), "the complete history")
+    assert history(page) == [e["position"] for e in api_events]
+
+    # The login is revoked elsewhere: the next refresh fails, back to the login page,
+    # and after logging in again, back to the execution.
+    gql.ok(LOGOUT, {"t": local_session(page)["refreshToken"]}, token=token())
+    expect(page).to_have_url(re.compile(r"#/login\?next=.*reason=expired"), timeout=15_000)
+    expect(page.get_by_text("Your session has expired")).to_be_visible()
+    log_in(page, "refresh@example.com")
+    expect(page).to_have_url(re.compile(f"#/executions/{execution_id}"))
+    expect(node(page, "after")).to_have_attribute("data-status", "SUCCEEDED")
+    # The refused refresh is shown as it happened, and nothing else went wrong.
+    assert all("401" in p or "UNAUTHENTICATED" in p for p in problems), problems
+    page.context.close()
+
+
+EXECUTE_GATE = (
+    """mutation($input: ExecuteWorkflowInput!) { executeWorkflow(input: $input) { id } }"""
+)
+WIDE = [
+    {"key": "start", "kind": "TRANSFORM", "config": {"template": "0"}},
+    *(
+        {
+            "key": f"part-{i:02d}",
+            "kind": "TRANSFORM",
+            "config": {"template": str(i)},
+            "dependsOn": ["start"],
+        }
+        for i in range(48)
+    ),
+    {
+        "key": "join",
+        "kind": "TRANSFORM",
+        "config": {"template": "all"},
+        "dependsOn": [f"part-{i:02d}" for i in range(48)],
+    },
+]
+STORE = "mutation($i: StoreMemoryInput!) { storeMemory(input: $i) { id } }"
+UPDATE_AGENT = "mutation($id: ID!) { updateAgent(id: $id, input: {status: OFFLINE}) { status } }"
+
+
+def test_every_page_works_and_fifty_steps_stay_legible(
+    engine_server: LiveServer, llm_fake: FakeLLM, browser: Any, db: Any, tmp_path: Path
+) -> None:
+    gql = engine_server.gql
+    token = gql.register("tour@example.com")["accessToken"]
+    # The db fixture runs its own event loop: not inside Playwright's, so in a thread.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(db, "UPDATE users SET role = 'ADMIN' WHERE email = 'tour@example.com'").result()
+    gql.ok(
+        CREATE_WORKFLOW,
+        {"input": {"key": "wide", "version": "1.0.0", "name": "Wide", "steps": WIDE}},
+        token=token,
+    )
+    for content in (
+        "The rollout plan starts on Monday.",
+        "Lunch is at noon.",
+        "Rollback if errors rise.",
+    ):
+        gql.ok(STORE, {"i": {"content": content}}, token=token)
+    page, problems = new_page(browser, engine_server, "tour@example.com")
+
+    # Designed empty states, and an API error shown rather than swallowed.
+    page.goto(f"{engine_server.url}/#/notifications")
+    expect(page.get_by_text("No notifications yet.")).to_be_visible()
+    page.goto(f"{engine_server.url}/#/usage")
+    expect(page.get_by_text("No LLM calls in this period.")).to_be_visible()
+    page.goto(f"{engine_server.url}/#/executions/00000000-0000-0000-0000-000000000000")
+    expect(page.get_by_test_id("error")).to_contain_text("NOT_FOUND")
+
+    # 50 steps: one column of 48 between a root and a join, every node full size, none overlapping.
+    page.goto(f"{engine_server.url}/#/workflows/wide")
+    page.get_by_test_id("run-workflow").click()
+    expect(page).to_have_url(re.compile(r"#/executions/[0-9a-f-]{36}"))
+    nodes = page.get_by_test_id("dag-node")
+    expect(nodes).to_have_count(50)
+    expect(node(page, "join")).to_have_attribute("data-status", "SUCCEEDED")
+    assert set(dag_state(page).values()) == {"SUCCEEDED"}
+    boxes = nodes.evaluate_all(
+        "ns => ns.map(n => n.getBoundingClientRect()).map(r => [r.x, r.y, r.width, r.height])"
+    )
+    assert all(w >= 150 and h >= 50 for _, _, w, h in boxes)
+    overlapping = [
+        (a, b)
+        for i, a in enumerate(boxes)
+        for b in boxes[i + 1 :]
+        if a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+    ]
+    assert not overlapping
+    assert len({round(x) for x, *_ in boxes}) == 3  # start | 48 parts | join
+    page.screenshot(path=tmp_path / "fifty-steps.png")
+
+    # Memory: each hit says why it ranks.
+    page.goto(f"{engine_server.url}/#/memory")
+    page.get_by_label("Search memories").fill("rollout plan")
+    page.get_by_role("button", name="Search").click()
+    first_hit = page.get_by_test_id("memory-hit").first
+    expect(first_hit).to_contain_text("rollout plan starts on Monday")
+    expect(first_hit.get_by_test_id("memory-why")).to_contain_text("vector rank")
+    page.screenshot(path=tmp_path / "memory.png")
+
+    # Agents: load and status live.
+    page.goto(f"{engine_server.url}/#/agents")
+    rows = page.get_by_test_id("agent-row")
+    expect(rows).to_have_count(4)
+    agent_id = rows.first.get_attribute("data-agent-id")
+    gql.ok(UPDATE_AGENT, {"id": agent_id}, token=token)
+    expect(
+        page.locator(f'[data-testid="agent-row"][data-agent-id="{agent_id}"]')
+    ).to_have_attribute("data-status", "OFFLINE")
+    page.screenshot(path=tmp_path / "agents.png")
+
+    # Usage: an LLM run's cost per day as a chart.
+    gql.ok(
+        CREATE_WORKFLOW,
+        {
+            "input": {
+                "key": "ask-llm",
+                "version": "1.0.0",
+                "name": "Ask",
+                "steps": [{"key": "say", "kind": "LLM", "config": {"prompt": "Say hi"}}],
+            }
+        },
+        token=token,
+    )
+    done = gql.ok(EXECUTE_GATE, {"input": {"workflowKey": "ask-llm"}}, token=token)[
+        "executeWorkflow"
+    ]
+    assert gql.wait_execution(done["id"], token)["status"] == "SUCCEEDED"
+    page.goto(f"{engine_server.url}/#/usage")
+    chart = page.get_by_test_id("usage-chart")
+    expect(chart.locator("rect.bar[data-value]:not([data-value='0'])")).to_have_count(1)
+    page.screenshot(path=tmp_path / "usage.png")
+
+    # Workflows and the executions list with its filters.
+    page.goto(f"{engine_server.url}/#/workflows")
+    expect(page.get_by_test_id("workflow-card")).to_have_count(2)
+    page.screenshot(path=tmp_path / "workflows.png")
+    page.goto(f"{engine_server.url}/#/executions")
+    expect(page.get_by_test_id("execution-row")).to_have_count(2)
+    page.get_by_label("Workflow").select_option("wide")
+    expect(page.get_by_test_id("execution-row")).to_have_count(1)
+    expect(page).to_have_url(re.compile(r"workflow=wide"))
+    page.screenshot(path=tmp_path / "executions.png")
+    assert problems == [], problems
+    page.context.close()

@@ -76,6 +76,11 @@ function schedule() {
   }, wait);
 }
 
+/** Too close to expiry to send: a tenth of the lifetime, at most 5 s. */
+function stale() {
+  return current.expiresAt - Date.now() < Math.min(5000, current.ttl * 100);
+}
+
 function withLock(fn) {
   if (navigator.locks?.request) return navigator.locks.request(STORE, fn);
   return fn();
@@ -91,7 +96,7 @@ export function refresh() {
         forget("expired");
         throw new ApiError([{ message: "Your session has ended. Log in again." }]);
       }
-      if (stored.accessToken !== seen && stored.expiresAt - Date.now() > 5000) {
+      if (stored.accessToken !== seen && stored.expiresAt - Date.now() > Math.min(5000, stored.ttl * 100)) {
         current = stored; // another tab refreshed while we waited for the lock
         schedule();
       } else {
@@ -146,7 +151,7 @@ async function post(query, variables, token) {
 /** Run a query or mutation; a refused token is refreshed once and the request sent again. */
 export async function gql(query, variables = {}) {
   if (!current) throw new ApiError([{ message: "Log in first.", extensions: { code: "UNAUTHENTICATED" } }]);
-  if (current.expiresAt - Date.now() < 5000) await refresh();
+  if (stale()) await refresh();
   try {
     return await post(query, variables, current.accessToken);
   } catch (err) {
@@ -195,7 +200,7 @@ const socket = new Socket({
   url: `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${ENDPOINT}`,
   async connectionParams() {
     if (!current) throw new Error("not logged in");
-    if (current.expiresAt - Date.now() < 5000) await refresh();
+    if (stale()) await refresh();
     return { authorization: `Bearer ${current.accessToken}` };
   },
   onState: (state, detail) => emit("connection", { state, ...detail }),
@@ -264,7 +269,7 @@ window.addEventListener("storage", (event) => {
 });
 
 if (current) {
-  if (current.expiresAt < Date.now() + 5000) {
+  if (stale()) {
     // The page was closed longer than the access token lives: renew before anything else.
     refresh().catch(() => {});
   } else {

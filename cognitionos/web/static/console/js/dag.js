@@ -40,9 +40,10 @@ export function layout(steps) {
     col.forEach((key, r) => row.set(key, r));
   });
   const tallest = Math.max(1, ...columns.map((col) => col.length));
+  const centre = tallest <= 8; // taller than a screen: keep every column's start in view
   const nodes = new Map();
   columns.forEach((col, c) => {
-    const offset = ((tallest - col.length) * (H + GAP_Y)) / 2; // centre short columns
+    const offset = centre ? ((tallest - col.length) * (H + GAP_Y)) / 2 : 0;
     col.forEach((key, r) => {
       nodes.set(key, { key, col: c, row: r, x: PAD + c * (W + GAP_X), y: PAD + offset + r * (H + GAP_Y) });
     });
@@ -164,6 +165,14 @@ export function drawDag(box, definition, { onSelect, label = "Workflow steps" } 
     },
     focus(key) {
       nodeEls.get(key)?.g.focus();
+    },
+    /** Scroll the box so the step is in view (not the page). */
+    reveal(key) {
+      const node = plan.nodes.get(key);
+      if (!node) return;
+      const { clientWidth: w, clientHeight: h } = box;
+      if (node.x < box.scrollLeft || node.x + W > box.scrollLeft + w) box.scrollLeft = Math.max(0, node.x - w / 3);
+      if (node.y < box.scrollTop || node.y + H > box.scrollTop + h) box.scrollTop = Math.max(0, node.y - h / 3);
     },
   };
 }

@@ -138,11 +138,17 @@ setInterval(() => {
 export function money(usd) {
   if (usd === null || usd === undefined) return "—";
   if (usd === 0) return "$0";
-  return usd < 0.01 ? `$${usd.toFixed(5)}` : `$${usd.toFixed(usd < 10 ? 4 : 2)}`;
+  if (usd < 0.01) return `$${Number(usd.toPrecision(2))}`; // $0.0000027, not $0.00000
+  return `$${usd.toFixed(usd < 10 ? 4 : 2)}`;
 }
 
 export function count(n) {
   return n === null || n === undefined ? "—" : Number(n).toLocaleString();
+}
+
+/** "1 step", "3 steps". */
+export function plural(n, one, many = `${one}s`) {
+  return `${count(n)} ${n === 1 ? one : many}`;
 }
 
 export function json(value) {

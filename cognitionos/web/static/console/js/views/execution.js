@@ -289,7 +289,10 @@ export default {
         renderHead();
         renderIO();
         renderHistory();
-        if (st.selected) select(st.selected);
+        if (st.selected) {
+          select(st.selected);
+          dag.reveal(st.selected);
+        }
         if (TERMINAL_EXECUTION.has(st.execution.status)) {
           st.ended = true; // nothing more will happen; catch up on what the history missed
           loadHistorySoon();

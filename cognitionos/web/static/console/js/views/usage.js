@@ -4,7 +4,7 @@
 import { gql } from "../client.js";
 import { USAGE } from "../documents.js";
 import { setQuery } from "../router.js";
-import { count, empty, errorBox, h, money, replace, s } from "../ui.js";
+import { count, empty, errorBox, h, money, plural, replace, s } from "../ui.js";
 
 const METRICS = {
   cost: { label: "Cost (USD)", value: (d) => d.costUsd, format: money },
@@ -26,16 +26,16 @@ export function barChart(series, metric) {
   const m = METRICS[metric];
   const values = series.map((d) => m.value(d));
   const max = Math.max(...values, 0);
-  const W = Math.max(640, series.length * 26 + 70);
+  const W = Math.max(900, series.length * 26 + 70);
   const H = 240;
-  const left = 60;
+  const left = 84;
   const bottom = 36;
   const top = 12;
   const plot = H - bottom - top;
   const step = (W - left - 10) / series.length;
   const bar = Math.max(4, step * 0.7);
   const total = values.reduce((a, b) => a + b, 0);
-  const svg = s("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: "img",
+  const svg = s("svg", { width: "100%", viewBox: `0 0 ${W} ${H}`, role: "img",
     "aria-label": `${m.label} per day over ${series.length} days: total ${m.format(total)}, highest ${m.format(max)}` });
   for (let i = 0; i <= 4; i++) {
     const y = top + plot - (plot * i) / 4;
@@ -92,7 +92,7 @@ export default {
       }
       const budget = data.budget;
       replace(body,
-        h("p", {}, h("b", {}, money(totals.cost)), ` over ${count(totals.calls)} calls and ${count(totals.tokens)} tokens`,
+        h("p", {}, h("b", {}, money(totals.cost)), ` over ${plural(totals.calls, "call")} and ${plural(totals.tokens, "token")}`,
           totals.unpriced ? ` (${totals.unpriced} calls of models without a known price are not in the cost)` : "",
           budget.monthlyUsd !== null ? ` · this month ${money(budget.spentUsd)} of a ${money(budget.monthlyUsd)} budget` : ""),
         h("div", { class: "chart", "data-testid": "usage-chart" }, barChart(series, metric.value)),

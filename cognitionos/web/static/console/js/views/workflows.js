@@ -3,7 +3,7 @@
 import { gql } from "../client.js";
 import { WORKFLOWS } from "../documents.js";
 import { setQuery } from "../router.js";
-import { empty, errorBox, h, relTime, replace } from "../ui.js";
+import { empty, errorBox, h, plural, relTime, replace } from "../ui.js";
 
 /** Semver order, newest first (pre-releases before their release). */
 export function bySemver(a, b) {
@@ -68,7 +68,7 @@ export default {
             h("h3", {}, h("a", { href: link(latest.version) }, latest.name)),
             h("div", { class: "sub mono" }, key),
             latest.description ? h("p", {}, latest.description) : null,
-            h("div", { class: "sub" }, `${latest.steps.length} steps · `,
+            h("div", { class: "sub" }, `${plural(latest.steps.length, "step")} · `,
               [...new Set(latest.steps.map((s) => s.kind))].join(", "), " · ", relTime(latest.createdAt, "created ")),
             h("div", { class: "chips", "aria-label": "Versions" },
               versions.map((v) => h("a", { class: "chip", href: link(v.version) }, v.version))),
