@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 
+from cognitionos.app import create_app, server_config
+from tests.conftest import Stack
 from tests.llm_fake import FakeLLM, Reply
 from tests.support import CREATE_WORKFLOW, EXECUTION, GQL, STRONG_PASSWORD, LiveServer
 
@@ -263,11 +267,21 @@ APPROVE = """mutation($id: ID!) { approveStep(stepExecutionId: $id, approved: tr
 LOGOUT = "mutation($t: String!) { logout(refreshToken: $t) }"
 
 
-def test_the_session_refreshes_reconnects_resumes_and_expires_back_to_login(
-    make_server: Callable[..., LiveServer], browser: Any
+def serve_on(port: int, app: Any) -> LiveServer:
+    """The app on a given port: a server that comes back where the browser left it."""
+    live = LiveServer(app)
+    live.port = port
+    live.server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port))
+    live.thread = threading.Thread(target=live.server.run, daemon=True)
+    return live.start()
+
+
+def test_refresh_a_server_restart_and_an_expired_session_lose_nothing(
+    stack: Stack, make_server: Callable[..., LiveServer], browser: Any, tmp_path: Path
 ) -> None:
     # Access tokens live 5 s: the console refreshes every 4 s, reconnecting its socket.
-    server = make_server(worker_in_process=True, access_token_ttl_seconds=5)
+    settings = {"worker_in_process": True, "access_token_ttl_seconds": 5}
+    server = make_server(**settings)
     gql = server.gql
     gql.register("refresh@example.com")
 
@@ -289,26 +303,43 @@ def test_the_session_refreshes_reconnects_resumes_and_expires_back_to_login(
     expect(node(page, "ask")).to_have_attribute("data-status", "WAITING_APPROVAL")
     first = local_session(page)["accessToken"]
     wait_for(lambda: local_session(page)["accessToken"] != first, "a refreshed token", timeout=12)
-    expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "connected")
+    connection = page.get_by_test_id("connection")
+    expect(connection).to_have_attribute("data-state", "connected")
 
-    # Approved elsewhere: the resumed subscription carries the rest, each event once.
-    gql.ok(APPROVE, {"id": waiting["steps"][0]["id"]}, token=token())
-    expect(node(page, "after")).to_have_attribute("data-status", "SUCCEEDED")
-    expect(page.get_by_test_id("execution-status")).to_have_attribute("data-status", "SUCCEEDED")
-    api_events = gql.ok(EVENTS, {"id": execution_id}, token=token())["events"]
-    wait_for(lambda: len(history(page)) == len(api_events), "the complete history")
-    assert history(page) == [e["position"] for e in api_events]
+    # The server goes away: the console says so and retries with backoff.
+    server.stop()
+    expect(connection).to_have_attribute("data-state", "waiting")
+    expect(connection).to_contain_text("retrying in")
+    page.screenshot(path=tmp_path / "server-gone.png")
+    # It comes back (same port, same data); the step is approved meanwhile. The console
+    # reconnects and resumes from its last position: the rest arrives, each event once.
+    restarted = serve_on(server.port, create_app(stack.settings(**settings)))
+    try:
+        gql = restarted.gql
+        gql.ok(APPROVE, {"id": waiting["steps"][0]["id"]}, token=token())
+        expect(connection).to_have_attribute("data-state", "connected", timeout=20_000)
+        expect(node(page, "after")).to_have_attribute("data-status", "SUCCEEDED")
+        status = page.get_by_test_id("execution-status")
+        expect(status).to_have_attribute("data-status", "SUCCEEDED")
+        api_events = gql.ok(EVENTS, {"id": execution_id}, token=token())["events"]
+        wait_for(lambda: len(history(page)) == len(api_events), "the complete history")
+        assert history(page) == [e["position"] for e in api_events]
+        assert dag_state(page) == api_state(gql, execution_id, token())
+        page.screenshot(path=tmp_path / "server-back.png")
 
-    # The login is revoked elsewhere: the next refresh fails, back to the login page,
-    # and after logging in again, back to the execution.
-    gql.ok(LOGOUT, {"t": local_session(page)["refreshToken"]}, token=token())
-    expect(page).to_have_url(re.compile(r"#/login\?next=.*reason=expired"), timeout=15_000)
-    expect(page.get_by_text("Your session has expired")).to_be_visible()
-    log_in(page, "refresh@example.com")
-    expect(page).to_have_url(re.compile(f"#/executions/{execution_id}"))
-    expect(node(page, "after")).to_have_attribute("data-status", "SUCCEEDED")
-    # The refused refresh is shown as it happened, and nothing else went wrong.
-    assert all("401" in p or "UNAUTHENTICATED" in p for p in problems), problems
+        # The login is revoked elsewhere: the next refresh fails, back to the login page,
+        # and after logging in again, back to the execution.
+        gql.ok(LOGOUT, {"t": local_session(page)["refreshToken"]}, token=token())
+        expect(page).to_have_url(re.compile(r"#/login\?next=.*reason=expired"), timeout=15_000)
+        expect(page.get_by_text("Your session has expired")).to_be_visible()
+        log_in(page, "refresh@example.com")
+        expect(page).to_have_url(re.compile(f"#/executions/{execution_id}"))
+        expect(node(page, "after")).to_have_attribute("data-status", "SUCCEEDED")
+    finally:
+        restarted.stop()
+    # What the browser logged: the refused refresh and the unreachable server, nothing else.
+    expected = ("401", "UNAUTHENTICATED", "ERR_CONNECTION_REFUSED", "connection establishment")
+    assert all(any(e in p for e in expected) for p in problems), problems
     page.context.close()
 
 

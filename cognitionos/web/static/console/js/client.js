@@ -105,7 +105,7 @@ export function refresh() {
           data = await post(REFRESH, { refreshToken: stored.refreshToken }, null);
         } catch (err) {
           if (err.code === "UNAUTHENTICATED") forget("expired");
-          else refreshTimer = setTimeout(() => refresh().catch(() => {}), 10_000);
+          else refreshTimer = setTimeout(() => refresh().catch(() => {}), Math.min(10_000, stored.ttl * 200));
           throw err;
         }
         store(data.refreshToken);

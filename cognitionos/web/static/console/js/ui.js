@@ -41,6 +41,24 @@ export function replace(el, ...children) {
   return el;
 }
 
+/** Re-render `container` with `render()` without losing the keyboard focus inside it:
+ * the element with the same data-testid (or id) gets it back. */
+export function keepFocus(container, render) {
+  const active = document.activeElement;
+  const inside = active && active !== container && container.contains(active);
+  const caret = inside && "selectionStart" in active ? [active.selectionStart, active.selectionEnd] : null;
+  render();
+  if (!inside || document.activeElement === active) return;
+  if (container.contains(active)) {
+    active.focus(); // the same element, moved: as the person left it
+    if (caret) active.setSelectionRange(...caret);
+    return;
+  }
+  const key = active.dataset?.testid;
+  const again = key ? container.querySelector(`[data-testid="${key}"]`) : active.id && document.getElementById(active.id);
+  again?.focus();
+}
+
 // ---- errors and announcements -------------------------------------------------------
 
 /** An API error as the person sees it: message, code, field and request id. */

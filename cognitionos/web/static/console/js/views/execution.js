@@ -10,7 +10,7 @@ import { setQuery } from "../router.js";
 import { STREAMING_KINDS, TERMINAL_EXECUTION, stateBadge, word } from "../states.js";
 import { EXECUTION_UPDATED, STEP_OUTPUT } from "../subscriptions.js";
 import {
-  announce, count, elapsed, errorBox, exact, h, money, pre, relTime, replace, short, toast,
+  announce, count, elapsed, errorBox, exact, h, keepFocus, money, pre, relTime, replace, short, toast,
 } from "../ui.js";
 import { stepDetails } from "./step-details.js";
 
@@ -56,10 +56,25 @@ export default {
         h("section", { class: "history", "aria-labelledby": "history-title" }, historyBox))));
     replace(head, h("p", { class: "loading" }, "Loading the execution…"));
 
-    const fail = (err, title) => problems.replaceChildren(errorBox(err, { title }));
+    // One box per kind of problem; a later success of the same kind clears it.
+    const issues = new Map();
+    const fail = (err, title, kind = title) => {
+      issues.get(kind)?.remove();
+      const box = errorBox(err, { title });
+      issues.set(kind, box);
+      problems.append(box);
+    };
+    const cleared = (kind) => {
+      issues.get(kind)?.remove();
+      issues.delete(kind);
+    };
 
     // ---- rendering ------------------------------------------------------------------
     function renderHead() {
+      keepFocus(head, drawHead);
+    }
+
+    function drawHead() {
       const ex = st.execution;
       const actions = h("div", { class: "actions" });
       if (!TERMINAL_EXECUTION.has(ex.status)) {
@@ -97,21 +112,23 @@ export default {
     }
 
     function renderDetails() {
-      const focused = details.contains(document.activeElement) && document.activeElement !== comment
-        ? document.activeElement.dataset.testid : null;
       const def = st.defs.get(st.selected);
-      replace(details, stepDetails({
+      keepFocus(details, () => replace(details, stepDetails({
         def, step: st.steps.get(st.selected) || null, streamed: stream.stepId && def &&
           st.steps.get(st.selected)?.id === stream.stepId ? stream.text : null,
         history: [...st.history.values()], agents, comment, onApprove: approve,
-      }));
-      if (focused) details.querySelector(`[data-testid="${focused}"]`)?.focus();
+      })));
     }
 
     function renderHistory() {
+      keepFocus(historyBox, drawHistory);
+    }
+
+    function drawHistory() {
       const events = [...st.history.values()].sort((a, b) => a.position - b.position);
       const tabs = h("div", { class: "tabs", role: "group", "aria-label": "History view" },
         ["table", "json"].map((v) => h("button", { type: "button", "aria-pressed": String(historyView === v),
+          "data-testid": `history-${v}`,
           onclick: () => { historyView = v; renderHistory(); } }, v === "table" ? "Timeline" : "JSON")));
       const body = historyView === "json"
         ? pre(events)
@@ -174,8 +191,11 @@ export default {
       stopUpdates?.();
       st.ended = false;
       stopUpdates = subscribe(EXECUTION_UPDATED, () => ({ id, after: st.lastPosition }), {
-        data: ({ executionUpdated }) => apply(executionUpdated),
-        error: (err) => fail(err, "Live updates stopped"),
+        data: ({ executionUpdated }) => {
+          cleared("live");
+          apply(executionUpdated);
+        },
+        error: (err) => fail(err, "Live updates stopped", "live"),
         complete: () => {
           stopUpdates = null;
           if (st.stopped) return;
@@ -221,10 +241,11 @@ export default {
       const last = Math.max(0, ...st.history.keys());
       try {
         for (const e of await readEvents(id, last)) st.history.set(e.position, e);
+        cleared("history");
         renderHistory();
         if (st.selected) renderDetails();
       } catch (err) {
-        fail(err, "Reading the event history failed");
+        fail(err, "Reading the event history failed", "history");
       }
     }
 
@@ -233,6 +254,7 @@ export default {
       button.disabled = true;
       try {
         const data = await gql(document_, { id });
+        cleared("action");
         toast(done);
         announce(done);
         if (field === "retryExecution" || !stopUpdates) {
@@ -241,7 +263,7 @@ export default {
           follow();
         }
       } catch (err) {
-        fail(err, field === "cancelExecution" ? "Cancel was refused" : "Retry was refused");
+        fail(err, field === "cancelExecution" ? "Cancel was refused" : "Retry was refused", "action");
         button.disabled = false;
       }
     }
@@ -252,11 +274,12 @@ export default {
       try {
         await gql(APPROVE, { id: step.id, approved, comment: comment.value || null });
         comment.value = "";
+        cleared("action");
         const done = `${approved ? "Approved" : "Rejected"} ${step.stepKey}.`;
         toast(done);
         announce(done);
       } catch (err) {
-        fail(err, `${approved ? "Approval" : "Rejection"} was refused`);
+        fail(err, `${approved ? "Approval" : "Rejection"} was refused`, "action");
         for (const b of details.querySelectorAll(".approval button")) b.disabled = false;
         button.focus();
       }

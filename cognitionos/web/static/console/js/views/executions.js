@@ -7,7 +7,9 @@ import { EXECUTIONS, WORKFLOW_KEYS } from "../documents.js";
 import { setQuery } from "../router.js";
 import { EXECUTION_STATES, TERMINAL_EXECUTION, stateBadge, word } from "../states.js";
 import { EXECUTION_STATUS } from "../subscriptions.js";
-import { announce, count, elapsed, empty, errorBox, h, money, relTime, replace, short } from "../ui.js";
+import {
+  announce, count, elapsed, empty, errorBox, h, keepFocus, money, relTime, replace, short,
+} from "../ui.js";
 
 const PAGE = 25;
 const POLL_MS = 4000;
@@ -105,7 +107,8 @@ export default {
 
     function rowFor(node) {
       const tr = h("tr", { "data-testid": "execution-row" });
-      const row = { node, tr, stop: null, steps: new Map(node.steps.map((s) => [s.id, s.status])) };
+      const row = { node, tr, stop: null, seen: JSON.stringify(node),
+        steps: new Map(node.steps.map((s) => [s.id, s.status])) };
       fill(row);
       return row;
     }
@@ -117,9 +120,10 @@ export default {
       const steps = [...row.steps.values()].map((status) => ({ status }));
       replace(tr,
         h("td", {}, stateBadge(node.status)),
-        h("td", {}, h("a", { href: href(`/workflows/${encodeURIComponent(node.workflow.key)}`, { version: node.workflow.version }) },
+        h("td", {}, h("a", { href: href(`/workflows/${encodeURIComponent(node.workflow.key)}`, { version: node.workflow.version }),
+          "data-testid": "workflow-link" },
           node.workflow.key), h("span", { class: "sub" }, ` ${node.workflow.version}`)),
-        h("td", {}, h("a", { href: href(`/executions/${node.id}`), class: "mono",
+        h("td", {}, h("a", { href: href(`/executions/${node.id}`), class: "mono", "data-testid": "execution-link",
           "aria-label": `Execution ${short(node.id)} of ${node.workflow.key}, ${word(node.status)}` }, short(node.id))),
         h("td", {}, progress(steps)),
         h("td", {}, relTime(node.startedAt || node.createdAt)),
@@ -135,7 +139,7 @@ export default {
           const before = row.node.status;
           Object.assign(row.node, ev.execution);
           if (ev.step) row.steps.set(ev.step.id, ev.step.status);
-          fill(row);
+          keepFocus(row.tr, () => fill(row));
           if (before !== row.node.status) {
             announce(`Execution ${short(row.node.id)} of ${row.node.workflow.key} is ${word(row.node.status)}`);
           }
@@ -160,10 +164,13 @@ export default {
         for (const { node } of page.edges) {
           const known = rows.get(node.id);
           if (known) {
-            if (known.node.status !== node.status || !known.stop) {
+            const seen = JSON.stringify(node);
+            if (known.seen !== seen && !known.stop) {
+              // Unfollowed rows take the page's word; followed ones their subscription's.
+              known.seen = seen;
               Object.assign(known.node, node);
               known.steps = new Map(node.steps.map((s) => [s.id, s.status]));
-              fill(known);
+              keepFocus(known.tr, () => fill(known));
             }
             follow(known);
             continue;

@@ -24,7 +24,8 @@ export function stepDetails({ def, step, streamed, history, agents, comment, onA
   h("div", {}, stateBadge(status, { big: true }), h("span", { class: "sub" }, `  ${def.kind}`)));
 
   const facts = [
-    ["Attempt", step ? `${step.attempt} of ${step.maxAttempts}` : `0 of ${def.retry?.maxAttempts ?? 1}`],
+    ["Attempt", step?.attempt ? `${step.attempt} of ${step.maxAttempts}`
+      : ["PENDING", "QUEUED"].includes(status) ? `none yet (up to ${step?.maxAttempts ?? def.retry?.maxAttempts ?? 1})` : "—"],
     def.kind === "AGENT" ? ["Agent", step?.agent ? agents.get(step.agent) || step.agent : `any with “${def.agentCapability}”`] : null,
     ["Started", step?.startedAt ? relTime(step.startedAt) : "—"],
     ["Duration", step?.startedAt ? elapsed(step.startedAt, step.finishedAt) : "—"],
