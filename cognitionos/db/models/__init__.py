@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from cognitionos.db.models.agents import Agent, AgentRole, AgentStatus, Budget, LLMUsage, Prompt
+from cognitionos.db.models.agents import (
+    Agent,
+    AgentRole,
+    AgentStatus,
+    Budget,
+    BudgetReservation,
+    LLMUsage,
+    Prompt,
+)
 from cognitionos.db.models.auth import ApiKey, AuditEvent, RefreshToken, Role, User, UserStatus
 from cognitionos.db.models.events import Event
 from cognitionos.db.models.memory import Memory, MemoryScope, MemoryType
@@ -31,6 +39,7 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "Budget",
+    "BudgetReservation",
     "Channel",
     "Event",
     "ExecutionStatus",

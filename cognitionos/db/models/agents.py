@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from cognitionos.db.base import Base, TimestampMixin, UUIDPrimaryKey
 from cognitionos.db.models.auth import _enum
 
-__all__ = ["Agent", "AgentRole", "AgentStatus", "Budget", "LLMUsage", "Prompt"]
+__all__ = ["Agent", "AgentRole", "AgentStatus", "Budget", "BudgetReservation", "LLMUsage", "Prompt"]
 
 
 class AgentRole(StrEnum):
@@ -97,3 +97,17 @@ class Budget(TimestampMixin, Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
     monthly_usd: Mapped[Decimal] = mapped_column(Numeric(12, 4))
+
+
+class BudgetReservation(UUIDPrimaryKey, Base):
+    """What an LLM call in flight may still cost, held against its user's budget until the
+    call settles. ``expires_at`` bounds the call's run time, so a crashed worker's
+    reservation stops counting on its own."""
+
+    __tablename__ = "budget_reservations"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    amount_usd: Mapped[Decimal] = mapped_column(Numeric(12, 6))
+    expires_at: Mapped[datetime]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cognitionos.services.llm.budget import get_budget, set_budget
 from cognitionos.services.llm.json_output import JSONOutputError, parse_json_output
 from cognitionos.services.llm.pricing import PRICES, cost_of
 from cognitionos.services.llm.providers import Provider, build_providers
@@ -10,9 +11,6 @@ from cognitionos.services.llm.types import ChatRequest, ChatResult, ProviderErro
 from cognitionos.services.llm.usage import (
     UsageGroup,
     UsageRow,
-    check_budget,
-    get_budget,
-    set_budget,
     spent_this_month,
     summarize_usage,
 )
@@ -31,7 +29,6 @@ __all__ = [
     "UsageRow",
     "UsageTag",
     "build_providers",
-    "check_budget",
     "cost_of",
     "get_budget",
     "parse_json_output",

@@ -1,9 +1,12 @@
-"""The router: budget check, retries with backoff, fallback along a chain, usage ledger.
+"""The router: budget reservation, retries with backoff, fallback along a chain, usage
+ledger.
 
-A call goes to its target (provider + model), retrying 429/5xx/timeouts/connection
-errors with exponential backoff and jitter (a Retry-After is honoured; one longer than
-``llm_retry_max_seconds`` moves on at once), then to each fallback in turn. Every attempt
-writes an ``llm_usage`` row, so failures and their latency are accounted too.
+A budgeted user's call first reserves its most possible cost (``budget.py``) and gives the
+reservation back when it ends, however it ends. It goes to its target (provider + model),
+retrying 429/5xx/timeouts/connection errors with exponential backoff and jitter (a
+Retry-After is honoured; one longer than ``llm_retry_max_seconds`` moves on at once), then
+to each fallback in turn. Every attempt writes an ``llm_usage`` row, so failures and their
+latency are accounted too.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from opentelemetry import trace
@@ -21,9 +24,11 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cognitionos.config import Settings
-from cognitionos.db.models import LLMUsage
+from cognitionos.db.base import utcnow
+from cognitionos.db.models import BudgetReservation, LLMUsage
 from cognitionos.observability import Metrics, get_logger
 from cognitionos.services.errors import BadUserInput, LLMUnavailable
+from cognitionos.services.llm.budget import estimate, release, released, reserve
 from cognitionos.services.llm.pricing import cost_of
 from cognitionos.services.llm.providers import Provider, build_providers
 from cognitionos.services.llm.types import (
@@ -33,7 +38,6 @@ from cognitionos.services.llm.types import (
     ProviderError,
     UsageTag,
 )
-from cognitionos.services.llm.usage import check_budget
 
 __all__ = ["PROVIDER_NAMES", "Router", "Target"]
 
@@ -70,8 +74,8 @@ class Router:
         self.sessionmaker = sessionmaker
         # The ledger's reads and writes are single statements: autocommit saves the
         # BEGIN/COMMIT round trips on every call.
-        bind = sessionmaker.kw["bind"]
-        self._autocommit = bind.execution_options(isolation_level="AUTOCOMMIT")
+        self._engine = sessionmaker.kw["bind"]
+        self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
         self.metrics = metrics
         self.providers = build_providers(settings) if providers is None else providers
         self.sleep = sleep
@@ -130,16 +134,58 @@ class Router:
                 f"provider {primary.provider!r} is not configured and no configured fallback "
                 f"exists: {_SETTINGS_HINT}, or COGNITIONOS_LLM_FALLBACKS"
             )
+        reservation = None
         if tag.user_id is not None:
+            chain, request, reservation = await self._reserve(tag.user_id, chain, request)
+        result = None
+        try:
+            failures: list[str] = []
+            for target in chain:
+                result = await self._try(target, request, tag, on_token, failures, reservation)
+                if result is not None:  # its usage row settled the reservation
+                    result.failed_attempts = failures
+                    return result
+            raise LLMUnavailable(
+                "every LLM provider failed: " + "; ".join(failures), transient=True
+            )
+        finally:
+            if reservation is not None and result is None:
+                assert tag.user_id is not None
+                await self._release(tag.user_id, reservation)
+
+    async def _reserve(
+        self, user_id: uuid.UUID, chain: list[Target], request: ChatRequest
+    ) -> tuple[list[Target], ChatRequest, uuid.UUID | None]:
+        """For a budgeted user: the chain without unpriced fallbacks, the request with an
+        answer limit, and the reservation of its most possible cost. Others: as they are."""
+        settings = self.settings
+        max_tokens = request.max_tokens or settings.llm_max_tokens
+        cost = estimate(
+            request, [t.model for t in chain], max_tokens=max_tokens, prices=settings.llm_prices
+        )
+        # Long enough for every attempt of the chain to time out: past it the call is over.
+        attempt = settings.llm_timeout_seconds + settings.llm_retry_max_seconds
+        ttl = len(chain) * (settings.llm_max_retries + 1) * attempt + 60
+        async with self._autocommit.connect() as conn:
+            reservation = await reserve(conn, user_id, cost, ttl_seconds=ttl)
+        if reservation is None:
+            return chain, request, None
+        head, *fallbacks = chain
+        priced = [t for t in fallbacks if cost_of(t.model, 0, 0, settings.llm_prices) is not None]
+        if len(priced) < len(fallbacks):
+            log.warning(
+                "fallbacks without a price skipped for a user with a budget",
+                skipped=[str(t) for t in fallbacks if t not in priced],
+                hint="set COGNITIONOS_LLM_PRICES",
+            )
+        return [head, *priced], replace(request, max_tokens=max_tokens), reservation
+
+    async def _release(self, user_id: uuid.UUID, reservation: uuid.UUID) -> None:
+        try:
             async with self._autocommit.connect() as conn:
-                await check_budget(conn, tag.user_id)
-        failures: list[str] = []
-        for target in chain:
-            result = await self._try(target, request, tag, on_token, failures)
-            if result is not None:
-                result.failed_attempts = failures
-                return result
-        raise LLMUnavailable("every LLM provider failed: " + "; ".join(failures), transient=True)
+                await release(conn, user_id, reservation)
+        except Exception:  # it expires on its own; the call's outcome matters more
+            log.warning("releasing a budget reservation failed", exc_info=True)
 
     async def _try(
         self,
@@ -148,6 +194,7 @@ class Router:
         tag: UsageTag,
         on_token: OnToken | None,
         failures: list[str],
+        reservation: uuid.UUID | None,
     ) -> ChatResult | None:
         settings = self.settings
         provider = self.providers[target.provider]
@@ -192,7 +239,9 @@ class Router:
                     model=target.model,
                     hint="set COGNITIONOS_LLM_PRICES",
                 )
-            await self._record(tag, target, tokens_in, tokens_out, cost, latency)
+            await self._record(
+                tag, target, tokens_in, tokens_out, cost, latency, settle=reservation
+            )
             return ChatResult(
                 text=text,
                 provider=target.provider,
@@ -214,7 +263,10 @@ class Router:
         latency_ms: float,
         *,
         error: str | None = None,
+        settle: uuid.UUID | None = None,
     ) -> None:
+        """Write the attempt's usage row; ``settle``: and drop that budget reservation in
+        the same statement, so the real cost replaces the hold at once."""
         if self.metrics is not None:
             m, labels = self.metrics, (target.provider, target.model)
             m.llm_requests.labels(*labels, "error" if error else "ok").inc()
@@ -223,25 +275,28 @@ class Router:
             m.llm_tokens.labels(*labels, "out").inc(tokens_out)
             if cost is not None:
                 m.llm_cost.labels(*labels).inc(float(cost))
+        row = insert(LLMUsage).values(
+            id=uuid.uuid4(),
+            created_at=utcnow(),  # explicit: column defaults are not applied beside a CTE
+            user_id=tag.user_id,
+            execution_id=tag.execution_id,
+            step_id=tag.step_id,
+            agent_id=tag.agent_id,
+            purpose=tag.purpose,
+            provider=target.provider,
+            model=target.model,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost_usd=cost if error is None else Decimal(0),
+            latency_ms=latency_ms,
+            success=error is None,
+            error=error,
+        )
+        if settle is not None and tag.user_id is not None:
+            gone = released(tag.user_id, settle).returning(BudgetReservation.id)
+            row = row.add_cte(gone.cte("released"))
         async with self._autocommit.connect() as conn:
-            await conn.execute(
-                insert(LLMUsage).values(
-                    id=uuid.uuid4(),
-                    user_id=tag.user_id,
-                    execution_id=tag.execution_id,
-                    step_id=tag.step_id,
-                    agent_id=tag.agent_id,
-                    purpose=tag.purpose,
-                    provider=target.provider,
-                    model=target.model,
-                    tokens_in=tokens_in,
-                    tokens_out=tokens_out,
-                    cost_usd=cost if error is None else Decimal(0),
-                    latency_ms=latency_ms,
-                    success=error is None,
-                    error=error,
-                )
-            )
+            await conn.execute(row)
 
     async def aclose(self) -> None:
         for provider in self.providers.values():

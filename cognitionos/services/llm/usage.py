@@ -1,4 +1,4 @@
-"""The ``llm_usage`` ledger, its summaries, and per-user monthly budgets."""
+"""The ``llm_usage`` ledger and its summaries (budgets: ``budget.py``)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,17 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from cognitionos.db.models import Budget, LLMUsage
+from cognitionos.db.models import LLMUsage
 from cognitionos.services.auth import Principal
-from cognitionos.services.errors import BadUserInput, BudgetExceeded, Forbidden
 
 __all__ = [
-    "Budget",
     "UsageGroup",
     "UsageRow",
-    "check_budget",
-    "get_budget",
+    "month_spend",
     "month_start",
-    "set_budget",
     "spent_this_month",
     "summarize_usage",
 ]
@@ -35,55 +30,15 @@ def month_start(at: datetime | None = None) -> datetime:
     return at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def _month_spend(user_id: uuid.UUID) -> Select[Any]:
+def month_spend(user_id: uuid.UUID) -> Select[Any]:
+    """This month's recorded cost of the user's calls (unpriced ones count 0)."""
     return select(func.coalesce(func.sum(LLMUsage.cost_usd), 0)).where(
         LLMUsage.user_id == user_id, LLMUsage.created_at >= month_start()
     )
 
 
 async def spent_this_month(session: AsyncSession, user_id: uuid.UUID) -> Decimal:
-    return Decimal(await session.scalar(_month_spend(user_id)) or 0)
-
-
-async def check_budget(session: AsyncSession | AsyncConnection, user_id: uuid.UUID) -> None:
-    """BUDGET_EXCEEDED when this month's spend has reached the user's budget."""
-    row = (
-        await session.execute(
-            select(Budget.monthly_usd, _month_spend(user_id).scalar_subquery()).where(
-                Budget.user_id == user_id
-            )
-        )
-    ).first()
-    if row is None:
-        return
-    limit, spent = Decimal(row[0]), Decimal(row[1] or 0)
-    if spent >= limit:
-        raise BudgetExceeded(
-            f"monthly LLM budget of ${limit} is used up (${spent:.4f} spent this month)",
-            budgetUsd=str(limit),
-            spentUsd=f"{spent:.6f}",
-        )
-
-
-async def set_budget(
-    session: AsyncSession, *, principal: Principal, user_id: uuid.UUID, monthly_usd: Decimal | None
-) -> Decimal | None:
-    """Set (or with None, remove) a user's monthly budget. Admins only; commits."""
-    if not principal.is_admin:
-        raise Forbidden("only admins set budgets")
-    if monthly_usd is None:
-        await session.execute(delete(Budget).where(Budget.user_id == user_id))
-    else:
-        if monthly_usd < 0:
-            raise BadUserInput("a budget cannot be negative", field="monthlyUsd")
-        stmt = insert(Budget).values(user_id=user_id, monthly_usd=monthly_usd)
-        await session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[Budget.user_id], set_={"monthly_usd": monthly_usd}
-            )
-        )
-    await session.commit()
-    return monthly_usd
+    return Decimal(await session.scalar(month_spend(user_id)) or 0)
 
 
 class UsageGroup(StrEnum):
@@ -162,11 +117,3 @@ async def summarize_usage(
             )
         )
     return out
-
-
-async def get_budget(session: AsyncSession, user_id: uuid.UUID) -> tuple[Decimal | None, Decimal]:
-    """The user's monthly budget (None: unlimited) and this month's spend."""
-    monthly = await session.scalar(select(Budget.monthly_usd).where(Budget.user_id == user_id))
-    return (Decimal(monthly) if monthly is not None else None), await spent_this_month(
-        session, user_id
-    )
