@@ -2,9 +2,10 @@
 
 A local server speaks the OpenAI and Anthropic streaming wire formats (the test suite's
 fake). Each round makes the same call with the bare official SDK and through our router
-(provider lookup, budget check, streaming, pricing, the ``llm_usage`` row and metrics),
-alternating so that machine noise hits both alike. The caller has a budget, so the
-router's budget query is on the path. Prints p50/p95 for both and the overhead.
+(provider lookup, budget reservation, streaming, pricing, the ``llm_usage`` row that settles
+the reservation, and metrics), alternating so that machine noise hits both alike. The caller
+has a budget, so the router's reservation statement is on the path. Prints p50/p95 for both
+and the overhead.
 Usage: python bench/llm_overhead.py [calls-per-provider]
 """
 

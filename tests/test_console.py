@@ -6,6 +6,7 @@ in-process worker; the browser reaches nothing but that server.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import threading
@@ -32,6 +33,7 @@ FLAGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
 ]  # fmt: skip
 DOCS_SHOT = Path(__file__).resolve().parent.parent / "docs" / "console.png"
+UPDATE_DOCS = os.environ.get("COGNITIONOS_UPDATE_DOCS_SCREENSHOT") == "1"
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="needs Chromium (.ci/run installs Debian's chromium)"
@@ -147,7 +149,7 @@ def test_a_run_with_an_approval_is_live_reload_safe_and_notifies(
         token=token,
     )
     # The LLM step streams slowly enough to be watched token by token.
-    llm_fake.script("openai", Reply(NOTES, delay=0.12))
+    llm_fake.script("openai", Reply(NOTES, delay=0.25))
     expect.set_options(timeout=20_000)
 
     context = browser.new_context(viewport={"width": 1280, "height": 800})
@@ -173,6 +175,10 @@ def test_a_run_with_an_approval_is_live_reload_safe_and_notifies(
     output = page.get_by_test_id("step-output")
     expect(output).to_have_attribute("data-streaming", "true")
     expect(output).to_contain_text("Release notes:")
+    # Reloaded mid-stream, the selected step and the text so far are back at once.
+    page.reload()
+    expect(page).to_have_url(re.compile(r"step=draft"))
+    expect(page.get_by_test_id("step-output")).to_contain_text("Release notes:")
     expect(node(page, "draft")).to_have_attribute("data-status", "SUCCEEDED")
     expect(node(page, "ask")).to_have_attribute("data-status", "WAITING_APPROVAL")
     expect(page.get_by_test_id("execution-status")).to_have_attribute("data-status", "WAITING")
@@ -206,6 +212,10 @@ def test_a_run_with_an_approval_is_live_reload_safe_and_notifies(
     page.bring_to_front()
     node(page, "ask").click()
     page.get_by_label("Comment (optional)").fill("ship it")
+    page.screenshot(path=tmp_path / "approval.png")
+    if UPDATE_DOCS or not DOCS_SHOT.exists():  # not on every run: it is a tracked file
+        DOCS_SHOT.parent.mkdir(exist_ok=True)
+        page.screenshot(path=DOCS_SHOT)
     page.get_by_test_id("approve-button").click()
     expect(node(page, "ship")).to_have_attribute("data-status", "SUCCEEDED")
     expect(page.get_by_test_id("execution-status")).to_have_attribute("data-status", "SUCCEEDED")
@@ -223,8 +233,6 @@ def test_a_run_with_an_approval_is_live_reload_safe_and_notifies(
     node(page, "draft").click()
     expect(page.get_by_test_id("step-output")).to_contain_text("a console that stays live")
     page.screenshot(path=tmp_path / "succeeded.png", full_page=True)
-    DOCS_SHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=DOCS_SHOT)
 
     # Mark read in the inbox: both badges go down.
     inbox.get_by_test_id("mark-read").first.click()
@@ -417,6 +425,14 @@ def test_every_page_works_and_fifty_steps_stay_legible(
     ]
     assert not overlapping
     assert len({round(x) for x, *_ in boxes}) == 3  # start | 48 parts | join
+    # Keyboard: a node is a button; arrows move between columns, Enter selects.
+    node(page, "join").focus()
+    page.keyboard.press("Enter")
+    details = page.get_by_test_id("step-details")
+    expect(details).to_have_attribute("data-step-key", "join")
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("Enter")
+    expect(details).to_have_attribute("data-step-key", re.compile("^part-"))
     page.screenshot(path=tmp_path / "fifty-steps.png")
 
     # Memory: each hit says why it ranks.
@@ -470,6 +486,10 @@ def test_every_page_works_and_fifty_steps_stay_legible(
     page.get_by_label("Workflow").select_option("wide")
     expect(page.get_by_test_id("execution-row")).to_have_count(1)
     expect(page).to_have_url(re.compile(r"workflow=wide"))
+    # A run started elsewhere shows up on its own and finishes live.
+    gql.ok(EXECUTE_GATE, {"input": {"workflowKey": "wide"}}, token=token)
+    expect(page.get_by_test_id("execution-row")).to_have_count(2)
+    expect(page.locator('[data-testid="execution-row"][data-status="SUCCEEDED"]')).to_have_count(2)
     page.screenshot(path=tmp_path / "executions.png")
     assert problems == [], problems
     page.context.close()

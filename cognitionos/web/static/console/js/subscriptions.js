@@ -4,10 +4,11 @@
 const STEP = `id executionId stepKey kind status attempt maxAttempts agent output error
   costUsd tokens startedAt finishedAt nextAttemptAt`;
 
-/** An execution's every state change; `after` resumes from a position. */
+/** An execution's every state change, each as it was at that event (`data` as stored);
+ * `after` resumes from a position. */
 export const EXECUTION_UPDATED = `subscription ExecutionUpdated($id: ID!, $after: Int) {
   executionUpdated(id: $id, after: $after) {
-    position version type
+    position version type data
     execution { id status error outputs costUsd tokens startedAt finishedAt }
     step { ${STEP} } } }`;
 
@@ -18,8 +19,10 @@ export const EXECUTION_STATUS = `subscription ExecutionStatus($id: ID!, $after: 
     execution { id status error costUsd tokens startedAt finishedAt }
     step { id status } } }`;
 
-/** The tokens of a running LLM or AGENT step. */
-export const STEP_OUTPUT = `subscription StepOutput($id: ID!) { stepOutput(stepExecutionId: $id) }`;
+/** The text an LLM or AGENT step streams, attempt after attempt: what the running attempt
+ * has produced so far, then each piece; a `done` chunk ends an attempt. */
+export const STEP_OUTPUT = `subscription StepOutput($id: ID!) {
+  stepOutputChunks(stepExecutionId: $id) { attempt text done status } }`;
 
 export const NOTIFICATION_RECEIVED = `subscription Inbox { notificationReceived {
   id subject body data priority status createdAt readAt } }`;

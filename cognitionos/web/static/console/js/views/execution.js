@@ -7,7 +7,7 @@ import { gql, subscribe } from "../client.js";
 import { AGENT_NAMES, APPROVE, CANCEL, EVENTS, EXECUTION, RETRY } from "../documents.js";
 import { drawDag } from "../dag.js";
 import { setQuery } from "../router.js";
-import { STREAMING_KINDS, TERMINAL_EXECUTION, stateBadge, word } from "../states.js";
+import { STREAMING_KINDS, TERMINAL_EXECUTION, TERMINAL_STEP, stateBadge, word } from "../states.js";
 import { EXECUTION_UPDATED, STEP_OUTPUT } from "../subscriptions.js";
 import {
   announce, count, elapsed, errorBox, exact, h, keepFocus, money, pre, relTime, replace, short, toast,
@@ -32,7 +32,7 @@ export default {
     const [id] = params;
     const st = {
       execution: null, defs: new Map(), steps: new Map(), history: new Map(),
-      lastPosition: 0, selected: query.step || null, ended: false, stopped: false,
+      lastPosition: 0, historyCursor: 0, selected: query.step || null, ended: false, stopped: false,
     };
     const agents = new Map();
     const stream = { stepId: null, attempt: 0, text: "", stop: null };
@@ -136,7 +136,9 @@ export default {
           h("thead", {}, h("tr", {}, ["#", "When", "Event", "Step", "State", "Details"].map((t) => h("th", { scope: "col" }, t)))),
           h("tbody", {}, events.map((e) => h("tr", { "data-testid": "event-row", "data-position": e.position, "data-type": e.type },
             h("td", { class: "mono" }, e.position),
-            h("td", {}, h("time", { datetime: e.createdAt, title: exact(e.createdAt) }, new Date(e.createdAt).toLocaleTimeString())),
+            h("td", {}, e.createdAt
+              ? h("time", { datetime: e.createdAt, title: exact(e.createdAt) }, new Date(e.createdAt).toLocaleTimeString())
+              : h("span", { class: "sub" }, "now")),
             h("td", { class: "mono" }, e.type),
             h("td", {}, e.data?.stepKey || "—"),
             h("td", {}, e.data?.status ? word(e.data.status) : word(e.data?.executionStatus)),
@@ -169,6 +171,11 @@ export default {
     function apply(ev) {
       if (ev.position <= st.lastPosition) return; // already applied (replay overlap)
       st.lastPosition = ev.position;
+      if (!st.history.has(ev.position)) {
+        // Shown at once; its stored time comes with the next read of the history.
+        st.history.set(ev.position, { position: ev.position, version: ev.version, type: ev.type,
+          data: ev.data, createdAt: null });
+      }
       const before = st.execution.status;
       Object.assign(st.execution, ev.execution);
       if (ev.step) {
@@ -184,6 +191,7 @@ export default {
       if (before !== st.execution.status) announce(`Execution ${word(st.execution.status)}`);
       renderHead();
       renderIO();
+      renderHistory();
       loadHistorySoon();
     }
 
@@ -214,21 +222,23 @@ export default {
     function manageStream() {
       const step = st.steps.get(st.selected);
       const def = st.defs.get(st.selected);
-      const wanted = step && def && STREAMING_KINDS.has(def.kind) && step.status === "RUNNING";
-      if (wanted && stream.stepId === step.id && stream.attempt === step.attempt) return;
-      if (!wanted && stream.stepId === step?.id && stream.stop === null) return;
+      const wanted = step && def && STREAMING_KINDS.has(def.kind) && !TERMINAL_STEP.has(step.status);
+      if (wanted && stream.stepId === step.id && stream.stop) return;
       stream.stop?.();
       stream.stop = null;
       if (!wanted) return;
-      Object.assign(stream, { stepId: step.id, attempt: step.attempt, text: "" });
+      Object.assign(stream, { stepId: step.id, attempt: 0, text: "" });
       stream.stop = subscribe(STEP_OUTPUT, { id: step.id }, {
-        data: ({ stepOutput }) => {
-          stream.text += stepOutput;
+        data: ({ stepOutputChunks: chunk }) => {
+          cleared("stream");
+          if (chunk.attempt !== stream.attempt) Object.assign(stream, { attempt: chunk.attempt, text: "" });
+          stream.text += chunk.text;
           const out = details.querySelector("[data-testid=step-output][data-streaming]");
           if (out) out.textContent = stream.text;
         },
-        error: (err) => fail(err, "Streaming the step's tokens stopped"),
+        error: (err) => fail(err, "Streaming the step's output stopped", "stream"),
         complete: () => { stream.stop = null; },
+        restarted: () => Object.assign(stream, { attempt: 0, text: "" }), // sent again from the start
       });
     }
 
@@ -238,9 +248,11 @@ export default {
     }
 
     async function loadHistory() {
-      const last = Math.max(0, ...st.history.keys());
       try {
-        for (const e of await readEvents(id, last)) st.history.set(e.position, e);
+        for (const e of await readEvents(id, st.historyCursor)) {
+          st.history.set(e.position, e);
+          st.historyCursor = Math.max(st.historyCursor, e.position);
+        }
         cleared("history");
         renderHistory();
         if (st.selected) renderDetails();
@@ -296,7 +308,7 @@ export default {
           return;
         }
         for (const e of history) st.history.set(e.position, e);
-        st.lastPosition = history.length ? history[history.length - 1].position : 0;
+        st.lastPosition = st.historyCursor = history.length ? history[history.length - 1].position : 0;
         st.execution = data.execution;
         for (const def of data.execution.workflow.steps) st.defs.set(def.key, def);
         for (const step of data.execution.steps) st.steps.set(step.stepKey, step);

@@ -39,13 +39,16 @@ export function stepDetails({ def, step, streamed, history, agents, comment, onA
   panel.append(h("dl", {}, facts.filter(Boolean).map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])));
 
   if (status === "WAITING_APPROVAL" && step) {
+    // The prompt the step asked with (its event), else the definition's.
+    const asked = history.filter((e) => e.type === "STEP_WAITING_APPROVAL" && e.data?.stepKey === def.key).pop();
+    const prompt = asked?.data?.prompt || def.config?.prompt;
     const approve = h("button", { type: "button", class: "good", "data-testid": "approve-button" }, "Approve");
     const reject = h("button", { type: "button", class: "bad", "data-testid": "reject-button" }, "Reject");
     approve.addEventListener("click", () => onApprove(true, approve));
     reject.addEventListener("click", () => onApprove(false, reject));
     panel.append(h("div", { class: "approval" },
       h("strong", {}, "Waiting for your approval"),
-      def.config?.prompt ? h("p", {}, def.config.prompt) : null,
+      prompt ? h("p", {}, prompt) : null,
       h("div", { class: "field" }, h("label", { for: comment.id }, "Comment (optional)"), comment),
       h("div", { class: "buttons" }, approve, reject)));
   }
