@@ -19,7 +19,7 @@ from starlette.websockets import WebSocket
 
 from cognitionos.config import ConfigError, Settings
 from cognitionos.context import Services
-from cognitionos.db import create_engine, create_sessionmaker
+from cognitionos.db import create_engine, create_reader, create_sessionmaker
 from cognitionos.jobs import supervise
 from cognitionos.jobs.dispatch import ArqDispatcher
 from cognitionos.observability import Metrics, configure_tracing, get_logger
@@ -99,6 +99,7 @@ def create_app(settings: Settings) -> Starlette:
         services = Services(
             settings=settings,
             sessionmaker=sessionmaker,
+            reader=create_reader(engine),
             redis=redis,
             rate_limiter=RateLimiter(redis),
             metrics=metrics,

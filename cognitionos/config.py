@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     max_query_depth: int = 10
     max_aliases: int = 15
     max_tokens: int = 2_000
+    document_cache_size: int = 1_000  # parsed + validated documents kept (0: none)
     # Peers whose X-Forwarded-For/-Proto are believed (IPs or CIDRs, "*" for any); empty:
     # proxy headers are ignored and the client is the TCP peer.
     forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)

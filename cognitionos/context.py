@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from cognitionos.config import Settings
     from cognitionos.dataloaders import Loaders
+    from cognitionos.db.models.auth import User
     from cognitionos.observability import Metrics
     from cognitionos.services.llm import Router
     from cognitionos.services.memory import MemoryService
@@ -40,6 +41,9 @@ class Services:
 
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
+    # Sessions without a transaction (autocommit): for one-statement reads, which then
+    # cost one round trip instead of three (BEGIN, the read, ROLLBACK).
+    reader: async_sessionmaker[AsyncSession]
     redis: Redis
     rate_limiter: RateLimiter
     metrics: Metrics
@@ -77,6 +81,9 @@ class Context:
     client: ClientInfo
     loaders: Loaders
     principal: Principal | None = None
+    # The principal's user row as this request read it while authenticating (HTTP only:
+    # a websocket's context outlives its reads, so resolvers read again there).
+    user: User | None = None
     # Set by the error extension when execution started (vs. a request error).
     executed: bool = field(default=False)
     # The websocket's connection_init payload (strawberry fills it in).

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from cognitionos.db.base import Base
-from cognitionos.db.engine import create_engine, create_sessionmaker, migrate
+from cognitionos.db.engine import create_engine, create_reader, create_sessionmaker, migrate
 
-__all__ = ["Base", "create_engine", "create_sessionmaker", "migrate"]
+__all__ = ["Base", "create_engine", "create_reader", "create_sessionmaker", "migrate"]

@@ -144,7 +144,7 @@ def create_worker(
     database_url = settings.database_url
 
     async def on_startup(ctx: dict[str, Any]) -> None:
-        engine = create_engine(database_url, pool_size=settings.db_pool_size, pre_ping=False)
+        engine = create_engine(database_url, pool_size=settings.db_pool_size)
         ctx["engine"] = engine
         ctx["sessionmaker"] = create_sessionmaker(engine)
         ctx["settings"] = settings

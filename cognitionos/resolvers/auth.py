@@ -69,8 +69,10 @@ class AuthQuery:
         ctx = info.context
         if ctx.principal is None:
             return None
-        async with ctx.session() as session:
-            user = await auth.get_user(session, ctx.principal.user_id)
+        user = ctx.user  # read by this request's authentication, so never stale
+        if user is None or user.id != ctx.principal.user_id:
+            async with ctx.session() as session:
+                user = await auth.get_user(session, ctx.principal.user_id)
         return User.from_model(user) if user else None
 
     @strawberry.field(permission_classes=[IsAdmin], description="All users (admin).")

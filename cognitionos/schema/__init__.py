@@ -18,6 +18,7 @@ from strawberry.types import ExecutionContext
 
 from cognitionos.config import Settings
 from cognitionos.resolvers import Mutation, Query
+from cognitionos.schema.documents import CachedDocuments, DocumentCache
 from cognitionos.schema.errors import ErrorFormatter
 from cognitionos.schema.permissions import ReadOnlyCredentials
 from cognitionos.schema.storable import RefuseUnstorableStrings
@@ -27,6 +28,10 @@ __all__ = ["CognitionSchema", "build_schema"]
 
 
 class CognitionSchema(strawberry.Schema):
+    def __init__(self, *, documents: DocumentCache, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.documents = documents  # parsed and validated documents (schema/documents.py)
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -46,7 +51,14 @@ def build_schema(settings: Settings | None = None) -> CognitionSchema:
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
+    documents = DocumentCache(entries=settings.document_cache_size)
+    # Last: it must see the refusals the extensions above set before validation.
+    extensions.append(partial(CachedDocuments, cache=documents))
     typed: list[type[SchemaExtension]] = extensions
     return CognitionSchema(
-        query=Query, mutation=Mutation, subscription=Subscription, extensions=typed
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=typed,
+        documents=documents,
     )

@@ -30,9 +30,15 @@ from strawberry.types.graphql import OperationType
 
 from cognitionos.context import Context, Services
 from cognitionos.dataloaders import Loaders
+from cognitionos.db.models.auth import User
 from cognitionos.observability import bind_request, get_logger
 from cognitionos.schema import CognitionSchema
-from cognitionos.services.auth import ClientInfo, credential_from_headers, identify
+from cognitionos.services.auth import (
+    ClientInfo,
+    Principal,
+    credential_from_headers,
+    identify_user,
+)
 from cognitionos.services.errors import (
     BadUserInput,
     CognitionError,
@@ -190,31 +196,36 @@ class GraphQLHTTP:
             ip=request.client.host if request.client else None,
             user_agent=request.headers.get("user-agent"),
         )
-        context = Context(
-            services=self.services,
-            request=request,
-            request_id=request_id,
-            client=client,
-            loaders=Loaders(self.services.sessionmaker, None),
-        )
+        services = self.services
+        principal: Principal | None = None
+        user: User | None = None
         try:
             credential = credential_from_headers(
                 request.headers.get("authorization"), request.headers.get("x-api-key")
             )
             if credential is not None:
-                async with self.services.sessionmaker() as session:
-                    context.principal = await identify(
-                        session, credential=credential, policy=self.services.token_policy
+                # Read on every request, so a demotion or suspension applies at once.
+                async with services.reader() as session:
+                    principal, user = await identify_user(
+                        session, credential=credential, policy=services.token_policy
                     )
-                method = "api_key" if context.principal.api_key_id else "jwt"
-                self.services.metrics.auth_results.labels(method, "success").inc()
-                bind_request(user_id=str(context.principal.user_id))
-                context.loaders = Loaders(self.services.sessionmaker, context.principal)
+                method = "api_key" if principal.api_key_id else "jwt"
+                services.metrics.auth_results.labels(method, "success").inc()
+                bind_request(user_id=str(principal.user_id))
         except Unauthenticated as exc:
-            self.services.metrics.auth_results.labels(
+            services.metrics.auth_results.labels(
                 "token", str(exc.extensions.get("reason", "failure"))
             ).inc()
             raise RequestError(401, exc, {"WWW-Authenticate": "Bearer"}) from None
+        context = Context(
+            services=services,
+            request=request,
+            request_id=request_id,
+            client=client,
+            loaders=Loaders(services.reader, principal),
+            principal=principal,
+            user=user,
+        )
         settings = self.services.settings
         who = f"user:{context.principal.user_id}" if context.principal else f"ip:{client.ip}"
         verdict = await self.services.rate_limiter.hit(

@@ -11,7 +11,7 @@ from cognitionos.services.auth.sessions import TokenPolicy, session_is_live
 from cognitionos.services.auth.tokens import decode_access_token
 from cognitionos.services.errors import Unauthenticated
 
-__all__ = ["credential_from_headers", "identify"]
+__all__ = ["credential_from_headers", "identify", "identify_user"]
 
 
 def credential_from_headers(authorization: str | None, api_key: str | None) -> str | None:
@@ -35,15 +35,26 @@ async def identify(
 
     An access token is self-contained until it expires; with ``check_session`` (long-lived
     connections) it is also refused once its login was ended (logout, refresh reuse)."""
+    principal, _ = await identify_user(
+        session, credential=credential, policy=policy, check_session=check_session
+    )
+    return principal
+
+
+async def identify_user(
+    session: AsyncSession, *, credential: str, policy: TokenPolicy, check_session: bool = False
+) -> tuple[Principal, User]:
+    """``identify``, also returning the user row it read (as of this request)."""
     if looks_like_api_key(credential):
         user, key = await authenticate_api_key(session, secret=credential)
-        return Principal(
+        principal = Principal(
             user_id=user.id,
             role=user.role,
             api_key_id=key.id,
             scopes=frozenset(key.scopes),
             expires_at=key.expires_at,
         )
+        return principal, user
     claims = decode_access_token(credential, secret=policy.secret, issuer=policy.issuer)
     found = await session.get(User, claims.user_id)
     if found is None or found.status is not UserStatus.ACTIVE:
@@ -54,9 +65,10 @@ async def identify(
         and not await session_is_live(session, claims.session_id)
     ):
         raise Unauthenticated("the token's login has ended; log in again", reason="SESSION_ENDED")
-    return Principal(
+    principal = Principal(
         user_id=found.id,
         role=found.role,
         session_id=claims.session_id,
         expires_at=claims.expires_at,
     )
+    return principal, found
