@@ -435,6 +435,31 @@ def test_every_page_works_and_fifty_steps_stay_legible(
     expect(details).to_have_attribute("data-step-key", re.compile("^part-"))
     page.screenshot(path=tmp_path / "fifty-steps.png")
 
+    # Cancel, then Retry (cancelled steps run again), then Reject: each live, each confirmed.
+    gql.ok(
+        CREATE_WORKFLOW,
+        {"input": {"key": "gate", "version": "1.0.0", "name": "Gate", "steps": GATE}},
+        token=token,
+    )
+    gate = gql.ok(EXECUTE_GATE, {"input": {"workflowKey": "gate"}}, token=token)["executeWorkflow"]
+    page.goto(f"{engine_server.url}/#/executions/{gate['id']}")
+    status = page.get_by_test_id("execution-status")
+    expect(status).to_have_attribute("data-status", "WAITING")
+    page.get_by_test_id("cancel-button").click()
+    expect(status).to_have_attribute("data-status", "CANCELLED")
+    expect(node(page, "ask")).to_have_attribute("data-status", "CANCELLED")
+    expect(node(page, "after")).to_have_attribute("data-status", "CANCELLED")
+    page.get_by_test_id("retry-button").click()
+    expect(page.locator(".toast").last).to_contain_text("Retrying")
+    expect(node(page, "ask")).to_have_attribute("data-status", "WAITING_APPROVAL")
+    expect(status).to_have_attribute("data-status", "WAITING")
+    node(page, "ask").click()
+    page.get_by_test_id("reject-button").click()
+    expect(status).to_have_attribute("data-status", "FAILED")
+    expect(page.get_by_test_id("execution-error")).to_contain_text("rejected")
+    expect(page.get_by_test_id("retry-button")).to_be_visible()
+    page.screenshot(path=tmp_path / "rejected.png")
+
     # Memory: each hit says why it ranks.
     page.goto(f"{engine_server.url}/#/memory")
     page.get_by_label("Search memories").fill("rollout plan")
@@ -479,10 +504,10 @@ def test_every_page_works_and_fifty_steps_stay_legible(
 
     # Workflows and the executions list with its filters.
     page.goto(f"{engine_server.url}/#/workflows")
-    expect(page.get_by_test_id("workflow-card")).to_have_count(2)
+    expect(page.get_by_test_id("workflow-card")).to_have_count(3)
     page.screenshot(path=tmp_path / "workflows.png")
     page.goto(f"{engine_server.url}/#/executions")
-    expect(page.get_by_test_id("execution-row")).to_have_count(2)
+    expect(page.get_by_test_id("execution-row")).to_have_count(3)
     page.get_by_label("Workflow").select_option("wide")
     expect(page.get_by_test_id("execution-row")).to_have_count(1)
     expect(page).to_have_url(re.compile(r"workflow=wide"))
@@ -493,3 +518,14 @@ def test_every_page_works_and_fifty_steps_stay_legible(
     page.screenshot(path=tmp_path / "executions.png")
     assert problems == [], problems
     page.context.close()
+
+    # A viewer may look but not run: the refusal is shown where the button is.
+    gql.register("viewer@example.com")
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(db, "UPDATE users SET role = 'VIEWER' WHERE email = 'viewer@example.com'")
+    viewer, viewer_problems = new_page(browser, engine_server, "viewer@example.com")
+    viewer.goto(f"{engine_server.url}/#/workflows/gate")
+    viewer.get_by_test_id("run-workflow").click()
+    expect(viewer.get_by_test_id("error")).to_contain_text("FORBIDDEN")
+    assert all("403" in p for p in viewer_problems), viewer_problems
+    viewer.context.close()
