@@ -11,33 +11,27 @@ so it does not measure itself on these cores. Rows:
 
 Prints req/s, p50 and p99 per row, each row's ratio to raw Starlette and to bare
 strawberry, and the SQL statements one request of each CognitionOS row runs.
-Usage: python bench/http.py [seconds]   (needs Debian's ``wrk``; says so and exits 0
-without it). Internally: ``python bench/http.py --serve KIND PORT`` runs one server.
+Usage: python bench/http_requests.py [seconds]   (needs Debian's ``wrk``; says so and exits 0
+without it). Internally: ``python bench/http_requests.py --serve KIND PORT`` runs one server.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import re
+import shutil
+import subprocess
 import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-# This file's name shadows the standard library's ``http`` (which httpx and uvicorn
-# import): look in this folder last.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE] + [_HERE]
-
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import httpx  # noqa: E402
-import strawberry  # noqa: E402
+import httpx
+import strawberry
 
 SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 10
 CONNECTIONS = 32
@@ -299,7 +293,7 @@ async def statements(settings: Any, token: str) -> dict[str, int]:
 
 async def main() -> None:
     if shutil.which("wrk") is None:
-        print("bench/http.py needs wrk (Debian: apt-get install wrk); skipped")
+        print("bench/http_requests.py needs wrk (Debian: apt-get install wrk); skipped")
         return
     from _stack import embedded_stack
 
