@@ -458,6 +458,11 @@ def test_every_page_works_and_fifty_steps_stay_legible(
     expect(status).to_have_attribute("data-status", "FAILED")
     expect(page.get_by_test_id("execution-error")).to_contain_text("rejected")
     expect(page.get_by_test_id("retry-button")).to_be_visible()
+    gate_events = gql.ok(EVENTS, {"id": gate["id"]}, token=token)["events"]
+    wait_for(lambda: len(history(page)) == len(gate_events), "the history of the gate")
+    assert history(page) == [e["position"] for e in gate_events]
+    # Every row has its stored time (events arrive live first, then are read back).
+    expect(page.locator('[data-testid="event-row"] time')).to_have_count(len(gate_events))
     page.screenshot(path=tmp_path / "rejected.png")
 
     # Memory: each hit says why it ranks.

@@ -18,6 +18,7 @@ from strawberry.types import ExecutionContext
 
 from cognitionos.config import Settings
 from cognitionos.resolvers import Mutation, Query
+from cognitionos.schema.common import SCALAR_OVERRIDES
 from cognitionos.schema.documents import CachedDocuments, DocumentCache
 from cognitionos.schema.errors import ErrorFormatter
 from cognitionos.schema.permissions import ReadOnlyCredentials
@@ -60,5 +61,6 @@ def build_schema(settings: Settings | None = None) -> CognitionSchema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=typed,
+        scalar_overrides=SCALAR_OVERRIDES,
         documents=documents,
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import decimal
 import uuid
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import strawberry
+from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.scalars import JSON
 
 from cognitionos.services.errors import BadUserInput
@@ -14,6 +16,7 @@ from cognitionos.services.pagination import Page
 
 __all__ = [
     "JSON",
+    "SCALAR_OVERRIDES",
     "Connection",
     "Edge",
     "Health",
@@ -24,6 +27,30 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+def _finite_decimal(value: object) -> decimal.Decimal:
+    try:
+        number = decimal.Decimal(str(value))
+    except decimal.DecimalException:
+        number = decimal.Decimal("NaN")
+    if not number.is_finite():
+        # A coercion error is the client's (BAD_USER_INPUT), never an internal one.
+        raise StrawberryInputCoercionError(
+            f'Value cannot represent a Decimal: "{value}". Send a finite number.'
+        )
+    return number
+
+
+# Decimal arguments are amounts: NaN and infinities are refused as the value is parsed.
+SCALAR_OVERRIDES: dict[object, Any] = {
+    decimal.Decimal: strawberry.scalar(
+        name="Decimal",
+        description="Decimal (fixed-point): a finite number, sent as a string or a number",
+        serialize=str,
+        parse_value=_finite_decimal,
+    )
+}
 
 
 @strawberry.type

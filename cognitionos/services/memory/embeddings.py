@@ -66,7 +66,8 @@ class WordLlamaEmbedder:
             return self._model
 
     def _embed(self, texts: list[str]) -> list[list[float]]:
-        return _unit(self._load().embed(texts, norm=True))
+        # Normalized here: WordLlama's own norm divides an empty text's zero vector by 0.
+        return _unit(self._load().embed(texts, norm=False))
 
     async def aclose(self) -> None:
         return None

@@ -28,7 +28,7 @@ from cognitionos.services.auth import Principal
 from cognitionos.services.errors import BadUserInput
 from cognitionos.services.memory.filters import MemoryFilter, conditions
 
-__all__ = ["RRF_K", "MemoryHit", "search_memories"]
+__all__ = ["RRF_K", "MemoryHit", "check_search", "search_memories"]
 
 RRF_K = 60
 MAX_LIMIT = 100
@@ -53,6 +53,14 @@ def _recency(settings: Settings, memory: Memory, now: datetime) -> float:
     return math.pow(0.5, age / half_life)
 
 
+def check_search(query: str, limit: int) -> None:
+    """Refuse what cannot be searched, before anything is embedded."""
+    if not query.strip():
+        raise BadUserInput("the query is empty", field="query")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadUserInput(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+
+
 async def search_memories(
     session: AsyncSession,
     *,
@@ -63,10 +71,7 @@ async def search_memories(
     limit: int,
     filter: MemoryFilter | None,
 ) -> list[MemoryHit]:
-    if not query.strip():
-        raise BadUserInput("the query is empty", field="query")
-    if not 1 <= limit <= MAX_LIMIT:
-        raise BadUserInput(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+    check_search(query, limit)
     where = conditions(principal, filter)
     pool = max(settings.memory_candidates, limit)
     # Both settings last for this transaction only (one round trip for the two).

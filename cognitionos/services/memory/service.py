@@ -15,7 +15,7 @@ from cognitionos.services.errors import CognitionError
 from cognitionos.services.memory.access import AccessTracker
 from cognitionos.services.memory.embeddings import Embedder, build_embedder
 from cognitionos.services.memory.filters import MemoryFilter
-from cognitionos.services.memory.search import MemoryHit, search_memories
+from cognitionos.services.memory.search import MemoryHit, check_search, search_memories
 from cognitionos.services.memory.store import (
     MemoryInput,
     MemoryPatch,
@@ -130,6 +130,7 @@ class MemoryService:
         self, principal: Principal, query: str, limit: int, filter: MemoryFilter | None
     ) -> list[MemoryHit]:
         self._usable()
+        check_search(query, limit)
         (vector,) = await self.embedder.embed([query])
         async with self.sessionmaker() as session:
             hits = await search_memories(

@@ -89,8 +89,10 @@ export function announce(text) {
 
 export function toast(text, { bad = false } = {}) {
   const el = h("div", { class: bad ? "toast bad" : "toast" }, text);
-  document.querySelector(".toasts").append(el);
-  setTimeout(() => el.remove(), 5000);
+  const area = document.querySelector(".toasts");
+  area.append(el);
+  while (area.children.length > 2) area.firstElementChild.remove();
+  setTimeout(() => el.remove(), 4000);
 }
 
 export function empty(title, ...rest) {

@@ -243,8 +243,11 @@ export default {
     }
 
     function loadHistorySoon() {
-      clearTimeout(historyTimer);
-      historyTimer = setTimeout(loadHistory, 250);
+      if (historyTimer) return; // one read per burst of events, however long the burst
+      historyTimer = setTimeout(() => {
+        historyTimer = null;
+        loadHistory();
+      }, 250);
     }
 
     async function loadHistory() {
