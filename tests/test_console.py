@@ -234,9 +234,10 @@ def test_a_run_with_an_approval_is_live_reload_safe_and_notifies(
     expect(page.get_by_test_id("step-output")).to_contain_text("a console that stays live")
     page.screenshot(path=tmp_path / "succeeded.png", full_page=True)
 
-    # Mark read in the inbox: both badges go down.
+    # Mark read in the inbox: both tabs' badges go down.
     inbox.get_by_test_id("mark-read").first.click()
     expect(badge).to_have_attribute("data-count", "1")
+    expect(page.get_by_test_id("notification-badge")).to_have_attribute("data-count", "1")
 
     # The list shows the run with its final status; at phone width it is still usable.
     page.goto(f"{engine_server.url}/#/executions")

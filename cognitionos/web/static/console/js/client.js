@@ -71,9 +71,14 @@ function schedule() {
   if (!current) return;
   const lead = Math.max(1000, Math.min(60_000, current.ttl * 200));
   const wait = Math.max(0, current.expiresAt - lead - Date.now());
-  refreshTimer = setTimeout(() => {
-    refresh().catch((err) => emit("error", err));
-  }, wait);
+  refreshTimer = setTimeout(refreshInBackground, wait);
+}
+
+/** A refresh nobody waits for: a refused one signs out (and says so), others are shown. */
+function refreshInBackground() {
+  refresh().catch((err) => {
+    if (err.code !== "UNAUTHENTICATED") emit("error", err);
+  });
 }
 
 /** Too close to expiry to send: a tenth of the lifetime, at most 5 s. */
@@ -105,7 +110,7 @@ export function refresh() {
           data = await post(REFRESH, { refreshToken: stored.refreshToken }, null);
         } catch (err) {
           if (err.code === "UNAUTHENTICATED") forget("expired");
-          else refreshTimer = setTimeout(() => refresh().catch(() => {}), Math.min(10_000, stored.ttl * 200));
+          else refreshTimer = setTimeout(refreshInBackground, Math.min(10_000, stored.ttl * 200));
           throw err;
         }
         store(data.refreshToken);
@@ -271,7 +276,7 @@ window.addEventListener("storage", (event) => {
 if (current) {
   if (stale()) {
     // The page was closed longer than the access token lives: renew before anything else.
-    refresh().catch(() => {});
+    refreshInBackground();
   } else {
     schedule();
   }

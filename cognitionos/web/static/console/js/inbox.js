@@ -35,6 +35,16 @@ export async function recount() {
   }
 }
 
+// Tabs share one inbox: what one marks read, the others count again.
+const tabs = "BroadcastChannel" in window ? new BroadcastChannel("cognitionos.inbox") : null;
+if (tabs) tabs.onmessage = () => { if (stop) recount(); };
+
+/** Call after marking read: every tab's badge follows. */
+export function changed() {
+  tabs?.postMessage("recount");
+  return recount();
+}
+
 export function setUnread(value) {
   unread = value;
   render();

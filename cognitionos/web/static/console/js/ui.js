@@ -75,6 +75,8 @@ export function errorBox(err, { title } = {}) {
 export function alertError(err, title) {
   const area = document.querySelector(".alerts");
   const box = errorBox(err, { title });
+  box.dataset.title = title || "";
+  for (const old of [...area.children]) if (old.dataset.title === box.dataset.title) old.remove(); // the latest only
   const close = h("button", { type: "button", class: "quiet", onclick: () => box.remove() }, "Dismiss");
   box.append(close);
   area.append(box);

@@ -90,7 +90,7 @@ export default {
           if (known) put({ ...known.node, readAt: new Date().toISOString(), status: "READ" });
         }
         toast(n === 1 ? "Marked read." : `${n} marked read.`);
-        await inbox.recount();
+        await inbox.changed();
       } catch (err) {
         button.disabled = false;
         alertError(err, "Marking read failed");
@@ -102,6 +102,7 @@ export default {
       try {
         const n = await gql(MARK_ALL_READ);
         toast(`${n} marked read.`);
+        inbox.changed();
         await load(false);
       } catch (err) {
         alertError(err, "Marking all read failed");
