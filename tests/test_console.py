@@ -157,6 +157,7 @@ def test_a_run_with_an_approval_is_live_reload_safe_and_notifies(
     problems = watch(page)
     page.goto(f"{engine_server.url}/")
     expect(page).to_have_url(re.compile(r"#/login"))
+    page.screenshot(path=tmp_path / "login.png")
     log_in(page, "console@example.com")
     expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "connected")
     expect(page.get_by_text("No executions yet.")).to_be_visible()  # the designed empty state
@@ -164,6 +165,7 @@ def test_a_run_with_an_approval_is_live_reload_safe_and_notifies(
     # Run it from the form generated from its input schema.
     page.goto(f"{engine_server.url}/#/workflows/release")
     page.get_by_label("What to ship").fill("v2")
+    page.screenshot(path=tmp_path / "workflow.png", full_page=True)
     page.get_by_test_id("run-workflow").click()
     expect(page).to_have_url(re.compile(r"#/executions/[0-9a-f-]{36}"))
     execution_id = re.search(r"#/executions/([0-9a-f-]{36})", page.url).group(1)  # type: ignore[union-attr]

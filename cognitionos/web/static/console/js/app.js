@@ -62,7 +62,8 @@ function show(view, params, query, opts) {
     main.append(h("p", {}, "This page failed to open."));
     alertError(err, "Opening the page");
   }
-  main.focus({ preventScroll: true });
+  // Screen readers and keyboards start on the new page, unless the view chose a field.
+  if (!main.contains(document.activeElement)) main.focus({ preventScroll: true });
 }
 
 function header() {

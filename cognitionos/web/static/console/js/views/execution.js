@@ -243,11 +243,13 @@ export default {
     }
 
     function loadHistorySoon() {
-      if (historyTimer) return; // one read per burst of events, however long the burst
+      // Events are shown as they arrive; this reads them back (with their stored time) at
+      // most once a second, however long a burst lasts.
+      if (historyTimer) return;
       historyTimer = setTimeout(() => {
         historyTimer = null;
         loadHistory();
-      }, 250);
+      }, 1000);
     }
 
     async function loadHistory() {
