@@ -152,7 +152,23 @@ FOUND = [
     ("ADMIN", 'mutation { setBudget(userId: "{me}", monthlyUsd: "NaN") { spentUsd } }', None),
     ("ADMIN", 'mutation { setBudget(userId: "{me}", monthlyUsd: "-Infinity") { spentUsd } }', None),
     ("ADMIN", 'mutation { setBudget(userId: "{me}", monthlyUsd: "ten") { spentUsd } }', None),
+    # Beyond the column's numeric(12, 4): an overflow in the database.
+    (
+        "ADMIN",
+        'mutation { setBudget(userId: "{me}", monthlyUsd: "1e30") { spentUsd } }',
+        "monthlyUsd",
+    ),
 ]
+
+
+def test_a_budget_for_nobody_is_not_found(gql: GQL, db: Any) -> None:
+    registered = gql.register("found@example.com")
+    db("UPDATE users SET role = 'ADMIN'")
+    error = gql.error(
+        f'mutation {{ setBudget(userId: "{uuid.UUID(int=7)}", monthlyUsd: "5") {{ spentUsd }} }}',
+        token=registered["accessToken"],
+    )
+    assert error["extensions"]["code"] == "NOT_FOUND", error
 
 
 @pytest.mark.parametrize(("role", "document", "field"), FOUND)

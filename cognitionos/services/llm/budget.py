@@ -29,9 +29,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from cognitionos.db.base import utcnow
-from cognitionos.db.models import Budget, BudgetReservation
+from cognitionos.db.models import Budget, BudgetReservation, User
 from cognitionos.services.auth import Principal
-from cognitionos.services.errors import BadUserInput, BudgetExceeded, Forbidden
+from cognitionos.services.errors import BadUserInput, BudgetExceeded, Forbidden, NotFound
 from cognitionos.services.llm.pricing import cost_of
 from cognitionos.services.llm.types import ChatRequest
 from cognitionos.services.llm.usage import month_start, spent_this_month
@@ -154,6 +154,9 @@ async def release(conn: AsyncConnection, user_id: uuid.UUID, reservation: uuid.U
     await conn.execute(released(user_id, reservation))
 
 
+_MAX_BUDGET = Decimal(10**8)
+
+
 async def set_budget(
     session: AsyncSession, *, principal: Principal, user_id: uuid.UUID, monthly_usd: Decimal | None
 ) -> Decimal | None:
@@ -165,6 +168,12 @@ async def set_budget(
     else:
         if monthly_usd < 0:
             raise BadUserInput("a budget cannot be negative", field="monthlyUsd")
+        if monthly_usd >= _MAX_BUDGET:  # the column's range: numeric(12, 4)
+            raise BadUserInput(
+                f"a budget must be below {_MAX_BUDGET:,} USD a month", field="monthlyUsd"
+            )
+        if await session.get(User, user_id) is None:
+            raise NotFound(f"user {user_id} not found")
         stmt = pg_insert(Budget).values(user_id=user_id, monthly_usd=monthly_usd)
         await session.execute(
             stmt.on_conflict_do_update(
