@@ -7,6 +7,7 @@ in-process worker; the browser reaches nothing but that server.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import shutil
 import threading
@@ -20,6 +21,7 @@ import pytest
 import uvicorn
 
 from cognitionos.app import create_app, server_config
+from cognitionos.web.console import CONSOLE_DIR
 from tests.conftest import Stack
 from tests.llm_fake import FakeLLM, Reply
 from tests.support import CREATE_WORKFLOW, EXECUTION, GQL, STRONG_PASSWORD, LiveServer
@@ -34,10 +36,6 @@ FLAGS = [
 ]  # fmt: skip
 DOCS_SHOT = Path(__file__).resolve().parent.parent / "docs" / "console.png"
 UPDATE_DOCS = os.environ.get("COGNITIONOS_UPDATE_DOCS_SCREENSHOT") == "1"
-
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="needs Chromium (.ci/run installs Debian's chromium)"
-)
 
 EVENTS = "query($id: ID!) { events(streamId: $id) { position version type } }"
 RELEASE_STEPS: list[dict[str, Any]] = [
@@ -66,10 +64,42 @@ NOTES = "Release notes: faster start, fewer round trips, a console that stays li
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
+    if CHROMIUM is None:
+        pytest.skip("needs Chromium (.ci/run installs Debian's chromium)")
     with playwright_api.sync_playwright() as p:
         launched = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield launched
         launched.close()
+
+
+def test_the_console_is_served_from_here_only(server: LiveServer) -> None:
+    """Every module the page imports is served, and the page may load nothing else."""
+    client = server.gql.client
+    page = client.get(f"{server.url}/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "script-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    pending = [m.group(1) for m in re.finditer(r'(?:src|href)="(/console/[^"]+)"', page.text)]
+    assert "/console/js/app.js" in pending and "/console/console.css" in pending
+    seen: set[str] = set()
+    while pending:
+        path = pending.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        answer = client.get(f"{server.url}{path}")
+        assert answer.status_code == 200, path
+        if path.endswith(".js"):
+            assert "javascript" in answer.headers["content-type"], path
+            base = path.rsplit("/", 1)[0]
+            for spec in re.findall(r'^(?:import|export)[^;]*?from "(\.[^"]+)"', answer.text, re.M):
+                pending.append(posixpath.normpath(posixpath.join(base, spec)))
+    # Every module of the console is reachable from the page: none is dead or missing.
+    on_disk = {
+        "/console/" + str(f.relative_to(CONSOLE_DIR)) for f in CONSOLE_DIR.rglob("*") if f.is_file()
+    }
+    assert on_disk - {"/console/index.html"} == seen
 
 
 def watch(page: Any) -> list[str]:
