@@ -498,6 +498,45 @@ def test_every_page_works_and_fifty_steps_stay_legible(
     expect(page.locator('[data-testid="event-row"] time')).to_have_count(len(gate_events))
     page.screenshot(path=tmp_path / "rejected.png")
 
+    # The run form follows the input schema; the server's refusal lands on its field.
+    typed = {
+        "type": "object",
+        "required": ["n"],
+        "properties": {
+            "n": {"type": "integer", "minimum": 1, "description": "How many"},
+            "mode": {"enum": ["fast", "slow"]},
+            "dry": {"type": "boolean"},
+            "extra": {"type": "object"},
+        },
+    }
+    gql.ok(
+        CREATE_WORKFLOW,
+        {
+            "input": {
+                "key": "typed",
+                "version": "1.0.0",
+                "name": "Typed",
+                "inputSchema": typed,
+                "steps": [{"key": "echo", "kind": "TRANSFORM", "config": {"template": "ok"}}],
+            }
+        },
+        token=token,
+    )
+    page.goto(f"{engine_server.url}/#/workflows/typed")
+    page.get_by_label("n *").fill("0")
+    page.get_by_label("mode").select_option("slow")
+    page.get_by_label("dry").check()
+    page.get_by_label("extra").fill('{"a": 1}')
+    page.get_by_test_id("run-workflow").click()
+    expect(page.get_by_test_id("error")).to_contain_text("inputs.n")
+    expect(page.get_by_label("n *")).to_have_attribute("aria-invalid", "true")
+    page.get_by_label("n *").fill("3")
+    page.get_by_test_id("run-workflow").click()
+    expect(page).to_have_url(re.compile(r"#/executions/[0-9a-f-]{36}"))
+    typed_id = re.search(r"#/executions/([0-9a-f-]{36})", page.url).group(1)  # type: ignore[union-attr]
+    inputs = gql.ok(EXECUTION, {"id": typed_id}, token=token)["execution"]["inputs"]
+    assert inputs == {"n": 3, "mode": "slow", "dry": True, "extra": {"a": 1}}
+
     # Memory: each hit says why it ranks.
     page.goto(f"{engine_server.url}/#/memory")
     page.get_by_label("Search memories").fill("rollout plan")
@@ -542,10 +581,10 @@ def test_every_page_works_and_fifty_steps_stay_legible(
 
     # Workflows and the executions list with its filters.
     page.goto(f"{engine_server.url}/#/workflows")
-    expect(page.get_by_test_id("workflow-card")).to_have_count(3)
+    expect(page.get_by_test_id("workflow-card")).to_have_count(4)
     page.screenshot(path=tmp_path / "workflows.png")
     page.goto(f"{engine_server.url}/#/executions")
-    expect(page.get_by_test_id("execution-row")).to_have_count(3)
+    expect(page.get_by_test_id("execution-row")).to_have_count(4)
     page.get_by_label("Workflow").select_option("wide")
     expect(page.get_by_test_id("execution-row")).to_have_count(1)
     expect(page).to_have_url(re.compile(r"workflow=wide"))
