@@ -53,7 +53,6 @@ def test_client_chosen_names_never_become_labels(gql: GQL, server: LiveServer) -
     # Standard methods other tests on this shared server sent may show; nothing invented.
     standard = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
     assert {m for m, _ in methods_and_routes} <= standard | {"other"}
-    assert ("other", "/graphql") in methods_and_routes
 
 
 def test_the_metrics_token_guards_the_web_metrics(make_server: Any) -> None:
