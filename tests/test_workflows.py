@@ -299,6 +299,13 @@ def test_approval_waits_then_continues_or_fails(gql: GQL, token: str) -> None:
     assert waiting["status"] == "WAITING"
     ask = waiting["steps"][0]
     assert ask["status"] == "WAITING_APPROVAL"
+    events = gql.ok(
+        "query($id: ID!) { events(streamId: $id) { type data } }",
+        {"id": waiting["id"]},
+        token=token,
+    )["events"]
+    asked = next(e for e in events if e["type"] == "STEP_WAITING_APPROVAL")
+    assert asked["data"]["prompt"] == "Ship v2?"  # what the approver reads, rendered
     step = gql.ok(approve, {"id": ask["id"], "ok": True}, token=token)["approveStep"]
     assert step["status"] == "SUCCEEDED" and step["output"]["approved"] is True
     done = gql.wait_execution(waiting["id"], token)

@@ -34,7 +34,11 @@ from cognitionos.services.events import publish_events
 from cognitionos.services.workflows.definitions import StepSpec, check_inputs, require_workflow
 from cognitionos.services.workflows.output import mark_attempts
 from cognitionos.services.workflows.steps import SqlPool, StepContext, StepFailure, get_kind
-from cognitionos.services.workflows.templates import TemplateFailure, render_config
+from cognitionos.services.workflows.templates import (
+    TemplateFailure,
+    render_config,
+    render_value,
+)
 from cognitionos.services.workflows.transitions import (
     Definition,
     Dispatch,
@@ -435,7 +439,7 @@ class Engine:
                     execution,
                     "STEP_WAITING_APPROVAL",
                     step=step,
-                    prompt=spec.config.get("prompt"),
+                    prompt=await self._approval_prompt(spec, execution, loaded, needs),
                 )
                 await finish_if_done(session, effects, execution)
                 await session.commit()
@@ -476,6 +480,32 @@ class Engine:
             await session.commit()
         await self.apply(effects)
         return None if inline else claimed
+
+    async def _approval_prompt(
+        self,
+        spec: StepSpec,
+        execution: WorkflowExecution,
+        loaded: list[StepExecution],
+        needs: set[str],
+    ) -> Any:
+        """The prompt an approver reads, rendered over the run's inputs and outputs."""
+        prompt = spec.config.get("prompt")
+        if not isinstance(prompt, str):
+            return prompt
+        variables = {
+            "inputs": dict(execution.inputs),
+            "steps": {
+                s.step_key: {"output": s.output}
+                for s in loaded
+                if s.step_key in needs and s.status is StepStatus.SUCCEEDED
+            },
+        }
+        try:
+            return await render_value(
+                prompt, variables, settings=self.settings, time_limit=spec.timeout_seconds
+            )
+        except TemplateFailure as exc:
+            return f"{prompt} ({exc})"
 
     async def _run_inline(
         self,
