@@ -82,7 +82,8 @@ class Settings(BaseSettings):
 
     # Worker.
     worker_in_process: bool | None = None  # None: in-process with the embedded services
-    worker_poll_delay_seconds: float = 0.01
+    worker_poll_delay_seconds: float = 0.01  # while jobs run
+    worker_idle_poll_seconds: float = 1.0  # idle: dispatches wake the worker before this
     worker_max_jobs: int = 50
     worker_metrics_port: int | None = None  # a separate worker serves /metrics here
     worker_metrics_host: str = "127.0.0.1"

@@ -1,5 +1,6 @@
 """Dispatch ready steps as arq jobs. The job id carries the dispatch sequence, so
-re-dispatching is idempotent and a stale job is refused at claim time."""
+re-dispatching is idempotent and a stale job is refused at claim time. Each dispatch
+also wakes idle workers (``WAKE_CHANNEL``): they do not poll an empty queue."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from arq.connections import ArqRedis
 
 from cognitionos.services.workflows import Dispatch
 
-__all__ = ["RUN_STEP", "ArqDispatcher"]
+__all__ = ["RUN_STEP", "WAKE_CHANNEL", "ArqDispatcher"]
 
 RUN_STEP = "run_step"
+WAKE_CHANNEL = "cognitionos:jobs:wake"
 
 
 class ArqDispatcher:
@@ -20,6 +22,8 @@ class ArqDispatcher:
         self.pool = pool
 
     async def dispatch(self, items: Sequence[Dispatch]) -> None:
+        if not items:
+            return
         await asyncio.gather(
             *(
                 self.pool.enqueue_job(
@@ -32,3 +36,5 @@ class ArqDispatcher:
                 for item in items
             )
         )
+        # A lost wake-up costs at most the worker's idle poll (and a lost job, the grace).
+        await self.pool.publish(WAKE_CHANNEL, b"")

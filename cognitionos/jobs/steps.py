@@ -7,6 +7,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cognitionos.jobs._idle import notifications_due, schedules_due, steps_in_flight
 from cognitionos.observability import get_logger
 from cognitionos.services.memory import purge_expired
 from cognitionos.services.notifications import deliver_due
@@ -40,14 +43,26 @@ async def run_eagerly(ctx: dict[str, Any], item: Dispatch) -> None:
 
 
 async def background_loop(
-    name: str, every: float, work: Callable[[], Awaitable[int]], *, quiet: bool = False
+    name: str,
+    every: float,
+    work: Callable[[], Awaitable[int]],
+    *,
+    quiet: bool = False,
+    due: Callable[[], Awaitable[bool]] | None = None,
+    regardless_every: int = 0,
 ) -> None:
-    """Run ``work`` forever, ``every`` seconds; failures are logged, never fatal."""
+    """Run ``work`` forever, ``every`` seconds; failures are logged, never fatal. With
+    ``due``, a pass runs only when ``due()`` says there is something to do (and, with
+    ``regardless_every``, every that many ticks anyway)."""
+    ticks = 0
     while True:
+        ticks += 1
         try:
-            moved = await work()
-            if moved and not quiet:
-                log.info(f"{name} pass", moved=moved)
+            regardless = regardless_every > 0 and ticks % regardless_every == 0
+            if due is None or regardless or await due():
+                moved = await work()
+                if moved and not quiet:
+                    log.info(f"{name} pass", moved=moved)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -66,8 +81,14 @@ async def deliver_notifications(engine: Engine) -> int:
     )
 
 
-def engine_loops(engine: Engine) -> list[asyncio.Task[None]]:
+def engine_loops(
+    engine: Engine, reader: async_sessionmaker[AsyncSession]
+) -> list[asyncio.Task[None]]:
+    """The worker's loops. Idle, each asks one cheap question per tick (``_idle``)."""
     settings = engine.settings
+    # Agents' loads are healed by a full reconciler pass; with no step in flight that
+    # pass runs this often (a stale load is only stale after minutes anyway).
+    heal_every = max(1, round(30 / settings.reconcile_interval_seconds))
     return [
         asyncio.create_task(
             background_loop(
@@ -75,6 +96,7 @@ def engine_loops(engine: Engine) -> list[asyncio.Task[None]]:
                 settings.notification_tick_seconds,
                 lambda: deliver_notifications(engine),
                 quiet=True,
+                due=lambda: notifications_due(reader),
             ),
             name="notifications",
         ),
@@ -88,12 +110,21 @@ def engine_loops(engine: Engine) -> list[asyncio.Task[None]]:
         ),
         asyncio.create_task(
             background_loop(
-                "reconciler", settings.reconcile_interval_seconds, lambda: reconcile(engine)
+                "reconciler",
+                settings.reconcile_interval_seconds,
+                lambda: reconcile(engine),
+                due=lambda: steps_in_flight(reader),
+                regardless_every=heal_every,
             ),
             name="reconciler",
         ),
         asyncio.create_task(
-            background_loop("scheduler", settings.schedule_tick_seconds, lambda: tick(engine)),
+            background_loop(
+                "scheduler",
+                settings.schedule_tick_seconds,
+                lambda: tick(engine),
+                due=lambda: schedules_due(reader),
+            ),
             name="scheduler",
         ),
     ]

@@ -20,7 +20,8 @@ from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
 from cognitionos.config import Settings
-from cognitionos.db import create_engine, create_sessionmaker
+from cognitionos.db import create_engine, create_reader, create_sessionmaker
+from cognitionos.jobs._waking import WakingWorker
 from cognitionos.jobs.dispatch import RUN_STEP, ArqDispatcher
 from cognitionos.jobs.steps import engine_loops, run_eagerly, run_step
 from cognitionos.observability import Metrics, get_logger
@@ -165,13 +166,13 @@ def create_worker(
         await workflow_engine.memory.start()
         ctx["workflow_engine"] = workflow_engine
         workflow_engine.local_runner = lambda item: run_eagerly(ctx, item)
-        ctx["loops"] = engine_loops(workflow_engine)
+        ctx["loops"] = engine_loops(workflow_engine, create_reader(engine))
         log.info("worker started", worker=ctx["worker_id"], max_jobs=settings.worker_max_jobs)
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         await _release(ctx)
 
-    return Worker(
+    return WakingWorker(
         functions=[
             func(health_job, name="health", max_tries=1),
             func(run_step, name=RUN_STEP, max_tries=1000, timeout=_ARQ_TIMEOUT, keep_result=0),
@@ -180,6 +181,7 @@ def create_worker(
         on_startup=on_startup,
         on_shutdown=on_shutdown,
         poll_delay=settings.worker_poll_delay_seconds,
+        idle_poll=settings.worker_idle_poll_seconds,
         max_jobs=settings.worker_max_jobs,
         handle_signals=handle_signals,
         health_check_interval=10,

@@ -1,0 +1,86 @@
+"""arq's worker, polling its queue only while it has work.
+
+arq polls its queue every ``poll_delay`` (10 ms here, for dispatch latency): a hundred
+Redis round trips a second from an idle worker. This one polls that often only while
+jobs run; idle, it sleeps until a dispatch publishes on ``WAKE_CHANNEL``, until the
+earliest deferred job in the queue is due, or ``idle_poll`` seconds at most (which
+bounds what a lost wake-up costs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from arq.connections import create_pool
+from arq.worker import Worker
+
+from cognitionos.jobs.dispatch import WAKE_CHANNEL
+from cognitionos.observability import get_logger
+
+__all__ = ["WakingWorker"]
+
+log = get_logger("cognitionos.worker")
+
+
+class WakingWorker(Worker):
+    def __init__(self, *args: Any, idle_poll: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.idle_poll = idle_poll
+        self._wake = asyncio.Event()
+
+    async def main(self) -> None:
+        """arq's ``Worker.main`` (no burst mode), with the idle wait above."""
+        if self._pool is None:
+            self._pool = await create_pool(
+                self.redis_settings,
+                job_deserializer=self.job_deserializer,
+                job_serializer=self.job_serializer,
+                default_queue_name=self.queue_name,
+                expires_extra_ms=self.expires_extra_ms,
+            )
+        self.ctx["redis"] = self.pool
+        if self.on_startup:
+            await self.on_startup(self.ctx)
+        listener = asyncio.create_task(self._listen(), name="worker-wake")
+        try:
+            while True:
+                self._wake.clear()
+                await self._poll_iteration()
+                await self._rest()
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    async def _rest(self) -> None:
+        wait = self.poll_delay_s
+        if self.job_counter == 0 and not self.tasks:
+            wait = self.idle_poll
+            first = await self.pool.zrange(self.queue_name, 0, 0, withscores=True)
+            if first:
+                due_in = first[0][1] / 1000 - time.time()
+                wait = min(wait, max(due_in, self.poll_delay_s))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=wait)
+
+    async def _listen(self) -> None:
+        """Set the wake event on every published dispatch; resubscribe after a failure."""
+        while True:
+            pubsub = self.pool.pubsub()
+            try:
+                await pubsub.subscribe(WAKE_CHANNEL)
+                self._wake.set()  # whatever was published while we were not listening
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("worker wake-up subscription failed; retrying", error=str(exc))
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
