@@ -146,10 +146,13 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = 120.0
     llm_max_tokens: int = 1024
     llm_prices: dict[str, list[float]] = Field(default_factory=dict)  # model: [in, out] per 1M
+    # Send output schemas natively (response_format, a forced tool); false: in the prompt.
+    llm_structured_output: bool = True
     agent_failure_threshold: int = 3  # consecutive failed calls put an agent in ERROR
     agent_probe_seconds: float = 60.0  # an agent in ERROR takes one probe call after this
     agent_wait_seconds: float = 2.0  # no free agent: the step is re-dispatched after this
     planner_max_repairs: int = 2
+    planner_max_tokens: int = Field(default=1024, ge=64)  # answer limit of each planner call
 
     # Memory.
     memory_embedder: str = "wordllama"  # or "openai" (needs OPENAI_API_KEY)

@@ -5,11 +5,24 @@ Routes: ``/openai/v1/chat/completions``, ``/compat/v1/chat/completions`` (an
 OpenAI-compatible server) and ``/anthropic/v1/messages``. Replies are scripted per
 provider (``script``); with none queued, ``responder`` answers (by default: like the
 agent persona the system prompt names).
+
+Modes, to behave like the servers and small models met in practice:
+
+- ``usage = False``: OpenAI-style streams carry no usage block, even when asked
+  (llama.cpp's server).
+- Structured output: a request asks for it natively with ``response_format``
+  (``json_schema``, or ``json_object`` with a schema) or, on Anthropic, a forced tool;
+  the reply's ``structured`` text answers such a request (streamed as the tool's
+  ``input_json_delta`` on Anthropic), its ``text`` any other. ``small_model = True``
+  makes the personas answer prose unless a schema was sent natively, as a small model
+  does. ``refuse`` lists the modes (``json_schema``, ``json_object``, ``tool``) answered
+  with a 400 naming them, as a server or model without them does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import re
@@ -37,6 +50,7 @@ class Reply:
     tokens_out: int | None = None  # None: one per streamed piece
     delay: float = 0.0  # before each streamed piece
     first_delay: float = 0.0  # before the first piece
+    structured: str | None = None  # the answer when a schema is sent natively (None: text)
 
 
 def pieces(text: str) -> list[str]:
@@ -65,6 +79,18 @@ def default_plan() -> dict[str, Any]:
     }
 
 
+SMALL_MODEL_PLAN = "Sure! First I would research the goal, then write a paragraph about it."
+
+
+def structured_mode(provider: str, body: dict[str, Any]) -> str | None:
+    """How the request asks for structured output natively, if it does."""
+    if provider == "anthropic":
+        choice = body.get("tool_choice") or {}
+        return "tool" if body.get("tools") and choice.get("type") == "tool" else None
+    kind = (body.get("response_format") or {}).get("type")
+    return kind if kind in ("json_schema", "json_object") else None
+
+
 def persona_reply(provider: str, body: dict[str, Any]) -> Reply:
     """Answer like the persona the system prompt describes."""
     system = body.get("system") or ""
@@ -89,6 +115,9 @@ class FakeLLM:
         self.requests: dict[str, list[dict[str, Any]]] = {p: [] for p in self.PROVIDERS}
         self.headers: dict[str, list[dict[str, str]]] = {p: [] for p in self.PROVIDERS}
         self.responder: Callable[[str, dict[str, Any]], Reply] = persona_reply
+        self.usage = True
+        self.small_model = False
+        self.refuse: set[str] = set()
         self._lock = threading.Lock()
         self.app = Starlette(
             routes=[
@@ -109,6 +138,9 @@ class FakeLLM:
                 self.requests[p].clear()
                 self.headers[p].clear()
             self.responder = persona_reply
+            self.usage = True
+            self.small_model = False
+            self.refuse = set()
 
     def script(self, provider: str, *replies: Reply) -> None:
         with self._lock:
@@ -128,11 +160,24 @@ class FakeLLM:
         }
 
     def _next(self, provider: str, request: Request, body: dict[str, Any]) -> Reply:
+        """The reply, with its text chosen by how the request asked for the answer."""
+        mode = structured_mode(provider, body)
         with self._lock:
             self.requests[provider].append(body)
             self.headers[provider].append(dict(request.headers))
+            if mode is not None and mode in self.refuse:
+                what = "tool use" if mode == "tool" else f"response_format type {mode!r}"
+                return Reply(f"{what} is not supported by this model", status=400)
             queued = self.queues[provider].popleft() if self.queues[provider] else None
-        return queued or self.responder(provider, body)
+        if queued is not None:
+            reply = queued
+        else:
+            reply = self.responder(provider, body)
+            if self.small_model and reply.structured is None and reply.text.startswith("{"):
+                reply = Reply(SMALL_MODEL_PLAN, structured=reply.text)
+        if mode is not None and reply.structured is not None:
+            return dataclasses.replace(reply, text=reply.structured)
+        return reply
 
     # -- OpenAI ------------------------------------------------------------------------
 
@@ -181,7 +226,7 @@ class FakeLLM:
                     yield f"data: {json.dumps({**chunk, 'choices': [choice]})}\n\n"
                 done = {"index": 0, "delta": {}, "finish_reason": "stop"}
                 yield f"data: {json.dumps({**chunk, 'choices': [done]})}\n\n"
-                if (body.get("stream_options") or {}).get("include_usage"):
+                if self.usage and (body.get("stream_options") or {}).get("include_usage"):
                     yield f"data: {json.dumps({**chunk, 'choices': [], 'usage': usage})}\n\n"
                 yield "data: [DONE]\n\n"
 
@@ -228,6 +273,7 @@ class FakeLLM:
             )
         parts = pieces(reply.text)
         out = len(parts) if reply.tokens_out is None else reply.tokens_out
+        tool = body["tool_choice"]["name"] if structured_mode("anthropic", body) else None
         message = {
             "id": "msg_fake",
             "type": "message",
@@ -237,11 +283,19 @@ class FakeLLM:
             "stop_sequence": None,
         }
         if not body.get("stream"):
+            content: dict[str, Any] = {"type": "text", "text": reply.text}
+            if tool is not None:
+                content = {
+                    "type": "tool_use",
+                    "id": "toolu_fake",
+                    "name": tool,
+                    "input": json.loads(reply.text),
+                }
             return JSONResponse(
                 {
                     **message,
-                    "content": [{"type": "text", "text": reply.text}],
-                    "stop_reason": "end_turn",
+                    "content": [content],
+                    "stop_reason": "end_turn" if tool is None else "tool_use",
                     "usage": {"input_tokens": reply.tokens_in, "output_tokens": out},
                 }
             )
@@ -256,19 +310,24 @@ class FakeLLM:
                 "usage": {"input_tokens": reply.tokens_in, "output_tokens": 1},
             }
             yield sse("message_start", {"message": start})
-            block = {"type": "text", "text": ""}
+            block: dict[str, Any] = {"type": "text", "text": ""}
+            if tool is not None:
+                block = {"type": "tool_use", "id": "toolu_fake", "name": tool, "input": {}}
             yield sse("content_block_start", {"index": 0, "content_block": block})
             await asyncio.sleep(reply.first_delay)
             for part in parts:
                 if reply.delay:
                     await asyncio.sleep(reply.delay)
                 delta = {"type": "text_delta", "text": part}
+                if tool is not None:
+                    delta = {"type": "input_json_delta", "partial_json": part}
                 yield sse("content_block_delta", {"index": 0, "delta": delta})
             yield sse("content_block_stop", {"index": 0})
+            stop = "end_turn" if tool is None else "tool_use"
             yield sse(
                 "message_delta",
                 {
-                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "delta": {"stop_reason": stop, "stop_sequence": None},
                     "usage": {"output_tokens": out},
                 },
             )

@@ -198,18 +198,18 @@ def test_budgets_and_usage_summaries(gql: GQL, db: Any, llm_fake: FakeLLM) -> No
     budget = gql.ok(
         """mutation($u: ID!, $m: Decimal) {
             setBudget(userId: $u, monthlyUsd: $m) { userId monthlyUsd spentUsd } }""",
-        {"u": member_id, "m": "0.01"},
+        {"u": member_id, "m": "0.02"},
         token=token,
     )["setBudget"]
-    assert budget == {"userId": member_id, "monthlyUsd": 0.01, "spentUsd": 0.0}
-    # A plan reserves under a cent (its prompt and answer limit at the fallback's price);
-    # this one costs $0.00456, after which another reservation no longer fits.
-    llm_fake.script("openai", Reply(json.dumps(default_plan()), tokens_in=30000, tokens_out=100))
+    assert budget == {"userId": member_id, "monthlyUsd": 0.02, "spentUsd": 0.0}
+    # A plan reserves about a cent (its prompt, the plan's schema and the answer limit at
+    # the fallback's price); this one costs $0.01206, after which another no longer fits.
+    llm_fake.script("openai", Reply(json.dumps(default_plan()), tokens_in=80000, tokens_out=100))
     gql.ok(PLAN, {"g": "First plan"}, token=member_token)
     refused = gql.error(PLAN, {"g": "Second plan"}, token=member_token)
     assert refused["extensions"]["code"] == "BUDGET_EXCEEDED"
-    mine = gql.ok("{ budget { monthlyUsd spentUsd } }", token=member_token)["budget"]
-    assert mine == {"monthlyUsd": 0.01, "spentUsd": 0.00456}
+    mine = gql.ok("{ budget { monthlyUsd spentUsd unpricedCalls } }", token=member_token)
+    assert mine["budget"] == {"monthlyUsd": 0.02, "spentUsd": 0.01206, "unpricedCalls": 0}
     usage = gql.ok(
         """{ llmUsage(groupBy: [PROVIDER, MODEL, PURPOSE]) {
             provider model purpose calls tokensIn tokensOut costUsd unpricedCalls } }""",
@@ -221,9 +221,9 @@ def test_budgets_and_usage_summaries(gql: GQL, db: Any, llm_fake: FakeLLM) -> No
             "model": "gpt-4o-mini",
             "purpose": "PLANNER",
             "calls": 1,
-            "tokensIn": 30000,
+            "tokensIn": 80000,
             "tokensOut": 100,
-            "costUsd": 0.00456,
+            "costUsd": 0.01206,
             "unpricedCalls": 0,
         }
     ]

@@ -102,8 +102,8 @@ class AgentQuery:
         if target != principal.user_id and not principal.is_admin:
             raise Forbidden("only admins see other users' budgets")
         async with info.context.session() as session:
-            monthly, spent = await llm.get_budget(session, target)
-        return Budget.of(target, monthly, spent)
+            monthly, spent, unpriced = await llm.get_budget(session, target)
+        return Budget.of(target, monthly, spent, unpriced)
 
 
 @strawberry.type
@@ -166,8 +166,8 @@ class AgentMutation:
                 user_id=target,
                 monthly_usd=monthly_usd,
             )
-            monthly, spent = await llm.get_budget(session, target)
-        return Budget.of(target, monthly, spent)
+            monthly, spent, unpriced = await llm.get_budget(session, target)
+        return Budget.of(target, monthly, spent, unpriced)
 
     @strawberry.mutation(
         permission_classes=[IsMember],

@@ -166,9 +166,16 @@ class UsageSummary:
     failures: int
     tokens_in: int
     tokens_out: int
-    cost_usd: float = strawberry.field(description="Sum over calls with a known price.")
+    cost_usd: float | None = strawberry.field(
+        description="Sum over calls with a known price; null (unknown, not 0) when every "
+        "call that answered was of a model without a price."
+    )
     unpriced_calls: int = strawberry.field(
         description="Successful calls whose model has no known price (cost unknown, not 0)."
+    )
+    estimated_calls: int = strawberry.field(
+        description="Successful calls whose provider reported no token usage: their tokens "
+        "are estimated from the text (about 4 bytes a token)."
     )
 
     @classmethod
@@ -185,8 +192,9 @@ class UsageSummary:
             failures=row.failures,
             tokens_in=row.tokens_in,
             tokens_out=row.tokens_out,
-            cost_usd=float(row.cost_usd),
+            cost_usd=None if row.cost_usd is None else float(row.cost_usd),
             unpriced_calls=row.unpriced_calls,
+            estimated_calls=row.estimated_calls,
         )
 
 
@@ -194,12 +202,21 @@ class UsageSummary:
 class Budget:
     user_id: strawberry.ID
     monthly_usd: float | None = strawberry.field(description="null: no budget")
-    spent_usd: float = strawberry.field(description="This calendar month (UTC).")
+    spent_usd: float | None = strawberry.field(
+        description="This calendar month (UTC), over calls with a known price; null "
+        "(unknown, not 0) when every call was of a model without a price."
+    )
+    unpriced_calls: int = strawberry.field(
+        description="This month's successful calls of models without a known price."
+    )
 
     @classmethod
-    def of(cls, user_id: Any, monthly: Decimal | None, spent: Decimal) -> Budget:
+    def of(
+        cls, user_id: Any, monthly: Decimal | None, spent: Decimal | None, unpriced: int
+    ) -> Budget:
         return cls(
             user_id=strawberry.ID(str(user_id)),
             monthly_usd=float(monthly) if monthly is not None else None,
-            spent_usd=float(spent),
+            spent_usd=float(spent) if spent is not None else None,
+            unpriced_calls=unpriced,
         )

@@ -255,3 +255,191 @@ async def test_budget_blocks_the_call_before_any_request(
         )
     assert mine.key == {"USER": str(user_id), "MODEL": "gpt-4o-mini"}
     assert (mine.calls, mine.tokens_in, mine.cost_usd) == (1, 10_000, Decimal("0.0015"))
+
+
+CITY = {"type": "object", "required": ["city"], "properties": {"city": {"type": "string"}}}
+ASK_JSON = ChatRequest(
+    messages=[{"role": "user", "content": "Where is the Louvre?"}],
+    system="Be brief.",
+    max_tokens=50,
+    output_schema=CITY,
+    schema_name="place",
+)
+PROSE = "It is in Paris, of course."
+JSON_ANSWER = '{"city": "Paris"}'
+
+
+async def test_a_server_without_a_usage_block_gets_estimated_counts_marked_so(
+    stack: Stack, llm_fake: FakeLLM, sessionmaker: Any
+) -> None:
+    """llama.cpp's server streams no usage: the counts are estimated, never 0, and an
+    unpriced model's cost stays unknown in every summary."""
+    llm_fake.usage = False
+    router, _ = make_router(stack, llm_fake, sessionmaker)
+    llm_fake.script("compatible", Reply("Hello there, friend."))  # 20 bytes: 5 tokens
+    result = await router.complete(ASK, tag=UsageTag("T"), model="compatible:gemma-3-270m")
+    await router.aclose()
+    assert llm_fake.requests["compatible"][0]["stream_options"] == {"include_usage": True}
+    assert result.tokens_estimated and result.tokens_out == 5
+    # "Be brief." (3) and "Say hello" (3), each with 4 for the chat framing.
+    assert result.tokens_in == 14 and result.cost_usd is None
+    (row,) = await usage_rows(sessionmaker)
+    assert (row.tokens_in, row.tokens_out, row.tokens_estimated, row.cost_usd) == (
+        14,
+        5,
+        True,
+        None,
+    )
+    async with sessionmaker() as session:
+        (total,) = await summarize_usage(
+            session,
+            principal=Principal(user_id=uuid.uuid4(), role=Role.ADMIN),
+            since=None,
+            until=None,
+            group_by=[],
+        )
+    assert (total.calls, total.tokens_in, total.tokens_out) == (1, 14, 5)
+    assert (total.cost_usd, total.unpriced_calls, total.estimated_calls) == (None, 1, 1)
+
+
+async def test_a_zero_price_makes_a_local_model_cost_zero_not_unknown(
+    stack: Stack, llm_fake: FakeLLM, sessionmaker: Any
+) -> None:
+    llm_fake.usage = False
+    router, _ = make_router(stack, llm_fake, sessionmaker, llm_prices={"gemma": [0, 0]})
+    result = await router.complete(ASK, tag=UsageTag("T"), model="compatible:gemma-3-270m")
+    await router.aclose()
+    assert result.cost_usd == Decimal(0) and result.tokens_estimated
+    async with sessionmaker() as session:
+        (total,) = await summarize_usage(
+            session,
+            principal=Principal(user_id=uuid.uuid4(), role=Role.ADMIN),
+            since=None,
+            until=None,
+            group_by=[UsageGroup.MODEL],
+        )
+    assert (total.cost_usd, total.unpriced_calls, total.estimated_calls) == (0, 0, 1)
+
+
+async def test_openai_gets_the_schema_as_response_format_json_schema(
+    stack: Stack, llm_fake: FakeLLM, sessionmaker: Any
+) -> None:
+    router, _ = make_router(stack, llm_fake, sessionmaker)
+    llm_fake.script("openai", Reply(PROSE, structured=JSON_ANSWER))
+    result = await router.complete(ASK_JSON, tag=UsageTag("T"), model="gpt-4o-mini")
+    await router.aclose()
+    assert result.text == JSON_ANSWER
+    assert (result.output_mode, result.structured_fallback) == ("json_schema", None)
+    sent = llm_fake.requests["openai"][0]
+    assert sent["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "place", "schema": CITY},
+    }
+    assert sent["messages"][0] == {"role": "system", "content": "Be brief."}  # no schema text
+    (row,) = await usage_rows(sessionmaker)
+    assert (row.output_mode, row.tokens_estimated) == ("json_schema", False)
+
+
+async def test_a_schema_that_is_not_an_object_travels_wrapped_and_comes_back_bare(
+    stack: Stack, llm_fake: FakeLLM, sessionmaker: Any
+) -> None:
+    router, _ = make_router(stack, llm_fake, sessionmaker)
+    names = {"type": "array", "items": {"type": "string"}}
+    llm_fake.script("openai", Reply(PROSE, structured='{"value": ["Ada", "Grace"]}'))
+    request = ChatRequest(messages=[{"role": "user", "content": "Two names"}], output_schema=names)
+    result = await router.complete(request, tag=UsageTag("T"), model="gpt-4o-mini")
+    await router.aclose()
+    assert result.text == '["Ada", "Grace"]'
+    sent = llm_fake.requests["openai"][0]["response_format"]["json_schema"]["schema"]
+    assert sent["properties"] == {"value": names} and sent["required"] == ["value"]
+
+
+async def test_anthropic_structured_output_is_a_forced_tool_streamed_as_input_json(
+    stack: Stack, llm_fake: FakeLLM, sessionmaker: Any
+) -> None:
+    router, _ = make_router(stack, llm_fake, sessionmaker)
+    llm_fake.script("anthropic", Reply(PROSE, structured='{"city": "Paris", "country": "FR"}'))
+    seen: list[str] = []
+
+    async def on_token(text: str) -> None:
+        seen.append(text)
+
+    result = await router.complete(
+        ASK_JSON, tag=UsageTag("T"), model="claude-haiku-4-5", on_token=on_token
+    )
+    await router.aclose()
+    assert result.text == '{"city": "Paris", "country": "FR"}'
+    assert "".join(seen) == result.text and len(seen) == 4  # the tool input as it streamed
+    assert (result.output_mode, result.tokens_estimated) == ("tool", False)
+    sent = llm_fake.requests["anthropic"][0]
+    assert sent["tools"] == [
+        {
+            "name": "place",
+            "description": "Give your answer as this tool's input.",
+            "input_schema": CITY,
+        }
+    ]
+    assert sent["tool_choice"] == {"type": "tool", "name": "place"}
+
+
+async def test_a_server_refusing_json_schema_gets_json_object_with_the_schema(
+    stack: Stack, llm_fake: FakeLLM, sessionmaker: Any
+) -> None:
+    """llama-cpp-python's server takes response_format json_object with a schema only."""
+    llm_fake.refuse = {"json_schema"}
+    router, sleeps = make_router(stack, llm_fake, sessionmaker)
+    llm_fake.script("compatible", Reply(PROSE, structured=JSON_ANSWER))
+    llm_fake.script("compatible", Reply(PROSE, structured=JSON_ANSWER))
+    model = "compatible:llama-cpp-python"
+    first = await router.complete(ASK_JSON, tag=UsageTag("T"), model=model)
+    second = await router.complete(ASK_JSON, tag=UsageTag("T"), model=model)
+    await router.aclose()
+    assert first.text == second.text == JSON_ANSWER and sleeps == []
+    assert first.output_mode == second.output_mode == "json_object"
+    formats = [r["response_format"]["type"] for r in llm_fake.requests["compatible"]]
+    assert formats == ["json_schema", "json_object", "json_object"]  # the refusal is known
+    assert llm_fake.requests["compatible"][1]["response_format"]["schema"] == CITY
+    rows = await usage_rows(sessionmaker)
+    assert [(r.output_mode, r.success) for r in rows] == [
+        ("json_schema", False),
+        ("json_object", True),
+        ("json_object", True),
+    ]
+    assert "response_format type 'json_schema' is not supported" in (rows[0].error or "")
+
+
+async def test_a_model_refusing_every_native_way_is_asked_in_the_prompt_and_says_so(
+    stack: Stack, llm_fake: FakeLLM, sessionmaker: Any
+) -> None:
+    llm_fake.refuse = {"json_schema", "json_object", "tool"}
+    router, _ = make_router(stack, llm_fake, sessionmaker)
+    llm_fake.script("compatible", Reply(JSON_ANSWER))
+    result = await router.complete(ASK_JSON, tag=UsageTag("T"), model="compatible:tiny")
+    llm_fake.script("anthropic", Reply(JSON_ANSWER))
+    claude = await router.complete(ASK_JSON, tag=UsageTag("T"), model="claude-haiku-4-5")
+    await router.aclose()
+    assert result.text == claude.text == JSON_ANSWER
+    assert result.output_mode == claude.output_mode == "prompt"
+    assert "compatible:tiny refused json_object" in (result.structured_fallback or "")
+    assert "anthropic:claude-haiku-4-5 refused tool" in (claude.structured_fallback or "")
+    last = llm_fake.requests["compatible"][-1]
+    assert "response_format" not in last
+    system = last["messages"][0]["content"]
+    assert system.startswith("Be brief.\n\nAnswer with one JSON value that matches")
+    assert '"required":["city"]' in system
+    assert "tools" not in llm_fake.requests["anthropic"][-1]
+    rows = await usage_rows(sessionmaker)
+    assert [r.output_mode for r in rows if r.success] == ["prompt", "prompt"]
+
+
+async def test_structured_output_turned_off_describes_the_schema_in_the_prompt(
+    stack: Stack, llm_fake: FakeLLM, sessionmaker: Any
+) -> None:
+    router, _ = make_router(stack, llm_fake, sessionmaker, llm_structured_output=False)
+    llm_fake.script("openai", Reply(JSON_ANSWER, structured="never sent"))
+    result = await router.complete(ASK_JSON, tag=UsageTag("T"), model="gpt-4o-mini")
+    await router.aclose()
+    assert (result.text, result.output_mode) == (JSON_ANSWER, "prompt")
+    assert "COGNITIONOS_LLM_STRUCTURED_OUTPUT" in (result.structured_fallback or "")
+    (sent,) = llm_fake.requests["openai"]
+    assert "response_format" not in sent and "JSON Schema" in sent["messages"][0]["content"]

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, Numeric, String, Text, UniqueConstraint, text
+from sqlalchemy import ForeignKey, Index, Numeric, String, Text, UniqueConstraint, false, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -84,6 +84,10 @@ class LLMUsage(UUIDPrimaryKey, TimestampMixin, Base):
     model: Mapped[str] = mapped_column(String(100))
     tokens_in: Mapped[int] = mapped_column(default=0)
     tokens_out: Mapped[int] = mapped_column(default=0)
+    # The provider sent no usage block: the counts were estimated from the text.
+    tokens_estimated: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # How JSON was asked for: json_schema, json_object, tool or prompt (None: it was not).
+    output_mode: Mapped[str | None] = mapped_column(String(16))
     cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(12, 6))  # None: price unknown
     latency_ms: Mapped[float]
     success: Mapped[bool]

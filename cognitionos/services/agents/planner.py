@@ -1,8 +1,10 @@
 """The planner: a goal becomes a validated workflow (and, if asked, an execution).
 
-The planner agent answers with a workflow in the ``createWorkflow`` input format. It is
-checked by the same validation as ``createWorkflow``; an invalid plan goes back to the
-model with the errors, at most ``planner_max_repairs`` times, then fails with them.
+The planner agent answers with a workflow in the ``createWorkflow`` input format, asked
+for as structured output with the plan's JSON Schema (``plan_schema.py``) and at most
+``planner_max_tokens`` tokens per answer. It is checked by the same validation as
+``createWorkflow``; an invalid plan goes back to the model with the errors, at most
+``planner_max_repairs`` times, then fails with them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cognitionos.config import Settings
 from cognitionos.db.models import Agent, AgentRole, AgentStatus, Workflow, WorkflowExecution
-from cognitionos.services.agents.runtime import ask, wait_for_agent
+from cognitionos.observability import get_logger
+from cognitionos.services.agents.plan_schema import plan_schema
+from cognitionos.services.agents.runtime import AgentCall, ask, wait_for_agent
 from cognitionos.services.auth import Principal
 from cognitionos.services.errors import BadUserInput
 from cognitionos.services.llm import JSONOutputError, Router, UsageTag, parse_json_output
@@ -25,6 +29,8 @@ from cognitionos.services.workflows import Engine, create_workflow, get_workflow
 from cognitionos.services.workflows.definitions import MAX_STEPS, controls_key
 
 __all__ = ["PlanResult", "plan_workflow"]
+
+log = get_logger("cognitionos.agents")
 
 PLAN_SCHEMA = {
     "type": "object",
@@ -65,11 +71,16 @@ def _next_version(latest: Workflow | None) -> str:
     return "1.0.0" if latest is None else f"{latest.major}.{latest.minor + 1}.0"
 
 
-def _problems(text: str) -> tuple[dict[str, Any] | None, str | None]:
+def _problems(call: AgentCall, settings: Settings) -> tuple[dict[str, Any] | None, str | None]:
     """The plan, or what is wrong with it (for the repair round)."""
     try:
-        plan = parse_json_output(text, PLAN_SCHEMA)
+        plan = parse_json_output(call.result.text, PLAN_SCHEMA)
     except JSONOutputError as exc:
+        if call.result.truncated:
+            return None, (
+                f"the answer was cut off at the planner's limit of {settings.planner_max_tokens}"
+                f" tokens (COGNITIONOS_PLANNER_MAX_TOKENS), so {exc}; answer more briefly"
+            )
         return None, str(exc)
     if len(plan["steps"]) > _PLAN_STEPS:
         return None, f"the plan has {len(plan['steps'])} steps; at most {_PLAN_STEPS}"
@@ -128,8 +139,11 @@ async def plan_workflow(
             "provider": call.result.provider,
             "model": call.result.model,
             "repairs": repairs,
+            "outputMode": call.result.output_mode,
         }
     }
+    if call.result.structured_fallback:
+        metadata["plan"]["structuredOutputFallback"] = call.result.structured_fallback
     async with sessionmaker() as session:
         workflow_key = key or await _own_key(session, _slug(goal), principal)
         latest = await get_workflow(session, key=workflow_key)
@@ -161,9 +175,10 @@ async def _converse(
     principal: Principal,
     goal: str,
     capabilities: list[str],
-) -> tuple[dict[str, Any], Any, int]:
+) -> tuple[dict[str, Any], AgentCall, int]:
     messages = [{"role": "user", "content": f"Goal: {goal}"}]
     problems: list[str] = []
+    schema = plan_schema(capabilities, _PLAN_STEPS)
     for repair in range(settings.planner_max_repairs + 1):
         call = await ask(
             router,
@@ -173,10 +188,19 @@ async def _converse(
             messages=messages,
             tag=UsageTag(purpose="PLANNER", user_id=principal.user_id),
             variables={"capabilities": capabilities, "max_steps": _PLAN_STEPS},
+            output_schema=schema,
+            schema_name="workflow",
+            max_tokens=settings.planner_max_tokens,
         )
-        plan, problem = _problems(call.result.text)
+        plan, problem = _problems(call, settings)
         if plan is not None:
             return plan, call, repair
+        log.info(
+            "the planner's answer is not a valid workflow",
+            problem=problem,
+            round=repair + 1,
+            output_mode=call.result.output_mode,
+        )
         problems.append(problem or "invalid plan")
         messages += [
             {"role": "assistant", "content": call.result.text},

@@ -139,9 +139,15 @@ async def ask(
     prompt_version: int | None = None,
     variables: dict[str, Any] | None = None,
     on_token: OnToken | None = None,
+    output_schema: dict[str, Any] | None = None,
+    schema_name: str = "answer",
+    max_tokens: int | None = None,
 ) -> AgentCall:
     """One call as the leased agent: its role prompt (``prompt_version`` pins one, else
-    the agent's pin, else the active one) as the system message. Marks the lease."""
+    the agent's pin, else the active one) as the system message. Marks the lease.
+    ``output_schema``: the answer is JSON of that schema (sent as structured output);
+    ``max_tokens``: the answer limit (instead of ``llm_max_tokens``; a lower one of the
+    agent's own wins)."""
     agent = lease.agent
     async with sessionmaker() as session:
         prompt = await resolve_prompt(session, agent.role, prompt_version or agent.prompt_version)
@@ -157,11 +163,14 @@ async def ask(
         },
         settings=settings,
     )
+    limit = agent.max_tokens or max_tokens or settings.llm_max_tokens
     request = ChatRequest(
         messages=messages,
         system=system,
         temperature=agent.temperature,
-        max_tokens=agent.max_tokens or settings.llm_max_tokens,
+        max_tokens=min(limit, max_tokens or limit),
+        output_schema=output_schema,
+        schema_name=schema_name,
     )
     try:
         result = await router.complete(

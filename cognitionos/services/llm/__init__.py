@@ -11,7 +11,7 @@ from cognitionos.services.llm.types import ChatRequest, ChatResult, ProviderErro
 from cognitionos.services.llm.usage import (
     UsageGroup,
     UsageRow,
-    spent_this_month,
+    month_usage,
     summarize_usage,
 )
 
@@ -31,8 +31,8 @@ __all__ = [
     "build_providers",
     "cost_of",
     "get_budget",
+    "month_usage",
     "parse_json_output",
     "set_budget",
-    "spent_this_month",
     "summarize_usage",
 ]

@@ -1,16 +1,17 @@
 """Per-user monthly budgets, enforced by reserving a call's cost before it is sent.
 
-A budgeted user's call first reserves what it may cost at most: its prompt counted at one
-token per UTF-8 byte (a token covers at least one byte, so this bounds the count) plus
-per-message overhead, and its full ``max_tokens`` answer, at the dearest price along the
-fallback chain. Reserving is one statement (the ``reserve_llm_budget`` function of
-migration 0006) that locks the user's budget row, so concurrent calls queue there and each
-sees the others' reservations: a call is refused (``BUDGET_EXCEEDED``) when this month's
-recorded spend, the reservations of calls in flight and its own would pass the budget.
-When the call answers, the statement that writes its real cost to ``llm_usage`` drops the
-reservation; when it fails or is cancelled, a ``finally`` drops it. A reservation expires
-once the call cannot be running any more (every attempt timed out), so one left by a
-worker that died mid-call stops counting on its own.
+A budgeted user's call first reserves what it may cost at most: its prompt (and output
+schema) counted at one token per UTF-8 byte (a token covers at least one byte, so this
+bounds the count) plus per-message overhead, and its full ``max_tokens`` answer, at the
+dearest price along the fallback chain. Reserving is one statement (the
+``reserve_llm_budget`` function of migration 0006) that locks the user's budget row, so
+concurrent calls queue there and each sees the others' reservations: a call is refused
+(``BUDGET_EXCEEDED``) when this month's recorded spend, the reservations of calls in
+flight and its own would pass the budget. When the call answers, the statement that writes
+its real cost to ``llm_usage`` drops the reservation; when it fails or is cancelled, a
+``finally`` drops it. A reservation expires once the call cannot be running any more
+(every attempt timed out), so one left by a worker that died mid-call stops counting on
+its own.
 
 A model without a price cannot be charged to a budget, so it is refused for budgeted users
 (``COGNITIONOS_LLM_PRICES`` gives it one); users without a budget are not affected.
@@ -33,8 +34,9 @@ from cognitionos.db.models import Budget, BudgetReservation, User
 from cognitionos.services.auth import Principal
 from cognitionos.services.errors import BadUserInput, BudgetExceeded, Forbidden, NotFound
 from cognitionos.services.llm.pricing import cost_of
+from cognitionos.services.llm.structured import prompt_instruction
 from cognitionos.services.llm.types import ChatRequest
-from cognitionos.services.llm.usage import month_start, spent_this_month
+from cognitionos.services.llm.usage import month_start, month_usage
 
 __all__ = [
     "Estimate",
@@ -56,8 +58,12 @@ def _usd(amount: Decimal) -> str:
 
 
 def prompt_tokens_bound(request: ChatRequest) -> int:
-    """At most this many input tokens: one per byte, plus framing per message."""
+    """At most this many input tokens: one per byte, plus framing per message. An output
+    schema counts too: sent natively, providers bill it as prompt; else it is in the
+    system prompt (with a sentence around it)."""
     texts = [request.system or "", *(m.get("content") or "" for m in request.messages)]
+    if request.output_schema is not None:
+        texts.append(prompt_instruction(request.output_schema))
     return sum(len(t.encode()) for t in texts) + _MESSAGE_OVERHEAD * len(texts)
 
 
@@ -184,9 +190,11 @@ async def set_budget(
     return monthly_usd
 
 
-async def get_budget(session: AsyncSession, user_id: uuid.UUID) -> tuple[Decimal | None, Decimal]:
-    """The user's monthly budget (None: unlimited) and this month's spend."""
+async def get_budget(
+    session: AsyncSession, user_id: uuid.UUID
+) -> tuple[Decimal | None, Decimal | None, int]:
+    """The user's monthly budget (None: unlimited), this month's spend (None: every call
+    was of a model without a price) and how many of this month's calls had no price."""
     monthly = await session.scalar(select(Budget.monthly_usd).where(Budget.user_id == user_id))
-    return (Decimal(monthly) if monthly is not None else None), await spent_this_month(
-        session, user_id
-    )
+    spent, unpriced = await month_usage(session, user_id)
+    return (Decimal(monthly) if monthly is not None else None), spent, unpriced

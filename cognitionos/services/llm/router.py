@@ -1,6 +1,12 @@
 """The router: budget reservation, retries with backoff, fallback along a chain, usage
 ledger.
 
+A call with an output schema asks for it the provider's own way (``structured.py``); a
+provider or model that refuses it (a 400 about ``response_format`` or tools) is asked the
+next way, down to the schema described in the prompt, and the refusal is remembered for
+an hour. Token counts come from the provider's usage block, else are estimated from the
+text and marked so (``tokens.py``).
+
 A budgeted user's call first reserves its most possible cost (``budget.py``) and gives the
 reservation back when it ends, however it ends. It goes to its target (provider + model),
 retrying 429/5xx/timeouts/connection errors with exponential backoff and jitter (a
@@ -31,9 +37,12 @@ from cognitionos.services.errors import BadUserInput, LLMUnavailable
 from cognitionos.services.llm.budget import estimate, release, released, reserve
 from cognitionos.services.llm.pricing import cost_of
 from cognitionos.services.llm.providers import Provider, build_providers
+from cognitionos.services.llm.structured import PROMPT, prompt_instruction
+from cognitionos.services.llm.tokens import estimate_prompt_tokens, estimate_tokens
 from cognitionos.services.llm.types import (
     ChatRequest,
     ChatResult,
+    Completion,
     OnToken,
     ProviderError,
     UsageTag,
@@ -49,6 +58,35 @@ _SETTINGS_HINT = (
     "set OPENAI_API_KEY, ANTHROPIC_API_KEY or COGNITIONOS_LLM_COMPATIBLE_BASE_URL "
     "(an OpenAI-compatible server such as Ollama)"
 )
+
+
+_REFUSAL_MEMORY_SECONDS = 3600.0
+_REFUSAL_MEMORY_SIZE = 256
+
+
+def _prompt_only(request: ChatRequest) -> ChatRequest:
+    """The request with its output schema described in the system prompt instead."""
+    assert request.output_schema is not None
+    instruction = prompt_instruction(request.output_schema)
+    system = f"{request.system}\n\n{instruction}" if request.system else instruction
+    return replace(request, system=system, output_schema=None)
+
+
+def _counts(request: ChatRequest, completion: Completion) -> tuple[int, int, bool]:
+    """Tokens in and out, from the provider's usage block when it sent one, else
+    estimated from the text (and marked so)."""
+    tokens_in, tokens_out = completion.tokens_in, completion.tokens_out
+    reported = tokens_in is not None and tokens_out is not None
+    if reported and not tokens_in and not tokens_out and completion.text:
+        reported = False  # a usage block of zeros for a real answer counts nothing
+    if reported:
+        assert tokens_in is not None and tokens_out is not None
+        return tokens_in, tokens_out, False
+    return (
+        tokens_in or estimate_prompt_tokens(request),
+        tokens_out or estimate_tokens(completion.text),
+        True,
+    )
 
 
 @dataclass(frozen=True)
@@ -79,6 +117,8 @@ class Router:
         self.metrics = metrics
         self.providers = build_providers(settings) if providers is None else providers
         self.sleep = sleep
+        # Targets that refused a structured-output mode: (modes left, why, when).
+        self._refused: dict[Target, tuple[tuple[str | None, ...], str, float]] = {}
 
     @property
     def configured(self) -> bool:
@@ -187,6 +227,27 @@ class Router:
         except Exception:  # it expires on its own; the call's outcome matters more
             log.warning("releasing a budget reservation failed", exc_info=True)
 
+    def _modes(
+        self, target: Target, provider: Provider, request: ChatRequest
+    ) -> tuple[list[str | None], str | None]:
+        """How to ask ``target`` for JSON, in order, and why not natively if so."""
+        if request.output_schema is None:
+            return [None], None
+        if not self.settings.llm_structured_output:
+            return [PROMPT], "structured output is off (COGNITIONOS_LLM_STRUCTURED_OUTPUT)"
+        known = self._refused.get(target)
+        if known is not None and time.monotonic() - known[2] < _REFUSAL_MEMORY_SECONDS:
+            return list(known[0]), known[1]
+        return [*provider.structured_modes, PROMPT], None
+
+    def _refusal(self, target: Target, modes: list[str | None], reason: str) -> None:
+        """Remember for a while that ``target`` refused a mode, so its next calls start
+        with what it takes instead of another refused request (bounded: oldest out)."""
+        self._refused.pop(target, None)
+        self._refused[target] = (tuple(modes), reason, time.monotonic())
+        while len(self._refused) > _REFUSAL_MEMORY_SIZE:
+            self._refused.pop(next(iter(self._refused)))
+
     async def _try(
         self,
         target: Target,
@@ -198,7 +259,12 @@ class Router:
     ) -> ChatResult | None:
         settings = self.settings
         provider = self.providers[target.provider]
-        for attempt in range(settings.llm_max_retries + 1):
+        modes, fallback = self._modes(target, provider, request)
+        attempt = 0
+        while attempt <= settings.llm_max_retries:
+            mode = modes[0]
+            sent = _prompt_only(request) if mode == PROMPT else request
+            wire = None if mode in (None, PROMPT) else mode
             started = time.perf_counter()
             span = _tracer.start_span(
                 "llm.call",
@@ -207,19 +273,33 @@ class Router:
                     "llm.model": target.model,
                     "llm.purpose": tag.purpose,
                     "llm.attempt": attempt + 1,
+                    "llm.output_mode": mode or "text",
                 },
             )
             try:
                 with trace.use_span(span, end_on_exit=True):
-                    text, tokens_in, tokens_out = await provider.stream(
-                        target.model, request, on_token
-                    )
+                    completion = await provider.stream(target.model, sent, on_token, wire)
+                    tokens_in, tokens_out, estimated = _counts(sent, completion)
                     span.set_attribute("llm.tokens_in", tokens_in)
                     span.set_attribute("llm.tokens_out", tokens_out)
+                    span.set_attribute("llm.tokens_estimated", estimated)
             except ProviderError as exc:
                 latency = (time.perf_counter() - started) * 1000
                 failures.append(f"{target}: {exc}")
-                await self._record(tag, target, 0, 0, None, latency, error=str(exc))
+                await self._record(tag, target, 0, 0, None, latency, error=str(exc), mode=mode)
+                if exc.refused_structured and wire is not None:
+                    # Not the call's fault: the same call, asked the next way, may work.
+                    modes = modes[1:]
+                    fallback = f"{target} refused {wire} structured output ({exc})"
+                    self._refusal(target, modes, fallback)
+                    log.warning(
+                        "structured output refused; asking the next way",
+                        target=str(target),
+                        refused=wire,
+                        next=modes[0],
+                        error=str(exc),
+                    )
+                    continue
                 if not exc.retryable or attempt == settings.llm_max_retries:
                     return None
                 delay = exc.retry_after
@@ -230,6 +310,7 @@ class Router:
                     return None  # waiting that long: the fallback is the better bet
                 log.info("llm call retrying", target=str(target), delay=delay, error=str(exc))
                 await self.sleep(delay)
+                attempt += 1
                 continue
             latency = (time.perf_counter() - started) * 1000
             cost = cost_of(target.model, tokens_in, tokens_out, settings.llm_prices)
@@ -239,17 +320,36 @@ class Router:
                     model=target.model,
                     hint="set COGNITIONOS_LLM_PRICES",
                 )
+            if estimated:
+                log.info(
+                    "the provider reported no token usage; counts estimated from the text",
+                    target=str(target),
+                    tokens_in=tokens_in,
+                    tokens_out=tokens_out,
+                )
             await self._record(
-                tag, target, tokens_in, tokens_out, cost, latency, settle=reservation
+                tag,
+                target,
+                tokens_in,
+                tokens_out,
+                cost,
+                latency,
+                settle=reservation,
+                estimated=estimated,
+                mode=mode,
             )
             return ChatResult(
-                text=text,
+                text=completion.text,
                 provider=target.provider,
                 model=target.model,
                 tokens_in=tokens_in,
                 tokens_out=tokens_out,
                 latency_ms=latency,
                 cost_usd=cost,
+                tokens_estimated=estimated,
+                output_mode=mode,
+                structured_fallback=fallback if mode == PROMPT else None,
+                truncated=completion.truncated,
             )
         return None
 
@@ -264,6 +364,8 @@ class Router:
         *,
         error: str | None = None,
         settle: uuid.UUID | None = None,
+        estimated: bool = False,
+        mode: str | None = None,
     ) -> None:
         """Write the attempt's usage row; ``settle``: and drop that budget reservation in
         the same statement, so the real cost replaces the hold at once."""
@@ -287,6 +389,8 @@ class Router:
             model=target.model,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
+            tokens_estimated=estimated,
+            output_mode=mode,
             cost_usd=cost if error is None else Decimal(0),
             latency_ms=latency_ms,
             success=error is None,

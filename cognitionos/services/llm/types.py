@@ -6,20 +6,45 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
-__all__ = ["ChatRequest", "ChatResult", "OnToken", "ProviderError", "UsageTag"]
+__all__ = [
+    "ChatRequest",
+    "ChatResult",
+    "Completion",
+    "OnToken",
+    "ProviderError",
+    "UsageTag",
+]
 
 OnToken = Callable[[str], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """A chat call. ``messages`` are ``{"role": "user"|"assistant", "content": str}``."""
+    """A chat call. ``messages`` are ``{"role": "user"|"assistant", "content": str}``.
+
+    ``output_schema``: the answer must be JSON matching this JSON Schema; it is sent
+    through the provider's own mechanism (``response_format``, a forced tool) when it
+    takes it, else described in the system prompt. ``schema_name`` names it on the wire.
+    """
 
     messages: list[dict[str, str]]
     system: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    output_schema: dict[str, Any] | None = None
+    schema_name: str = "answer"
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What a provider streamed. Token counts are None when it sent no usage block."""
+
+    text: str
+    tokens_in: int | None
+    tokens_out: int | None
+    truncated: bool = False  # stopped by the answer-token limit
 
 
 @dataclass
@@ -32,6 +57,12 @@ class ChatResult:
     latency_ms: float
     cost_usd: Decimal | None
     failed_attempts: list[str] = field(default_factory=list)
+    tokens_estimated: bool = False  # no usage block: counted from the text
+    # How JSON was asked for (json_schema, json_object, tool, prompt); None: it was not.
+    output_mode: str | None = None
+    # Why the provider's own structured output was not used, when it was not.
+    structured_fallback: str | None = None
+    truncated: bool = False
 
     @property
     def tokens(self) -> int:
@@ -50,7 +81,9 @@ class UsageTag:
 
 
 class ProviderError(Exception):
-    """A failed provider call. ``retryable``: 429, 5xx, timeouts, connection errors."""
+    """A failed provider call. ``retryable``: 429, 5xx, timeouts, connection errors.
+    ``refused_structured``: the provider or model refused the structured-output request
+    itself (a 400 about ``response_format``, ``json_schema`` or tools)."""
 
     def __init__(
         self,
@@ -59,8 +92,10 @@ class ProviderError(Exception):
         retryable: bool,
         status: int | None = None,
         retry_after: float | None = None,
+        refused_structured: bool = False,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status = status
         self.retry_after = retry_after
+        self.refused_structured = refused_structured

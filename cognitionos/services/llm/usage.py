@@ -9,7 +9,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cognitionos.db.models import LLMUsage
@@ -18,9 +18,8 @@ from cognitionos.services.auth import Principal
 __all__ = [
     "UsageGroup",
     "UsageRow",
-    "month_spend",
     "month_start",
-    "spent_this_month",
+    "month_usage",
     "summarize_usage",
 ]
 
@@ -28,17 +27,6 @@ __all__ = [
 def month_start(at: datetime | None = None) -> datetime:
     at = at or datetime.now(UTC)
     return at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def month_spend(user_id: uuid.UUID) -> Select[Any]:
-    """This month's recorded cost of the user's calls (unpriced ones count 0)."""
-    return select(func.coalesce(func.sum(LLMUsage.cost_usd), 0)).where(
-        LLMUsage.user_id == user_id, LLMUsage.created_at >= month_start()
-    )
-
-
-async def spent_this_month(session: AsyncSession, user_id: uuid.UUID) -> Decimal:
-    return Decimal(await session.scalar(month_spend(user_id)) or 0)
 
 
 class UsageGroup(StrEnum):
@@ -65,8 +53,26 @@ class UsageRow:
     failures: int
     tokens_in: int
     tokens_out: int
-    cost_usd: Decimal
+    cost_usd: Decimal | None  # None: no call of the group has a known price
     unpriced_calls: int  # successful calls whose model has no known price
+    estimated_calls: int  # successful calls whose token counts were estimated
+
+
+async def month_usage(session: AsyncSession, user_id: uuid.UUID) -> tuple[Decimal | None, int]:
+    """This month's cost of the user's calls (None: they were all of models without a
+    price) and how many successful calls had no price."""
+    row = (
+        await session.execute(
+            select(
+                func.sum(LLMUsage.cost_usd).filter(LLMUsage.success.is_(True)),
+                func.count().filter(LLMUsage.success.is_(True), LLMUsage.cost_usd.is_(None)),
+            ).where(LLMUsage.user_id == user_id, LLMUsage.created_at >= month_start())
+        )
+    ).one()
+    cost, unpriced = row
+    if cost is None and not unpriced:
+        cost = Decimal(0)
+    return (None if cost is None else Decimal(cost)), int(unpriced)
 
 
 async def summarize_usage(
@@ -77,7 +83,9 @@ async def summarize_usage(
     until: datetime | None,
     group_by: list[UsageGroup],
 ) -> list[UsageRow]:
-    """Totals per group; members see their own calls, admins everyone's."""
+    """Totals per group; members see their own calls, admins everyone's. A group's cost
+    covers its priced calls; it is None (unknown, never 0) when every call that
+    answered was of a model without a price."""
     groups = list(dict.fromkeys(group_by))
     columns = [_COLUMNS[g].label(g.value.lower()) for g in groups]
     stmt = select(
@@ -86,8 +94,9 @@ async def summarize_usage(
         func.count().filter(LLMUsage.success.is_(False)).label("failures"),
         func.coalesce(func.sum(LLMUsage.tokens_in), 0),
         func.coalesce(func.sum(LLMUsage.tokens_out), 0),
-        func.coalesce(func.sum(LLMUsage.cost_usd), 0),
+        func.sum(LLMUsage.cost_usd).filter(LLMUsage.success.is_(True)),
         func.count().filter(LLMUsage.success.is_(True), LLMUsage.cost_usd.is_(None)),
+        func.count().filter(LLMUsage.success.is_(True), LLMUsage.tokens_estimated.is_(True)),
     )
     if not principal.is_admin:
         stmt = stmt.where(LLMUsage.user_id == principal.user_id)
@@ -102,9 +111,11 @@ async def summarize_usage(
     for row in rows:
         key = {g.value: (None if row[i] is None else str(row[i])) for i, g in enumerate(groups)}
         n = len(groups)
-        calls, failures, tin, tout, cost, unpriced = row[n:]
+        calls, failures, tin, tout, cost, unpriced, estimated = row[n:]
         if not calls and not columns:
             continue
+        if cost is None and not unpriced:
+            cost = Decimal(0)  # only failed calls: nothing was charged
         out.append(
             UsageRow(
                 key=key,
@@ -112,8 +123,9 @@ async def summarize_usage(
                 failures=failures,
                 tokens_in=int(tin),
                 tokens_out=int(tout),
-                cost_usd=Decimal(cost),
+                cost_usd=None if cost is None else Decimal(cost),
                 unpriced_calls=unpriced,
+                estimated_calls=estimated,
             )
         )
     return out

@@ -156,6 +156,8 @@ async def _ask_json(
             lease,
             messages=messages,
             tag=UsageTag(purpose=purpose, user_id=principal.user_id),
+            output_schema=schema,
+            schema_name=purpose.lower(),
         )
         try:
             return parse_json_output(call.result.text, schema)

@@ -599,7 +599,9 @@ class Engine:
         cost_usd: Decimal | None = None,
         tokens: int = 0,
         served_by: list[str] | None = None,
+        notes: dict[str, Any] | None = None,
     ) -> bool:
+        """``notes``: more for the STEP_SUCCEEDED event (e.g. how its LLM calls went)."""
         effects = Effects()
         async with self.sessionmaker() as session:
             owned = await self._owned(session, step_id, owner, reach="around")
@@ -616,6 +618,7 @@ class Engine:
                 cost_usd=cost_usd,
                 tokens=tokens,
                 served_by=served_by,
+                notes=notes,
             )
             await finish_if_done(session, effects, execution)
             await session.commit()

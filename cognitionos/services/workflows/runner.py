@@ -93,4 +93,5 @@ async def run_claimed(engine: Engine, claimed: ClaimedStep, owner: str) -> None:
         cost_usd=ctx.cost_usd,
         tokens=ctx.tokens,
         served_by=ctx.served_by or None,
+        notes=ctx.llm_notes() or None,
     )

@@ -412,6 +412,7 @@ async def succeed_step(
     cost_usd: Decimal | None = None,
     tokens: int = 0,
     served_by: list[str] | None = None,
+    notes: dict[str, Any] | None = None,
 ) -> None:
     step.cost_usd, step.tokens = cost_usd, tokens
     execution.tokens = (execution.tokens or 0) + tokens
@@ -422,7 +423,15 @@ async def succeed_step(
         await record(session, effects, execution, "STEP_CANCELLED", step=step)
         return
     set_step(execution, step, StepStatus.SUCCEEDED, output=output, error=None)
-    await record(session, effects, execution, "STEP_SUCCEEDED", step=step, servedBy=served_by)
+    await record(
+        session,
+        effects,
+        execution,
+        "STEP_SUCCEEDED",
+        step=step,
+        servedBy=served_by,
+        **(notes or {}),
+    )
     await queue_ready_steps(session, effects, execution, steps)
 
 

@@ -32,13 +32,14 @@ __all__ = ["CRITIC_SCHEMA", "AgentStep"]
 
 log = get_logger("cognitionos.agents")
 
-CRITIC_SCHEMA = {
+CRITIC_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["score", "critique"],
     "properties": {
         "score": {"type": "number", "minimum": 0, "maximum": 1},
         "critique": {"type": "string"},
     },
+    "additionalProperties": False,
 }
 DEFAULT_THRESHOLD = 0.7
 
@@ -176,6 +177,8 @@ class AgentStep:
                     ctx.settings,
                     lease,
                     messages=[{"role": "user", "content": review}],
+                    output_schema=CRITIC_SCHEMA,
+                    schema_name="review",
                     tag=UsageTag(
                         purpose="CRITIC",
                         user_id=ctx.actor_id,

@@ -70,13 +70,32 @@ class StepContext:
     cost_usd: Decimal | None = None
     tokens: int = 0
     served_by: list[str] = field(default_factory=list)  # provider:model of each LLM call
+    tokens_estimated: bool = False  # some call's provider reported no usage
+    output_modes: list[str] = field(default_factory=list)  # how each JSON call asked for it
+    structured_fallbacks: list[str] = field(default_factory=list)  # why not natively
 
     def charge(self, result: ChatResult) -> None:
         """Add an LLM call's tokens and cost (an unknown price leaves the cost unknown)."""
         self.served_by.append(f"{result.provider}:{result.model}")
         self.tokens += result.tokens
+        self.tokens_estimated = self.tokens_estimated or result.tokens_estimated
+        if result.output_mode is not None:
+            self.output_modes.append(result.output_mode)
+        if result.structured_fallback is not None:
+            self.structured_fallbacks.append(result.structured_fallback)
         if result.cost_usd is not None:
             self.cost_usd = (self.cost_usd or Decimal(0)) + result.cost_usd
+
+    def llm_notes(self) -> dict[str, Any]:
+        """What the step's success event says about its LLM calls beyond ``servedBy``."""
+        notes: dict[str, Any] = {}
+        if self.tokens_estimated:
+            notes["tokensEstimated"] = True
+        if self.output_modes:
+            notes["outputModes"] = self.output_modes
+        if self.structured_fallbacks:
+            notes["structuredOutputFallback"] = self.structured_fallbacks
+        return notes
 
     @property
     def variables(self) -> dict[str, Any]:

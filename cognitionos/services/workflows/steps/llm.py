@@ -1,4 +1,6 @@
-"""LLM: one prompt to a model through the router; tokens stream to ``stepOutput``."""
+"""LLM: one prompt to a model through the router; tokens stream to ``stepOutput``. With an
+``outputSchema`` the schema goes to the provider (structured output) and the answer is
+validated against it either way."""
 
 from __future__ import annotations
 
@@ -119,6 +121,8 @@ class LLMStep:
             system=config.get("system"),
             temperature=config.get("temperature"),
             max_tokens=config.get("maxTokens") or ctx.settings.llm_max_tokens,
+            output_schema=schema,
+            schema_name=f"{ctx.step_key}_output",
         )
         try:
             result = await router.complete(
