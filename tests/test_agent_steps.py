@@ -77,6 +77,62 @@ def test_llm_step_validates_json_output_retries_and_costs(gql: GQL, llm_fake: Fa
     assert (costs["costUsd"], costs["tokens"]) == (pytest.approx(0.021), 110_000)
 
 
+CITY = {"type": "object", "required": ["city"], "properties": {"city": {"type": "string"}}}
+
+
+def test_llm_step_on_a_local_server_sends_its_schema_and_marks_estimated_tokens(
+    gql: GQL, llm_fake: FakeLLM
+) -> None:
+    """A server without a usage block and a model without a price: the schema is sent,
+    the tokens are estimated (and say so), the cost is unknown, not 0."""
+    llm_fake.usage = False
+    token = gql.member()
+    create(gql, token, "local", [llm_step(model="compatible:qwen-local", outputSchema=CITY)])
+    llm_fake.script("compatible", Reply("Paris, I would say.", structured='{"city": "Paris"}'))
+    done = run(gql, token, "local", {"name": "Ada"})
+    assert done["status"] == "SUCCEEDED", done
+    assert done["steps"][0]["output"] == {"city": "Paris"}
+    (sent,) = llm_fake.requests["compatible"]
+    assert sent["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "ask_output", "schema": CITY},
+    }
+    (succeeded,) = [e for e in events(gql, token, done["id"]) if e["type"] == "STEP_SUCCEEDED"]
+    data = succeeded["data"]
+    assert data["servedBy"] == ["compatible:qwen-local"]
+    assert (data["outputModes"], data["tokensEstimated"]) == (["json_schema"], True)
+    assert "structuredOutputFallback" not in data
+    costs = gql.ok(STEP, {"id": done["id"]}, token=token)["execution"]
+    # About 4 bytes a token: "Hi Ada" (2) and the schema's 84 bytes (21), each with 4 for
+    # the chat framing, then '{"city": "Paris"}' (5).
+    assert costs["steps"][0]["tokens"] == 36 and costs["tokens"] == 36
+    assert costs["steps"][0]["costUsd"] is None and costs["costUsd"] is None
+
+
+def test_llm_step_whose_server_refuses_structured_output_asks_in_the_prompt_and_says_so(
+    gql: GQL, llm_fake: FakeLLM
+) -> None:
+    llm_fake.refuse = {"json_schema", "json_object"}
+    token = gql.member()
+    create(gql, token, "old-server", [llm_step(model="compatible:old", outputSchema=CITY)])
+    llm_fake.script("compatible", Reply('{"city": "Paris"}'))
+    done = run(gql, token, "old-server", {"name": "Ada"})
+    assert done["status"] == "SUCCEEDED", done
+    assert done["steps"][0]["output"] == {"city": "Paris"}
+    asked = llm_fake.requests["compatible"]
+    assert [r.get("response_format", {}).get("type") for r in asked] == [
+        "json_schema",
+        "json_object",
+        None,
+    ]
+    system = asked[-1]["messages"][0]
+    assert system["role"] == "system" and '"required":["city"]' in system["content"]
+    (succeeded,) = [e for e in events(gql, token, done["id"]) if e["type"] == "STEP_SUCCEEDED"]
+    assert succeeded["data"]["outputModes"] == ["prompt"]
+    (fallback,) = succeeded["data"]["structuredOutputFallback"]
+    assert "compatible:old refused json_object" in fallback and "400" in fallback
+
+
 def test_llm_step_on_anthropic_with_a_system_prompt(gql: GQL, llm_fake: FakeLLM) -> None:
     token = gql.member()
     create(gql, token, "claude", [llm_step(model="claude-haiku-4-5", system="Terse.")])
@@ -282,6 +338,9 @@ def test_critic_below_threshold_makes_the_step_retry_with_the_critique(
     assert done["steps"][0]["output"].startswith("Soft rain") and done["steps"][0]["attempt"] == 2
     requests = llm_fake.requests["openai"]
     assert "the critic of CognitionOS" in requests[1]["messages"][0]["content"]
+    review = requests[1]["response_format"]["json_schema"]
+    assert review["name"] == "review" and review["schema"]["required"] == ["score", "critique"]
+    assert "response_format" not in requests[0]  # the agent's own answer is free text
     assert "Rain falls." in requests[1]["messages"][1]["content"]
     assert "Not 5-7-5 syllables." in requests[2]["messages"][1]["content"]  # the retry sees it
 

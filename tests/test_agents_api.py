@@ -184,6 +184,103 @@ def test_plan_workflow_gives_up_after_two_repairs_with_the_errors(
     assert llm_fake.calls("openai") == 3
 
 
+def planner_on(gql: GQL, db: Any, provider: str, model: str) -> None:
+    """Put the planner agent on another model (a model of its own keeps what the router
+    learns about it, e.g. a refusal of structured output, to this test)."""
+    root = admin(gql, db, "planner-admin@example.com")
+    (planner,) = gql.ok(AGENTS, {"f": {"role": "PLANNER"}}, token=root)["agents"]
+    gql.ok(UPDATE, {"id": planner["id"], "i": {"provider": provider, "model": model}}, token=root)
+
+
+def test_plan_workflow_with_a_small_model_succeeds_because_the_schema_is_sent(
+    gql: GQL, llm_fake: FakeLLM
+) -> None:
+    """The fake answers like a small model: prose, unless the schema is sent natively."""
+    llm_fake.small_model = True
+    token = gql.member()
+    workflow = gql.ok(PLAN, {"g": "Explain tides", "k": "tides-small"}, token=token)["planWorkflow"]
+    assert [s["key"] for s in workflow["steps"]] == ["research", "write"]
+    plan = workflow["metadata"]["plan"]
+    assert (plan["repairs"], plan["outputMode"]) == (0, "json_schema")
+    assert "structuredOutputFallback" not in plan
+    (sent,) = llm_fake.requests["openai"]
+    assert sent["max_completion_tokens"] == 1024  # COGNITIONOS_PLANNER_MAX_TOKENS
+    answer_format = sent["response_format"]
+    assert (answer_format["type"], answer_format["json_schema"]["name"]) == (
+        "json_schema",
+        "workflow",
+    )
+    schema = answer_format["json_schema"]["schema"]
+    assert schema["required"] == ["name", "description", "steps"]
+    kinds = schema["properties"]["steps"]["items"]["anyOf"]
+    agent = kinds[0]["properties"]
+    assert agent["kind"] == {"type": "string", "enum": ["AGENT"]}
+    assert {"research", "writing"} <= set(agent["agentCapability"]["enum"])  # the real ones
+
+
+def test_plan_workflow_whose_model_refuses_the_schema_falls_back_and_fails_clearly(
+    gql: GQL, db: Any, llm_fake: FakeLLM
+) -> None:
+    """The same small model behind a server that refuses response_format: the schema goes
+    in the prompt, the model answers prose, and planWorkflow lists why each answer failed."""
+    planner_on(gql, db, "openai", "gpt-4o-mini-refuses")
+    llm_fake.small_model = True
+    llm_fake.refuse = {"json_schema"}
+    token = gql.member()
+    error = gql.error(PLAN, {"g": "Explain tides"}, token=token)
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    problems = error["extensions"]["errors"]
+    assert len(problems) == 3 and all("the answer is not JSON" in p for p in problems)
+    formats = [r.get("response_format", {}).get("type") for r in llm_fake.requests["openai"]]
+    assert formats == ["json_schema", None, None, None]  # refused once, then remembered
+    assert (
+        "Answer with one JSON value that matches"
+        in llm_fake.requests["openai"][1]["messages"][0]["content"]
+    )
+    rows = db(
+        "SELECT output_mode, success, error FROM llm_usage WHERE purpose = 'PLANNER' "
+        "ORDER BY created_at"
+    )
+    assert [(r["output_mode"], r["success"]) for r in rows] == [
+        ("json_schema", False),
+        ("prompt", True),
+        ("prompt", True),
+        ("prompt", True),
+    ]
+    assert "response_format type 'json_schema' is not supported" in rows[0]["error"]
+
+
+def test_plan_workflow_on_a_local_server_like_llama_cpp(
+    gql: GQL, db: Any, llm_fake: FakeLLM
+) -> None:
+    """llama-cpp-python's server: no usage block, json_object with a schema only, a model
+    without a price: the plan is valid, its tokens estimated, its cost unknown (not 0)."""
+    planner_on(gql, db, "compatible", "gemma-3-270m-it")
+    llm_fake.small_model, llm_fake.usage, llm_fake.refuse = True, False, {"json_schema"}
+    token = gql.member()
+    workflow = gql.ok(PLAN, {"g": "Explain tides", "k": "tides-local"}, token=token)["planWorkflow"]
+    plan = workflow["metadata"]["plan"]
+    assert (plan["provider"], plan["model"], plan["outputMode"]) == (
+        "compatible",
+        "gemma-3-270m-it",
+        "json_object",
+    )
+    assert "refused json_schema" in plan["structuredOutputFallback"]
+    assert [s["key"] for s in workflow["steps"]] == ["research", "write"]
+    assert llm_fake.requests["compatible"][-1]["max_tokens"] == 1024
+    usage = gql.ok(
+        """{ llmUsage(groupBy: [MODEL]) { model calls failures tokensIn tokensOut costUsd
+            unpricedCalls estimatedCalls } }""",
+        token=token,
+    )["llmUsage"]
+    (row,) = usage
+    assert (row["model"], row["calls"], row["failures"]) == ("gemma-3-270m-it", 2, 1)
+    assert row["tokensIn"] > 100 and row["tokensOut"] > 50  # estimated, never 0
+    assert (row["costUsd"], row["unpricedCalls"], row["estimatedCalls"]) == (None, 1, 1)
+    budget = gql.ok("{ budget { spentUsd unpricedCalls } }", token=token)["budget"]
+    assert budget == {"spentUsd": None, "unpricedCalls": 1}
+
+
 def test_plan_workflow_without_a_provider_names_the_settings(server: LiveServer) -> None:
     token = server.gql.member()
     error = server.gql.error(PLAN, {"g": "Anything"}, token=token)

@@ -348,7 +348,7 @@ class Router:
                 cost_usd=cost,
                 tokens_estimated=estimated,
                 output_mode=mode,
-                structured_fallback=fallback if mode == PROMPT else None,
+                structured_fallback=fallback,
                 truncated=completion.truncated,
             )
         return None

@@ -21,7 +21,10 @@ def estimate_tokens(text: str) -> int:
 
 def estimate_prompt_tokens(request: ChatRequest) -> int:
     """The prompt as sent: system, messages, and the output schema when there is one."""
-    texts = [request.system or "", *(m.get("content") or "" for m in request.messages)]
+    texts = [
+        *([request.system] if request.system else []),
+        *(m.get("content") or "" for m in request.messages),
+    ]
     if request.output_schema is not None:
         texts.append(json.dumps(request.output_schema))
     return sum(estimate_tokens(t) + _MESSAGE_OVERHEAD for t in texts)

@@ -60,7 +60,7 @@ class ChatResult:
     tokens_estimated: bool = False  # no usage block: counted from the text
     # How JSON was asked for (json_schema, json_object, tool, prompt); None: it was not.
     output_mode: str | None = None
-    # Why the provider's own structured output was not used, when it was not.
+    # Why the provider's first structured-output mechanism was not used, when it was not.
     structured_fallback: str | None = None
     truncated: bool = False
 
