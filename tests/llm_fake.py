@@ -16,7 +16,8 @@ Modes, to behave like the servers and small models met in practice:
   ``input_json_delta`` on Anthropic), its ``text`` any other. ``small_model = True``
   makes the personas answer prose unless a schema was sent natively, as a small model
   does. ``refuse`` lists the modes (``json_schema``, ``json_object``, ``tool``) answered
-  with a 400 naming them, as a server or model without them does.
+  with a 400 naming them, as a server or model without them does (``refusal_status``:
+  llama-cpp-python's server answers an unknown ``response_format`` type with a 500).
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ class FakeLLM:
         self.usage = True
         self.small_model = False
         self.refuse: set[str] = set()
+        self.refusal_status = 400
         self._lock = threading.Lock()
         self.app = Starlette(
             routes=[
@@ -141,6 +143,7 @@ class FakeLLM:
             self.usage = True
             self.small_model = False
             self.refuse = set()
+            self.refusal_status = 400
 
     def script(self, provider: str, *replies: Reply) -> None:
         with self._lock:
@@ -167,7 +170,7 @@ class FakeLLM:
             self.headers[provider].append(dict(request.headers))
             if mode is not None and mode in self.refuse:
                 what = "tool use" if mode == "tool" else f"response_format type {mode!r}"
-                return Reply(f"{what} is not supported by this model", status=400)
+                return Reply(f"{what} is not supported by this model", status=self.refusal_status)
             queued = self.queues[provider].popleft() if self.queues[provider] else None
         if queued is not None:
             reply = queued

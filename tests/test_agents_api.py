@@ -253,10 +253,12 @@ def test_plan_workflow_whose_model_refuses_the_schema_falls_back_and_fails_clear
 def test_plan_workflow_on_a_local_server_like_llama_cpp(
     gql: GQL, db: Any, llm_fake: FakeLLM
 ) -> None:
-    """llama-cpp-python's server: no usage block, json_object with a schema only, a model
-    without a price: the plan is valid, its tokens estimated, its cost unknown (not 0)."""
+    """llama-cpp-python's server: no usage block, json_object with a schema only (another
+    type is a 500), a model without a price: the plan is valid at once (no retry of the
+    500), its tokens estimated, its cost unknown (not 0)."""
     planner_on(gql, db, "compatible", "gemma-3-270m-it")
     llm_fake.small_model, llm_fake.usage, llm_fake.refuse = True, False, {"json_schema"}
+    llm_fake.refusal_status = 500  # what llama-cpp-python answers to a json_schema type
     token = gql.member()
     workflow = gql.ok(PLAN, {"g": "Explain tides", "k": "tides-local"}, token=token)["planWorkflow"]
     plan = workflow["metadata"]["plan"]

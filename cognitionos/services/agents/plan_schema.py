@@ -1,9 +1,13 @@
 """The JSON Schema of a plan: the ``createWorkflow`` input the planner answers with, for
 structured output. It is richer than what parsing checks (one shape per step kind, the
-capabilities agents really have, bounded strings), because a provider that constrains
-decoding with it (llama.cpp, vLLM, Ollama) then cannot even emit most invalid plans, and
-bounded strings keep a small model from rambling to the token limit. What a plan must
-satisfy is still decided by ``validate_steps``, whose errors go back to the model."""
+capabilities agents really have), because a provider that constrains decoding with it
+(llama.cpp, vLLM, Ollama) then cannot even emit most invalid plans. What a plan must
+satisfy is still decided by ``validate_steps``, whose errors go back to the model.
+
+No length or count bounds (``maxLength``, ``maxItems``, ``{m,n}`` in patterns): grammar
+converters unroll each into nested optional rules, and llama-cpp-python's server dies
+parsing the grammar of a plan with a few of them (the answer-token limit bounds the
+answer instead)."""
 
 from __future__ import annotations
 
@@ -11,8 +15,8 @@ from typing import Any
 
 __all__ = ["plan_schema"]
 
-_KEY = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,39}$"}
-_TEXT = {"type": "string", "minLength": 1, "maxLength": 2000}
+_KEY = {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"}
+_TEXT = {"type": "string", "minLength": 1}
 
 
 def _config(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -27,7 +31,7 @@ def _config(required: dict[str, Any], optional: dict[str, Any] | None = None) ->
 def _step(kind: str, config: dict[str, Any], capabilities: list[str] | None = None) -> Any:
     properties: dict[str, Any] = {
         "key": _KEY,
-        "name": {"type": "string", "maxLength": 100},
+        "name": {"type": "string"},
         "kind": {"type": "string", "enum": [kind]},
     }
     required = ["key", "kind", "config", "dependsOn"]
@@ -35,7 +39,7 @@ def _step(kind: str, config: dict[str, Any], capabilities: list[str] | None = No
         properties["agentCapability"] = {"type": "string", "enum": capabilities}
         required.insert(2, "agentCapability")
     properties["config"] = config
-    properties["dependsOn"] = {"type": "array", "items": _KEY, "maxItems": 20}
+    properties["dependsOn"] = {"type": "array", "items": _KEY}
     return {
         "type": "object",
         "properties": properties,
@@ -44,7 +48,7 @@ def _step(kind: str, config: dict[str, Any], capabilities: list[str] | None = No
     }
 
 
-def plan_schema(capabilities: list[str], max_steps: int) -> dict[str, Any]:
+def plan_schema(capabilities: list[str]) -> dict[str, Any]:
     """The plan's schema, offering the step kinds the planner prompt describes; AGENT
     steps only when some agent has a capability, and only those capabilities."""
     variants = []
@@ -56,7 +60,7 @@ def plan_schema(capabilities: list[str], max_steps: int) -> dict[str, Any]:
         _step(
             "HTTP",
             _config(
-                {"url": {"type": "string", "maxLength": 500}},
+                {"url": {"type": "string"}},
                 {"method": {"type": "string", "enum": ["GET", "POST", "PUT", "DELETE"]}},
             ),
         ),
@@ -65,14 +69,9 @@ def plan_schema(capabilities: list[str], max_steps: int) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
-            "name": {"type": "string", "maxLength": 100},
-            "description": {"type": "string", "maxLength": 300},
-            "steps": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": max_steps,
-                "items": {"anyOf": variants},
-            },
+            "name": {"type": "string"},
+            "description": {"type": "string"},
+            "steps": {"type": "array", "minItems": 1, "items": {"anyOf": variants}},
         },
         "required": ["name", "description", "steps"],
         "additionalProperties": False,

@@ -178,7 +178,7 @@ async def _converse(
 ) -> tuple[dict[str, Any], AgentCall, int]:
     messages = [{"role": "user", "content": f"Goal: {goal}"}]
     problems: list[str] = []
-    schema = plan_schema(capabilities, _PLAN_STEPS)
+    schema = plan_schema(capabilities)
     for repair in range(settings.planner_max_repairs + 1):
         call = await ask(
             router,

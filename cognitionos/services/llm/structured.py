@@ -40,6 +40,7 @@ _REFUSAL_STATUS = {400, 422, 501}
 _REFUSAL_WORDS = re.compile(
     r"response_format|json_schema|json_object|structured|tool|grammar|schema", re.IGNORECASE
 )
+_REFUSAL_FIELDS = re.compile(r"response_format|json_schema|tool_choice", re.IGNORECASE)
 
 
 def _is_object(schema: dict[str, Any]) -> bool:
@@ -83,8 +84,12 @@ def wire_name(name: str) -> str:
 
 def is_refusal(status: int | None, message: str) -> bool:
     """Whether an error refuses the structured-output request itself (a model or server
-    without ``response_format`` or tools), so the same call without it may work."""
-    return status in _REFUSAL_STATUS and bool(_REFUSAL_WORDS.search(message))
+    without ``response_format`` or tools), so the same call without it may work.
+    llama-cpp-python's server answers an unknown ``response_format`` type with a 500
+    naming the field, so a server error that names it counts too."""
+    if status in _REFUSAL_STATUS:
+        return bool(_REFUSAL_WORDS.search(message))
+    return status is not None and status >= 500 and bool(_REFUSAL_FIELDS.search(message))
 
 
 def prompt_instruction(schema: dict[str, Any]) -> str:
