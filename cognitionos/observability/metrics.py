@@ -188,6 +188,21 @@ class Metrics:
             model,
         )
 
+        self.search_requests = Counter(
+            "cognitionos_search_requests_total",
+            "search and suggest requests by the types asked for (ALL or a sorted list) "
+            "and outcome (hits, empty, corrected, bad_input, error)",
+            ["operation", "types", "outcome"],
+            registry=r,
+        )
+        self.search_duration = Histogram(
+            "cognitionos_search_duration_seconds",
+            "search and suggest duration",
+            ["operation"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

@@ -9,12 +9,22 @@ from cognitionos.resolvers.auth import AuthMutation, AuthQuery
 from cognitionos.resolvers.health import HealthQuery
 from cognitionos.resolvers.memory import MemoryMutation, MemoryQuery
 from cognitionos.resolvers.notifications import NotificationMutation, NotificationQuery
+from cognitionos.resolvers.search import SearchQuery
 from cognitionos.resolvers.workflows import WorkflowMutation, WorkflowQuery
 
 __all__ = ["Mutation", "Query"]
 
 Query = merge_types(
-    "Query", (AuthQuery, WorkflowQuery, AgentQuery, MemoryQuery, NotificationQuery, HealthQuery)
+    "Query",
+    (
+        AuthQuery,
+        WorkflowQuery,
+        AgentQuery,
+        MemoryQuery,
+        NotificationQuery,
+        SearchQuery,
+        HealthQuery,
+    ),
 )
 Mutation = merge_types(
     "Mutation",

@@ -1,0 +1,254 @@
+"""The search statements, assembled from fixed fragments: every value is a bind parameter.
+
+One statement finds the whole match (each type's rows the asker may see, with their
+score), and returns the page after the cursor and the facet counts over all of it. A second
+one dresses only the page: titles, snippets and highlights (``ts_headline``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cognitionos.services.search._types import SearchFilter, SearchType
+
+__all__ = ["DRESS", "TYPES", "match_statement", "suggest_statement"]
+
+# The query, parsed once: every branch and every row's rank reads it from here.
+_Q = """q AS MATERIALIZED (
+    SELECT plainto_tsquery('english', :plain) AS q,
+           phraseto_tsquery('english', :plain) AS phrase,
+           :words > 1 AS multi
+)"""
+
+# Ranking, the same for every type: see README "Search". Weights {D, C, B, A}.
+_WEIGHTS = "'{0.1, 0.2, 0.4, 1.0}'"
+_MEMORY_WEIGHTS = "'{0.2, 0.2, 0.4, 1.0}'"  # memories' content has no weight: it is a body
+
+
+def _score(doc: str, titles: list[str], weights: str = _WEIGHTS) -> str:
+    score = f"""ts_rank({weights}, {doc}, q.q, 1)
+        + CASE WHEN q.multi AND {doc} @@ q.phrase THEN 0.5 ELSE 0 END"""
+    if titles:
+        lowered = [f"lower({t})" for t in titles]
+        exact = " OR ".join(f"{t} = :lowered" for t in lowered)
+        prefix = " OR ".join(f"{t} LIKE :prefix" for t in lowered)
+        score += f"\n        + CASE WHEN {exact} THEN 0.6 WHEN {prefix} THEN 0.3 ELSE 0 END"
+    return f"({score})::float8"
+
+
+@dataclass(frozen=True)
+class _Type:
+    table: str
+    alias: str
+    doc: str  # the tsvector matched and ranked
+    titles: list[str]
+    tags: str | None = None  # a text[] column, for the tag facet and filter
+    status: str | None = None
+    owner: str | None = None  # non-admins see only their own rows
+    weights: str = _WEIGHTS
+    extra_where: str = ""
+    # One hit per workflow key: DISTINCT ON (distinct) … ORDER BY distinct, latest.
+    distinct: str = ""
+    latest: str = ""
+
+    def branch(self, kind: SearchType, f: SearchFilter, *, admin: bool, id_range: bool) -> str:
+        a = self.alias
+        match = f"{self.doc} @@ q.q"
+        if kind is SearchType.MEMORY:
+            match = f"({a}.tsv @@ q.q OR {a}.search_meta @@ q.q)"
+        score = _score(self.doc, self.titles, self.weights)
+        if id_range:
+            match = f"({match} OR {a}.id BETWEEN :id_low AND :id_high)"
+            score = f"({score} + CASE WHEN {a}.id BETWEEN :id_low AND :id_high THEN 2 ELSE 0 END)"
+        where = [match]
+        if self.owner and not admin:
+            where.append(self.owner)
+        if self.extra_where:
+            where.append(self.extra_where)
+        if f.tags:
+            where.append(f"{self.tags} @> CAST(:tags AS varchar[])")
+        if f.status:
+            where.append(f"{self.status} = ANY(CAST(:status AS text[]))")
+        if f.created_after:
+            where.append(f"{a}.created_at >= :created_after")
+        if f.created_before:
+            where.append(f"{a}.created_at < :created_before")
+        tags = f"{self.tags}::text[]" if self.tags else "'{}'::text[]"
+        status = f"{self.status}::text" if self.status else "NULL::text"
+        select = f"SELECT DISTINCT ON ({self.distinct}) " if self.distinct else "SELECT "
+        sql = f"""{select}'{kind.value}'::text AS type, {a}.id, {a}.created_at,
+            {score} AS score, {tags} AS tags, {status} AS status
+        FROM {self.table} {a} CROSS JOIN q
+        WHERE {" AND ".join(where)}"""
+        if self.distinct:
+            order = f"{self.distinct}, {self.latest}"
+            sql = f"SELECT * FROM ({sql} ORDER BY {order}) AS {a}_latest"  # noqa: S608 (fragments)
+        return sql
+
+    def supports(self, f: SearchFilter) -> bool:
+        return (not f.tags or self.tags is not None) and (not f.status or self.status is not None)
+
+
+TYPES: dict[SearchType, _Type] = {
+    SearchType.WORKFLOW: _Type(
+        table="workflows",
+        alias="w",
+        doc="w.search_tsv",
+        titles=["w.name", "w.key"],
+        tags="w.tags",
+        distinct="w.key",
+        latest="w.major DESC, w.minor DESC, w.patch DESC, w.is_release DESC",
+    ),
+    SearchType.EXECUTION: _Type(
+        table="workflow_executions",
+        alias="e",
+        doc="e.search_tsv",
+        titles=[],  # the workflow's name is in the vector (weight A)
+        status="e.status",
+        owner="e.created_by = :me",
+    ),
+    SearchType.AGENT: _Type(
+        table="agents",
+        alias="a",
+        doc="a.search_tsv",
+        titles=["a.name"],
+        tags="a.capabilities",
+        status="a.status",
+    ),
+    SearchType.MEMORY: _Type(
+        table="memories",
+        alias="m",
+        doc="(m.tsv || m.search_meta)",
+        titles=["m.content"],
+        owner="(m.scope = 'GLOBAL' OR m.owner_id = :me)",
+        weights=_MEMORY_WEIGHTS,
+        extra_where="(m.expires_at IS NULL OR m.expires_at > now())",
+    ),
+    SearchType.NOTIFICATION: _Type(
+        table="notifications",
+        alias="n",
+        doc="n.search_tsv",
+        titles=["n.subject"],
+        status="n.status",
+        owner="n.user_id = :me",
+    ),
+}
+
+_FACETS = """
+UNION ALL
+SELECT 'type', type, NULL, NULL, NULL, count(*) FROM m GROUP BY type
+UNION ALL (
+    SELECT 'tag', t, NULL, NULL, NULL, count(*) FROM m CROSS JOIN unnest(m.tags) AS t
+    GROUP BY t ORDER BY count(*) DESC, t LIMIT 20
+)
+UNION ALL
+SELECT 'status', status, NULL, NULL, NULL, count(*) FROM m WHERE status IS NOT NULL
+GROUP BY status"""
+
+
+def match_statement(
+    types: tuple[SearchType, ...],
+    f: SearchFilter,
+    *,
+    admin: bool,
+    id_range: bool,
+    cursor: bool,
+    facets: bool = True,
+) -> str | None:
+    """``(kind, value, id, created_at, score, n)`` rows: ``hit`` rows (the page, unsorted)
+    and ``type``/``tag``/``status`` facet counts. None: no type can match the filter."""
+    branches = [
+        TYPES[t].branch(t, f, admin=admin, id_range=id_range and t is SearchType.EXECUTION)
+        for t in types
+        if TYPES[t].supports(f)
+    ]
+    if not branches:
+        return None
+    after = (
+        "WHERE (score, created_at, id) < (:after_score, :after_created_at, :after_id)"
+        if cursor
+        else ""
+    )
+    union = "\nUNION ALL\n".join(branches)
+    return f"""WITH {_Q},
+m AS MATERIALIZED ({union})
+(SELECT 'hit' AS kind, type AS value, id, created_at, score, NULL::bigint AS n FROM m {after}
+ ORDER BY score DESC, created_at DESC, id DESC LIMIT :limit){_FACETS if facets else ""}"""  # noqa: S608 (fragments)
+
+
+# Page dressing. \x02 and \x03 mark matches (the text is stripped of them first), so the
+# caller can HTML-escape the text and then turn them into <mark> tags.
+def _hl(expr: str, *, whole: bool) -> str:
+    options = (
+        "HighlightAll=true"
+        if whole
+        else 'MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=" … "'
+    )
+    return (
+        f"ts_headline('english', translate(coalesce({expr}, ''), E'\\x02\\x03', ''), q.q, "
+        f"E'StartSel=\\x02, StopSel=\\x03, {options}')"
+    )
+
+
+DRESS = f"""WITH q AS (SELECT plainto_tsquery('english', :plain) AS q)
+SELECT 'WORKFLOW' AS type, w.id, w.name AS title,
+    {_hl("w.description", whole=False)} AS snippet,
+    jsonb_build_object('title', {_hl("w.name", whole=True)}, 'key', {_hl("w.key", whole=True)},
+        'tags', {_hl("array_to_string(w.tags, ', ')", whole=True)}) AS hl
+FROM workflows w CROSS JOIN q WHERE w.id = ANY(CAST(:ids AS uuid[]))
+UNION ALL
+SELECT 'EXECUTION', e.id, concat(w.name, ' · ', e.status),
+    {_hl("e.error", whole=False)},
+    jsonb_build_object('title', {_hl("w.name", whole=True)}, 'key', {_hl("w.key", whole=True)},
+        'status', {_hl("e.status", whole=True)})
+FROM workflow_executions e JOIN workflows w ON w.id = e.workflow_id CROSS JOIN q
+WHERE e.id = ANY(CAST(:ids AS uuid[]))
+UNION ALL
+SELECT 'AGENT', a.id, a.name, {_hl("a.description", whole=False)},
+    jsonb_build_object('title', {_hl("a.name", whole=True)},
+        'capabilities', {_hl("array_to_string(a.capabilities, ', ')", whole=True)},
+        'role', {_hl("a.role", whole=True)})
+FROM agents a CROSS JOIN q WHERE a.id = ANY(CAST(:ids AS uuid[]))
+UNION ALL
+SELECT 'MEMORY', m.id, left(m.content, 80), {_hl("m.content", whole=False)},
+    jsonb_build_object('metadata', {_hl("m.metadata::text", whole=True)})
+FROM memories m CROSS JOIN q WHERE m.id = ANY(CAST(:ids AS uuid[]))
+UNION ALL
+SELECT 'NOTIFICATION', n.id, coalesce(n.subject, left(n.body, 80)), {_hl("n.body", whole=False)},
+    jsonb_build_object('title', {_hl("n.subject", whole=True)})
+FROM notifications n CROSS JOIN q WHERE n.id = ANY(CAST(:ids AS uuid[]))"""  # noqa: S608
+
+
+# As-you-type: every word typed, the last one as a prefix, among titles, keys, tags and
+# capabilities (weights A and B, indexed as typed).
+_SUGGEST: dict[SearchType, str] = {
+    SearchType.WORKFLOW: """SELECT * FROM (
+        SELECT DISTINCT ON (w.key) 'WORKFLOW' AS type, w.id, w.name AS title,
+            array_prepend(w.key::text, w.tags::text[]) AS labels, w.created_at
+        FROM workflows w CROSS JOIN p WHERE w.search_tsv @@ p.q
+        ORDER BY w.key, w.major DESC, w.minor DESC, w.patch DESC, w.is_release DESC
+    ) AS w_latest""",
+    SearchType.AGENT: """SELECT 'AGENT' AS type, a.id, a.name AS title,
+            a.capabilities::text[] AS labels, a.created_at
+        FROM agents a CROSS JOIN p WHERE a.search_tsv @@ p.q""",
+    SearchType.NOTIFICATION: """SELECT 'NOTIFICATION' AS type, n.id, n.subject AS title,
+            '{}'::text[] AS labels, n.created_at
+        FROM notifications n CROSS JOIN p
+        WHERE n.search_tsv @@ p.q AND n.subject IS NOT NULL {owner}""",
+}
+
+
+def suggest_statement(types: tuple[SearchType, ...], *, admin: bool) -> str | None:
+    branches = [
+        _SUGGEST[t].replace("{owner}", "" if admin else "AND n.user_id = :me")
+        for t in types
+        if t in _SUGGEST
+    ]
+    if not branches:
+        return None
+    union = "\nUNION ALL\n".join(branches)
+    # Titles that start with the prefix first, then the shortest, then the newest.
+    return f"""WITH p AS MATERIALIZED (SELECT to_tsquery('simple', :tsquery) AS q)
+SELECT type, id, title, labels FROM ({union}) AS s
+ORDER BY lower(title) LIKE :prefix DESC, length(title), created_at DESC
+LIMIT :limit"""  # noqa: S608 (fragments)

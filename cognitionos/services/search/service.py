@@ -1,0 +1,254 @@
+"""Search and as-you-type suggestions across workflows, executions, agents, memories and
+notifications, authorized in SQL: a row the asker may not see is never matched, so it
+shows in no hit, snippet, total, facet count or correction."""
+
+from __future__ import annotations
+
+import html
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cognitionos.services.auth import Principal
+from cognitionos.services.search._input import (
+    Cursor,
+    Query,
+    check_filter,
+    check_types,
+    decode_cursor,
+    encode_cursor,
+    page_size,
+    parse_query,
+    suggestion_limit,
+)
+from cognitionos.services.search._sql import DRESS, match_statement, suggest_statement
+from cognitionos.services.search._types import (
+    Facet,
+    FacetValue,
+    Highlight,
+    SearchFilter,
+    SearchHit,
+    SearchResult,
+    SearchType,
+    Suggestion,
+)
+from cognitionos.services.search._typos import correct
+
+__all__ = ["search", "suggest"]
+
+# Fewer hits than this and a query with unknown words is corrected.
+FEW = 3
+_FACET_ORDER = ("type", "tag", "status")
+_FIELD_ORDER = ("title", "key", "tags", "capabilities", "role", "status", "metadata")
+
+
+@dataclass(frozen=True)
+class _Match:
+    query: Query
+    page: list[SearchHit]
+    has_next_page: bool
+    total: int
+    facets: list[Facet]
+
+
+def _like_prefix(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+async def _match(
+    session: AsyncSession,
+    query: Query,
+    types: tuple[SearchType, ...],
+    f: SearchFilter,
+    *,
+    principal: Principal,
+    limit: int,
+    cursor: Cursor | None,
+) -> _Match:
+    sql = match_statement(
+        types,
+        f,
+        admin=principal.is_admin,
+        id_range=query.id_range is not None,
+        cursor=cursor is not None,
+    )
+    if sql is None:
+        return _Match(query, [], False, 0, [])
+    params: dict[str, Any] = {
+        "plain": query.plain,
+        "words": len(query.words),
+        "lowered": query.text.lower(),
+        "prefix": _like_prefix(query.text.lower()),
+        "me": principal.user_id,
+        "limit": limit + 1,
+    }
+    if query.id_range is not None:
+        params["id_low"], params["id_high"] = query.id_range
+    if f.tags:
+        params["tags"] = list(f.tags)
+    if f.status:
+        params["status"] = list(f.status)
+    if f.created_after:
+        params["created_after"] = f.created_after
+    if f.created_before:
+        params["created_before"] = f.created_before
+    if cursor is not None:
+        params.update(
+            after_score=cursor.score, after_created_at=cursor.created_at, after_id=cursor.id
+        )
+    rows = (await session.execute(text(sql), params)).all()
+    hits: list[SearchHit] = []
+    counts: dict[str, list[FacetValue]] = {name: [] for name in _FACET_ORDER}
+    for kind, value, id_, created_at, score, n in rows:
+        if kind == "hit":
+            hits.append(
+                SearchHit(
+                    type=SearchType(value),
+                    id=id_,
+                    created_at=created_at,
+                    score=score,
+                    cursor=encode_cursor(score, created_at, id_),
+                )
+            )
+        else:
+            counts[kind].append(FacetValue(value=value, count=n))
+    hits.sort(key=lambda h: (h.score, h.created_at, h.id), reverse=True)
+    facets = [
+        Facet(field=name, values=sorted(counts[name], key=lambda v: (-v.count, v.value)))
+        for name in _FACET_ORDER
+    ]
+    total = sum(v.count for v in counts["type"])
+    return _Match(query, hits[:limit], len(hits) > limit, total, facets)
+
+
+def _marked(value: str | None) -> str:
+    """ts_headline's output (matches between \\x02 and \\x03) as escaped HTML with <mark>."""
+    escaped = html.escape(value or "", quote=False)
+    return escaped.replace("\x02", "<mark>").replace("\x03", "</mark>")
+
+
+async def _dress(session: AsyncSession, query: Query, page: list[SearchHit]) -> list[SearchHit]:
+    """Titles, snippets and highlights, for the page only."""
+    if not page:
+        return page
+    rows = (
+        await session.execute(text(DRESS), {"plain": query.plain, "ids": [h.id for h in page]})
+    ).all()
+    dressed: dict[uuid.UUID, tuple[str, str, Mapping[str, str]]] = {
+        id_: (title or "", snippet or "", hl or {}) for _type, id_, title, snippet, hl in rows
+    }
+    out: list[SearchHit] = []
+    for hit in page:
+        title, snippet, hl = dressed.get(hit.id, ("", "", {}))
+        highlights = [
+            Highlight(field=name, text=_marked(value))
+            for name, value in sorted(hl.items(), key=lambda kv: _FIELD_ORDER.index(kv[0]))
+            if value and "\x02" in value
+        ]
+        marked = _marked(snippet) or (highlights[0].text if highlights else html.escape(title))
+        out.append(replace(hit, title=title, snippet=marked, highlights=highlights))
+    return out
+
+
+async def search(
+    reader: async_sessionmaker[AsyncSession],
+    *,
+    principal: Principal,
+    query: str,
+    types: Sequence[SearchType] | None = None,
+    filter: SearchFilter | None = None,
+    first: int | None = None,
+    after: str | None = None,
+) -> SearchResult:
+    """Ranked hits after ``after``, the total and facets over the whole match, and a
+    correction when the query as typed finds fewer than a few."""
+    parsed = parse_query(query)
+    kinds = check_types(types)
+    f = check_filter(filter)
+    limit = page_size(first)
+    cursor = decode_cursor(after)
+    async with reader() as session:
+        found = await _match(
+            session, parsed, kinds, f, principal=principal, limit=limit, cursor=cursor
+        )
+        did_you_mean: str | None = None
+        corrected = False
+        if found.total < FEW:
+            alternative = await correct(session, parsed)
+            if alternative is not None:
+                retry = await _match(
+                    session, alternative, kinds, f, principal=principal, limit=limit, cursor=cursor
+                )
+                if retry.total > found.total:
+                    did_you_mean = alternative.text
+                    if found.total == 0:
+                        found, corrected = retry, True
+        hits = await _dress(session, found.query, found.page)
+    return SearchResult(
+        total=found.total,
+        hits=hits,
+        facets=found.facets,
+        has_next_page=found.has_next_page,
+        did_you_mean=did_you_mean,
+        query=found.query.text,
+        corrected=corrected,
+        types=list(kinds),
+    )
+
+
+def _suggestion_text(title: str, labels: Sequence[str], words: tuple[str, ...]) -> str:
+    """The title, key, tag or capability the typed words complete."""
+    for candidate in (title, *labels):
+        tokens = parse_query(candidate).words if candidate and candidate.strip() else ()
+        if all(any(t.startswith(w) for t in tokens) for w in words):
+            return candidate
+    return title
+
+
+def _prefix_tsquery(words: tuple[str, ...]) -> str:
+    # Words are letters and digits only (see parse_query), so quoting them is enough.
+    *whole, last = words
+    return " & ".join([*(f"'{w}':AB" for w in whole), f"'{last}':*AB"])
+
+
+async def suggest(
+    reader: async_sessionmaker[AsyncSession],
+    *,
+    principal: Principal,
+    prefix: str,
+    types: Sequence[SearchType] | None = None,
+    limit: int | None = None,
+) -> list[Suggestion]:
+    """Completions of what is typed so far: names, keys, tags, capabilities and (your own)
+    notification subjects; every word typed, the last as a prefix."""
+    parsed = parse_query(prefix, field="prefix")
+    kinds = check_types(types)
+    size = suggestion_limit(limit)
+    sql = suggest_statement(kinds, admin=principal.is_admin)
+    if sql is None:
+        return []
+    params = {
+        "tsquery": _prefix_tsquery(parsed.words),
+        "prefix": _like_prefix(parsed.text.lower()),
+        "me": principal.user_id,
+        "limit": size * 3,  # room for the ones that say the same
+    }
+    async with reader() as session:
+        rows = (await session.execute(text(sql), params)).all()
+    seen: set[tuple[str, str]] = set()
+    out: list[Suggestion] = []
+    for type_, id_, title, labels in rows:
+        label = _suggestion_text(title or "", labels or [], parsed.words)
+        key = (type_, label.lower())
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(Suggestion(text=label, type=SearchType(type_), id=id_))
+        if len(out) == size:
+            break
+    return out

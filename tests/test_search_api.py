@@ -1,0 +1,247 @@
+"""Search over GraphQL: rights in SQL, ranking, typos, facets, pages, suggestions, input."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from tests.support import CREATE_WORKFLOW, EXECUTE, GQL, LiveServer
+
+SEARCH = """query($q: String!, $types: [SearchType!], $f: SearchFilter, $first: Int,
+    $after: String) {
+    search(query: $q, types: $types, filter: $f, first: $first, after: $after) {
+        total didYouMean
+        hits { type id title snippet score highlights { field text } }
+        facets { field values { value count } }
+        pageInfo { hasNextPage endCursor } } }"""
+SUGGEST = """query($p: String!, $types: [SearchType!], $limit: Int) {
+    suggest(prefix: $p, types: $types, limit: $limit) { text type id } }"""
+STORE = "mutation($i: StoreMemoryInput!) { storeMemory(input: $i) { id } }"
+SEND = "mutation($i: SendNotificationInput!) { sendNotification(input: $i) { id } }"
+ME = "{ me { id } }"
+
+
+@pytest.fixture
+def gql(engine_server: LiveServer) -> GQL:
+    return engine_server.gql
+
+
+def admin(gql: GQL, db: Any, email: str = "admin@example.com") -> str:
+    gql.register(email)
+    db("UPDATE users SET role = 'ADMIN' WHERE email = $1", email)
+    return str(gql.login(email).json()["data"]["login"]["accessToken"])
+
+
+def workflow(gql: GQL, token: str, key: str, name: str, **extra: Any) -> str:
+    steps = extra.pop(
+        "steps", [{"key": "render", "kind": "TRANSFORM", "config": {"template": "ok"}}]
+    )
+    payload = {"key": key, "version": "1.0.0", "name": name, "steps": steps, **extra}
+    return str(gql.ok(CREATE_WORKFLOW, {"input": payload}, token=token)["createWorkflow"]["id"])
+
+
+def search(gql: GQL, token: str, query: str, **variables: Any) -> Any:
+    return gql.ok(SEARCH, {"q": query, **variables}, token=token)["search"]
+
+
+def facet(result: Any, field: str) -> dict[str, int]:
+    found = next(f for f in result["facets"] if f["field"] == field)
+    return {v["value"]: v["count"] for v in found["values"]}
+
+
+def test_a_member_never_finds_another_members_execution_errors_or_memories(
+    gql: GQL, db: Any
+) -> None:
+    alice = gql.member("alice@example.com")
+    bob = gql.member("bob@example.com")
+    boom = {
+        "key": "boom",
+        "kind": "PYTHON",
+        "config": {"code": "raise ValueError('quokka vault unreachable')"},
+    }
+    workflow(gql, alice, "ledger-sync", "Ledger sync", steps=[boom])
+    started = gql.ok(EXECUTE, {"input": {"workflowKey": "ledger-sync"}}, token=alice)
+    failed = gql.wait_execution(started["executeWorkflow"]["id"], alice)
+    assert failed["status"] == "FAILED" and "quokka" in failed["error"]
+    gql.ok(STORE, {"i": {"content": "The locker code is zebrafinch forty"}}, token=alice)
+    alice_id = gql.ok(ME, token=alice)["me"]["id"]
+    gql.ok(SEND, {"i": {"userId": alice_id, "subject": "Quokka alert", "body": "x"}}, token=alice)
+
+    # Alice finds her own, with the match marked.
+    mine = search(gql, alice, "quokka")
+    assert {h["type"] for h in mine["hits"]} == {"EXECUTION", "NOTIFICATION"}
+    execution = next(h for h in mine["hits"] if h["type"] == "EXECUTION")
+    assert execution["id"] == failed["id"] and "<mark>quokka</mark>" in execution["snippet"]
+    # The failure notified her too, with the error in the body.
+    assert facet(mine, "type") == {"EXECUTION": 1, "NOTIFICATION": 2}
+    assert facet(mine, "status")["FAILED"] == 1
+    assert search(gql, alice, "zebrafinch")["total"] == 1
+
+    # Bob finds the shared workflow, but nothing of Alice's: no hit, no count, no correction.
+    for query in ("quokka", "zebrafinch", "quokka vault", "locker code", "zebrafinh", "quoka"):
+        raw = gql.post(SEARCH, {"q": query}, token=bob).text
+        found = json.loads(raw)["data"]["search"]
+        assert found["total"] == 0 and found["hits"] == [], (query, found)
+        assert found["didYouMean"] is None, query
+        assert all(f["values"] == [] for f in found["facets"]), query
+        assert "quokka" not in raw.lower() and "zebrafinch" not in raw.lower()
+    ledger = search(gql, bob, "ledger")
+    assert [h["type"] for h in ledger["hits"]] == ["WORKFLOW"]
+    assert facet(ledger, "type") == {"WORKFLOW": 1} and facet(ledger, "status") == {}
+    failures = search(gql, bob, "failed", types=["EXECUTION"])
+    assert failures["total"] == 0
+    for prefix in ("zebra", "quok"):
+        assert gql.ok(SUGGEST, {"p": prefix}, token=bob)["suggest"] == []
+
+    # An admin sees everything.
+    root = admin(gql, db)
+    assert {h["type"] for h in search(gql, root, "quokka")["hits"]} == {
+        "EXECUTION",
+        "NOTIFICATION",
+    }
+    assert search(gql, root, "zebrafinch")["total"] == 1
+
+
+def test_titles_outrank_tags_outrank_bodies_phrases_and_prefixes_win_then_the_newest(
+    gql: GQL,
+) -> None:
+    token = gql.member()
+    body = workflow(
+        gql, token, "month-close", "Month close", description="invoice reconciliation totals"
+    )
+    tagged = workflow(gql, token, "ledger-export", "Ledger export", tags=["invoice"])
+    title = workflow(gql, token, "invoice-check", "Invoice check")
+    scattered = workflow(
+        gql, token, "audit", "Reconciliation audit", description="every invoice is read"
+    )
+    phrase = workflow(gql, token, "recon", "Invoice reconciliation")
+
+    invoice = [h["id"] for h in search(gql, token, "invoice")["hits"]]
+    assert invoice.index(title) < invoice.index(tagged) < invoice.index(body)
+    both = [h["id"] for h in search(gql, token, "invoice reconciliation")["hits"]]
+    assert both[0] == phrase  # the exact title, as a phrase
+    assert set(both) == {phrase, scattered, body}
+
+    older = workflow(gql, token, "twin-one", "Twin pipeline")
+    time.sleep(0.01)
+    newer = workflow(gql, token, "twin-two", "Twin pipeline")
+    hits = search(gql, token, "twin pipeline")["hits"]
+    assert [h["id"] for h in hits] == [newer, older]
+    assert hits[0]["score"] == hits[1]["score"]
+
+
+def test_typos_are_corrected_and_offered_as_did_you_mean(gql: GQL) -> None:
+    token = gql.member()
+    wid = workflow(gql, token, "notes", "Summarize meeting notes", description="A workflow.")
+    typo = search(gql, token, "sumarize meeting")
+    assert typo["didYouMean"] == "summarize meeting"
+    assert [h["id"] for h in typo["hits"]] == [wid] and typo["total"] == 1
+    assert "<mark>Summarize</mark>" in typo["hits"][0]["highlights"][0]["text"]
+    workfow = search(gql, token, "workfow", types=["WORKFLOW"])
+    assert workfow["didYouMean"] == "workflow" and workfow["total"] == 1
+    exact = search(gql, token, "summarize")
+    assert exact["didYouMean"] is None and exact["total"] >= 1
+    nothing = search(gql, token, "xqzvjk")
+    assert nothing == {**nothing, "total": 0, "hits": [], "didYouMean": None}
+
+
+def test_facets_count_the_whole_match_pages_follow_the_cursor_and_filters_narrow(
+    gql: GQL,
+) -> None:
+    token = gql.member()
+    ids = set()
+    for i in range(7):
+        tags = ["etl", "nightly"] if i % 2 else ["etl"]
+        ids.add(workflow(gql, token, f"etl-{i}", f"Warehouse load {i}", tags=tags))
+
+    first = search(gql, token, "warehouse", first=3)
+    assert first["total"] == 7 and len(first["hits"]) == 3
+    assert facet(first, "type") == {"WORKFLOW": 7}
+    assert facet(first, "tag") == {"etl": 7, "nightly": 3}
+    seen = [h["id"] for h in first["hits"]]
+    page = first
+    while page["pageInfo"]["hasNextPage"]:
+        page = search(gql, token, "warehouse", first=3, after=page["pageInfo"]["endCursor"])
+        assert page["total"] == 7
+        seen += [h["id"] for h in page["hits"]]
+    assert len(seen) == 7 and set(seen) == ids
+
+    nightly = search(gql, token, "warehouse", f={"tags": ["nightly"]})
+    assert nightly["total"] == 3 and facet(nightly, "tag") == {"etl": 3, "nightly": 3}
+    assert search(gql, token, "warehouse", f={"status": ["FAILED"]})["total"] == 0
+    assert search(gql, token, "warehouse", types=["AGENT", "MEMORY"])["total"] == 0
+    future = search(gql, token, "warehouse", f={"createdAfter": "2999-01-01T00:00:00Z"})
+    assert future["total"] == 0
+    agents = search(gql, token, "summarization", types=["AGENT"], f={"status": ["IDLE"]})
+    assert [h["title"] for h in agents["hits"]] == ["summarizer"]
+    assert facet(agents, "status") == {"IDLE": 1}
+
+
+def test_executions_are_found_by_status_workflow_and_id_prefix_as_they_change(
+    gql: GQL,
+) -> None:
+    token = gql.member()
+    workflow(gql, token, "nightly-digest", "Nightly digest")
+    started = gql.ok(EXECUTE, {"input": {"workflowKey": "nightly-digest"}}, token=token)
+    execution_id = started["executeWorkflow"]["id"]
+    assert gql.wait_execution(execution_id, token)["status"] == "SUCCEEDED"
+    found = search(gql, token, "digest succeeded", types=["EXECUTION"])
+    assert [h["id"] for h in found["hits"]] == [execution_id]
+    assert found["hits"][0]["title"] == "Nightly digest · SUCCEEDED"
+    assert facet(found, "status") == {"SUCCEEDED": 1}
+    by_id = search(gql, token, execution_id[:8], types=["EXECUTION"])
+    assert [h["id"] for h in by_id["hits"]] == [execution_id]
+
+
+def test_suggestions_complete_names_keys_tags_and_capabilities(gql: GQL) -> None:
+    token = gql.member()
+    wid = workflow(gql, token, "churn-model", "Churn forecast", tags=["forecasting"])
+    assert gql.ok(SUGGEST, {"p": "chu"}, token=token)["suggest"] == [
+        {"text": "Churn forecast", "type": "WORKFLOW", "id": wid}
+    ]
+    assert gql.ok(SUGGEST, {"p": "churn fore"}, token=token)["suggest"][0]["id"] == wid
+    tags = gql.ok(SUGGEST, {"p": "forecasti"}, token=token)["suggest"]
+    assert tags == [{"text": "forecasting", "type": "WORKFLOW", "id": wid}]
+    caps = gql.ok(SUGGEST, {"p": "summariz", "types": ["AGENT"]}, token=token)["suggest"]
+    assert [s["text"] for s in caps] == ["summarizer"]
+    assert len(gql.ok(SUGGEST, {"p": "e", "limit": 2}, token=token)["suggest"]) <= 2
+
+
+@pytest.mark.parametrize(
+    ("variables", "field"),
+    [
+        ({"q": ""}, "query"),
+        ({"q": "   "}, "query"),
+        ({"q": "x" * 10_000}, "query"),
+        ({"q": "?!… ---"}, "query"),
+        ({"q": "ok", "first": 1000}, "first"),
+        ({"q": "ok", "first": 0}, "first"),
+        ({"q": "ok", "after": "not-a-cursor"}, "after"),
+        ({"q": "ok", "types": []}, "types"),
+        ({"q": "ok", "f": {"status": ["BROKEN"]}}, "filter.status"),
+        ({"q": "ok", "f": {"tags": [""]}}, "filter.tags"),
+    ],
+)
+def test_bad_input_is_refused_clearly(gql: GQL, variables: dict[str, Any], field: str) -> None:
+    token = gql.member()
+    error = gql.error(SEARCH, variables, token=token)
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert error["extensions"]["field"] == field
+
+
+def test_bad_suggest_input_and_metrics(gql: GQL, engine_server: LiveServer) -> None:
+    token = gql.member()
+    for variables, field in (({"p": ""}, "prefix"), ({"p": "a", "limit": 500}, "limit")):
+        error = gql.error(SUGGEST, variables, token=token)
+        assert error["extensions"] == {**error["extensions"], "code": "BAD_USER_INPUT"}
+        assert error["extensions"]["field"] == field
+    search(gql, token, "summarizer")
+    search(gql, token, "xqzvjk", types=["MEMORY", "AGENT"])
+    metrics = gql.client.get(f"{engine_server.url}/metrics").text
+    assert 'search_requests_total{operation="search",outcome="hits",types="ALL"}' in metrics
+    assert '{operation="search",outcome="empty",types="AGENT,MEMORY"}' in metrics
+    assert '{operation="suggest",outcome="bad_input",types="ALL"}' in metrics
+    assert gql.error(SEARCH, {"q": "summary"})["extensions"]["code"] == "UNAUTHENTICATED"
