@@ -1,0 +1,463 @@
+"""Search at scale: ``search`` and ``suggest`` against an ILIKE scan, in one run.
+
+Builds N documents (default 100,000) across the five types: 15 % workflows, 40 %
+executions, 1 % agents, 24 % memories, 20 % notifications, owned by 50 members (the asker
+is one of them), in words drawn from a Zipf-like vocabulary (300 domain words, then a long
+tail), so common words match thousands of rows and rare ones a few. Every row goes in
+through the triggers (the index is kept as it is written); then the whole index is rebuilt
+the way the migration builds it for existing rows. Reports:
+
+* ingest rate with the triggers, and the index build time (vectors + GIN) for N rows;
+* 200 queries of one to four words taken from real documents, a fifth of them with a typo,
+  as a member and as an admin (who sees every row): the search SQL alone (match, rank,
+  facets, page, snippets, typo correction) against an ``ILIKE '%word%'`` scan with the same
+  rights returning the same page size (newest first, no ranking, no facets) and its count;
+* the same queries end to end over HTTP (``search`` with facets and highlights), one
+  client in a loop;
+* 200 prefixes (one to three words, the last one cut) through ``suggest``, against an
+  ``ILIKE 'prefix%'`` scan of names, keys, tags and capabilities.
+
+Usage: python bench/search.py [N]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support's live server
+
+import asyncpg
+from _stack import embedded_stack
+
+from cognitionos.app import create_app
+from cognitionos.config import Settings
+from cognitionos.db import create_engine, create_reader
+from cognitionos.db.models import Role
+from cognitionos.observability import configure_logging
+from cognitionos.services.auth import Principal
+from cognitionos.services.search import search, suggest
+from tests.support import LiveServer
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+MEMBERS = 50
+QUERIES = 200
+SEARCH = """query($q: String!) { search(query: $q, first: 20) {
+    total didYouMean hits { type id title snippet score highlights { field text } }
+    facets { field values { value count } } pageInfo { hasNextPage endCursor } } }"""
+SUGGEST = "query($p: String!) { suggest(prefix: $p) { text type id } }"
+
+DOMAIN = """invoice report daily weekly monthly summary summarize customer churn forecast
+pipeline sync import export ledger payment refund order shipment inventory warehouse
+analytics dashboard metrics alert incident outage deploy release build test review
+approval onboarding offboarding account user billing subscription renewal contract legal
+compliance audit security scan vulnerability patch backup restore archive cleanup
+migration database query index cache queue worker schedule nightly hourly digest email
+slack webhook notification reminder escalation ticket support triage classify extract
+translate transcribe sentiment feedback survey lead campaign newsletter marketing sales
+quote proposal budget expense reconcile reconciliation payroll tax vendor supplier
+procurement purchase request document contract policy knowledge research competitor
+pricing product roadmap feature bug regression latency error timeout retry failure
+success upstream downstream api gateway service cluster node region storage bucket
+upload download ingest transform enrich validate dedupe normalize score rank recommend
+model training evaluation dataset label annotation prompt agent planner critic executor
+summarizer memory context conversation chat session meeting notes calendar agenda
+minutes transcript call recording interview hiring candidate resume offer employee
+performance goal objective quarterly annual plan strategy risk issue task project
+milestone sprint standup retrospective changelog version rollout rollback canary flag
+experiment cohort funnel conversion retention revenue margin cost spend usage quota limit
+""".split()
+CAPABILITIES = """writing research analysis planning review summarization translation coding
+extraction classification forecasting triage support billing search""".split()
+ERRORS = [
+    "timeout calling upstream {w} api after 30s",
+    "connection refused by {w} service",
+    "rate limited by {w} gateway: 429",
+    "validation failed: {w} field is required",
+    "{w} returned 500 internal server error",
+]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def line(name: str, values: list[float], base: list[float] | None = None) -> str:
+    ratio = ""
+    if base:
+        ratio = (
+            f"  vs ILIKE: p50 x{pct(values, 0.5) / pct(base, 0.5):.3f}"
+            f" p95 x{pct(values, 0.95) / pct(base, 0.95):.3f}"
+        )
+    return f"{name:<46} p50 {pct(values, 0.5):7.2f} ms  p95 {pct(values, 0.95):7.2f} ms{ratio}"
+
+
+class Words:
+    """Zipf-like: word i of the domain list has weight 1/(i+1); a fifth of draws come from
+    a long tail of generated words, each rare."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.domain = DOMAIN
+        self.weights = [1 / (i + 1) ** 0.8 for i in range(len(DOMAIN))]
+        letters = "abcdefghijklmnopqrstuvwxyz"
+        self.tail = [
+            "".join(rng.choice(letters) for _ in range(rng.randint(5, 9))) for _ in range(20_000)
+        ]
+
+    def word(self) -> str:
+        if self.rng.random() < 0.2:
+            return self.rng.choice(self.tail)
+        return self.rng.choices(self.domain, self.weights)[0]
+
+    def words(self, lo: int, hi: int) -> list[str]:
+        return [self.word() for _ in range(self.rng.randint(lo, hi))]
+
+    def sentence(self, lo: int = 6, hi: int = 20) -> str:
+        return " ".join(self.words(lo, hi)).capitalize() + "."
+
+
+def typo(rng: random.Random, word: str) -> str:
+    i = rng.randrange(1, len(word) - 1)
+    if rng.random() < 0.5:
+        return word[:i] + word[i + 1 :]  # a letter dropped
+    return word[:i] + word[i + 1] + word[i] + word[i + 2 :]  # two letters swapped
+
+
+async def bulk(conn: asyncpg.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """``INSERT … SELECT FROM unnest($1, $2, …)`` in batches: one statement per batch."""
+    for start in range(0, len(rows), 5000):
+        batch = rows[start : start + 5000]
+        await conn.execute(sql, *[list(col) for col in zip(*batch, strict=True)])
+
+
+async def populate(
+    conn: asyncpg.Connection, rng: random.Random, words: Words, members: list[uuid.UUID]
+) -> dict[str, list[tuple[Any, ...]]]:
+    n_workflows, n_executions = int(N * 0.15), int(N * 0.40)
+    n_agents, n_memories = int(N * 0.01), int(N * 0.24)
+    n_notifications = N - n_workflows - n_executions - n_agents - n_memories
+    now = time.time()
+
+    def when() -> float:
+        return now - rng.random() * 365 * 86400
+
+    workflows = []
+    for i in range(n_workflows):
+        title = words.words(2, 4)
+        steps = [
+            {"key": f"s{j}", "name": " ".join(words.words(1, 3)), "kind": "LLM"}
+            for j in range(rng.randint(1, 4))
+        ]
+        workflows.append(
+            (
+                uuid.uuid4(),
+                f"{'-'.join(title)}-{i}",
+                " ".join(title).capitalize(),
+                words.sentence(),
+                rng.sample(DOMAIN[:60], rng.randint(0, 3)),
+                steps,
+                rng.choice(members),
+                when(),
+            )
+        )
+    await bulk(
+        conn,
+        """INSERT INTO workflows (id, key, version, major, minor, patch, is_release, name,
+            description, tags, steps, metadata, created_by, created_at)
+        SELECT id, key, '1.0.0', 1, 0, 0, true, name, d, string_to_array(t, ','),
+            s::jsonb, '{}', c, to_timestamp(at)
+        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::uuid[], $8::float8[]) AS r(id, key, name, d, t, s, c, at)""",
+        [(w[0], w[1], w[2], w[3], ",".join(w[4]), _json(w[5]), w[6], w[7]) for w in workflows],
+    )
+    statuses = ["SUCCEEDED"] * 6 + ["FAILED", "FAILED", "RUNNING", "CANCELLED"]
+    executions = []
+    for _ in range(n_executions):
+        status = rng.choice(statuses)
+        error = rng.choice(ERRORS).format(w=words.word()) if status == "FAILED" else None
+        executions.append(
+            (uuid.uuid4(), rng.choice(workflows)[0], status, error, rng.choice(members), when())
+        )
+    await bulk(
+        conn,
+        """INSERT INTO workflow_executions (id, workflow_id, status, inputs, error, created_by,
+            tokens, event_version, active_steps, created_at)
+        SELECT id, w, s, '{}', e, c, 0, 0, 0, to_timestamp(at)
+        FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::float8[])
+            AS r(id, w, s, e, c, at)""",
+        executions,
+    )
+    roles = ["PLANNER", "EXECUTOR", "CRITIC", "SUMMARIZER"]
+    await bulk(
+        conn,
+        """INSERT INTO agents (id, name, role, description, capabilities, model, temperature,
+            max_concurrency, current_load, status, failures, created_at)
+        SELECT id, n, r, d, string_to_array(c, ','), 'gpt-4o-mini', 0.2, 4, 0, 'IDLE', 0,
+            to_timestamp(at)
+        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[])
+            AS x(id, n, r, d, c, at)""",
+        [
+            (
+                uuid.uuid4(),
+                f"{words.word()}-{i}",
+                rng.choice(roles),
+                words.sentence(),
+                ",".join(rng.sample(CAPABILITIES, rng.randint(1, 3))),
+                when(),
+            )
+            for i in range(n_agents)
+        ],
+    )
+    await bulk(
+        conn,
+        """INSERT INTO memories (id, owner_id, scope, type, content, embedding, embedder,
+            importance, confidence, access_count, metadata, created_at)
+        SELECT id, CASE WHEN g THEN NULL ELSE o END, CASE WHEN g THEN 'GLOBAL' ELSE 'USER' END,
+            'LONG_TERM', c, array_fill(0.1, ARRAY[256])::vector, 'bench', 0.5, 1, 0,
+            jsonb_build_object('topic', t), to_timestamp(at)
+        FROM unnest($1::uuid[], $2::uuid[], $3::bool[], $4::text[], $5::text[], $6::float8[])
+            AS r(id, o, g, c, t, at)""",
+        [
+            (
+                uuid.uuid4(),
+                rng.choice(members),
+                rng.random() < 0.1,
+                words.sentence(8, 40),
+                words.word(),
+                when(),
+            )
+            for _ in range(n_memories)
+        ],
+    )
+    await bulk(
+        conn,
+        """INSERT INTO notifications (id, user_id, channel, subject, body, data, priority,
+            status, attempts, created_at)
+        SELECT id, u, 'IN_APP', s, b, '{}', 'NORMAL', 'DELIVERED', 0, to_timestamp(at)
+        FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::float8[])
+            AS r(id, u, s, b, at)""",
+        [
+            (
+                uuid.uuid4(),
+                rng.choice(members),
+                " ".join(words.words(2, 5)).capitalize(),
+                words.sentence(),
+                when(),
+            )
+            for _ in range(n_notifications)
+        ],
+    )
+    return {"workflows": workflows, "executions": executions}
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+# The baseline: every word as ILIKE '%word%' over the same text, the same rights, the same
+# page (newest first) and a count; no ranking, facets, snippets or typo tolerance.
+BASELINE = """
+WITH m AS MATERIALIZED (
+    SELECT 'WORKFLOW' AS type, id, created_at FROM workflows w
+    WHERE {w}
+    UNION ALL
+    SELECT 'EXECUTION', e.id, e.created_at FROM workflow_executions e
+    JOIN workflows w ON w.id = e.workflow_id
+    WHERE ($1 OR e.created_by = $2) AND {e}
+    UNION ALL
+    SELECT 'AGENT', id, created_at FROM agents a WHERE {a}
+    UNION ALL
+    SELECT 'MEMORY', id, created_at FROM memories m
+    WHERE ($1 OR m.scope = 'GLOBAL' OR m.owner_id = $2) AND {m}
+    UNION ALL
+    SELECT 'NOTIFICATION', id, created_at FROM notifications n
+    WHERE ($1 OR n.user_id = $2) AND {n}
+)
+SELECT (SELECT count(*) FROM m), id FROM (SELECT id FROM m ORDER BY created_at DESC LIMIT 21) p
+"""
+FIELDS = {
+    "w": "concat_ws(' ', w.key, w.name, w.description, array_to_string(w.tags, ' '), "
+    "w.steps::text)",
+    "e": "concat_ws(' ', w.key, w.name, e.status, e.error)",
+    "a": "concat_ws(' ', a.name, a.role, a.description, array_to_string(a.capabilities, ' '))",
+    "m": "concat_ws(' ', m.content, m.metadata::text)",
+    "n": "concat_ws(' ', n.subject, n.body)",
+}
+SUGGEST_BASELINE = """
+SELECT * FROM (
+    SELECT w.name, w.id FROM workflows w WHERE w.name ILIKE $1 OR w.key ILIKE $1
+        OR EXISTS (SELECT 1 FROM unnest(w.tags) t WHERE t ILIKE $1)
+    UNION ALL
+    SELECT a.name, a.id FROM agents a WHERE a.name ILIKE $1
+        OR EXISTS (SELECT 1 FROM unnest(a.capabilities) t WHERE t ILIKE $1)
+) s ORDER BY length(name) LIMIT 8
+"""
+
+
+def baseline_sql(words: list[str]) -> str:
+    parts = {}
+    for alias, expr in FIELDS.items():
+        parts[alias] = " AND ".join(f"{expr} ILIKE ${i + 3}" for i in range(len(words)))
+    return BASELINE.format(**parts)
+
+
+async def timed(calls: list[Callable[[], Awaitable[Any]]]) -> list[float]:
+    out = []
+    for call in calls:
+        t = time.perf_counter()
+        await call()
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+async def main() -> None:
+    configure_logging(level="WARNING", json=True)
+    rng = random.Random(11)
+    words = Words(rng)
+    async with embedded_stack("cognitionos-bench-search-") as stack:
+        settings = Settings(
+            env="test",
+            database_url=stack.database_url,
+            redis_url=stack.redis_url,
+            secret_key="bench-secret-key-that-is-long-enough-0123456789",
+            worker_in_process=False,
+            graphql_rate_limit=1_000_000,
+        )
+        live = LiveServer(create_app(settings)).start()
+        token = live.gql.member("bench@example.com")
+        me = uuid.UUID(live.gql.ok("{ me { id } }", token=token)["me"]["id"])
+        live.gql.register("root@example.com")
+        dsn = stack.database_url.replace("postgresql+asyncpg://", "postgresql://")
+        conn = await asyncpg.connect(dsn)
+        await conn.execute("UPDATE users SET role = 'ADMIN' WHERE email = 'root@example.com'")
+        admin_token = live.gql.login("root@example.com").json()["data"]["login"]["accessToken"]
+        others = [uuid.uuid4() for _ in range(MEMBERS - 1)]
+        await conn.executemany(
+            "INSERT INTO users (id, email, password_hash, role, status, failed_login_count) "
+            "VALUES ($1, $2, 'x', 'MEMBER', 'ACTIVE', 0)",
+            [(u, f"{u}@example.com") for u in others],
+        )
+        await conn.execute("DROP INDEX ix_memories_embedding")  # vectors are not benchmarked
+
+        t = time.perf_counter()
+        docs = await populate(conn, rng, words, [me, *others])
+        ingest = time.perf_counter() - t
+        await conn.execute("VACUUM ANALYZE")
+        terms = await conn.fetchval("SELECT count(*) FROM search_terms")
+        print(
+            f"{N} documents (15 % workflows, 40 % executions, 1 % agents, 24 % memories, "
+            f"20 % notifications), {MEMBERS} members; vocabulary {terms} words"
+        )
+        print(f"ingest through the triggers: {N / ingest:8.0f} documents/s ({ingest:.1f} s)")
+
+        # The index build for existing rows, as the migration does it.
+        t = time.perf_counter()
+        for table in ("workflows", "workflow_executions", "agents", "notifications"):
+            await conn.execute(f"DROP INDEX ix_{table}_search")
+            await conn.execute(f"UPDATE {table} SET search_tsv = NULL")  # noqa: S608
+            await conn.execute(
+                f"CREATE INDEX ix_{table}_search ON {table} USING gin (search_tsv) "
+                "WITH (fastupdate = off)"
+            )
+        await conn.execute("DROP INDEX ix_memories_search_meta")
+        await conn.execute(
+            "CREATE INDEX ix_memories_search_meta ON memories USING gin (search_meta) "
+            "WITH (fastupdate = off)"
+        )
+        build = time.perf_counter() - t
+        await conn.execute("VACUUM ANALYZE")
+        print(f"index build for existing rows (vectors + GIN, as the migration): {build:.1f} s")
+
+        # Queries: 1-4 consecutive words of a random document's title or text; 1 in 5 with
+        # a typo in its longest word.
+        sources = [w[2] + " " + w[3] for w in docs["workflows"][:2000]] + [
+            e[3] for e in docs["executions"][:4000] if e[3]
+        ]
+        queries = []
+        for _ in range(QUERIES):
+            text_words = [w.strip(".:").lower() for w in rng.choice(sources).split()]
+            text_words = [w for w in text_words if w.isalpha()] or ["report"]
+            size = min(len(text_words), rng.choice([1, 1, 2, 2, 2, 3, 3, 4]))
+            start = rng.randrange(len(text_words) - size + 1)
+            picked = text_words[start : start + size]
+            if rng.random() < 0.2:
+                longest = max(range(len(picked)), key=lambda i: len(picked[i]))
+                if len(picked[longest]) >= 5:
+                    picked[longest] = typo(rng, picked[longest])
+            queries.append(" ".join(picked))
+        prefixes = []
+        for _ in range(QUERIES):
+            name = rng.choice(docs["workflows"])[2].lower().split()
+            size = rng.randint(1, min(3, len(name)))
+            picked = name[:size]
+            picked[-1] = picked[-1][: rng.randint(2, max(2, len(picked[-1])))]
+            prefixes.append(" ".join(picked))
+
+        engine = create_engine(stack.database_url, pool_size=2, pre_ping=False)
+        reader = create_reader(engine)
+        member = Principal(user_id=me, role=Role.MEMBER)
+        root = Principal(user_id=uuid.uuid4(), role=Role.ADMIN)
+        totals: list[int] = []
+        corrected = 0
+
+        async def run_search(q: str, who: Principal) -> None:
+            nonlocal corrected
+            r = await search(reader, principal=who, query=q)
+            totals.append(r.total)
+            corrected += r.did_you_mean is not None
+
+        async def run_baseline(q: str, admin: bool) -> None:
+            ws = [w for w in q.split() if w]
+            await conn.fetch(baseline_sql(ws), admin, me, *[f"%{w}%" for w in ws])
+
+        for _ in range(2):  # warm the caches and the prepared statements
+            await timed([lambda q=q: run_search(q, member) for q in queries[:50]])
+        for label, who, admin in (("member", member, False), ("admin", root, True)):
+            totals.clear()
+            corrected = 0
+            base = await timed([lambda q=q, a=admin: run_baseline(q, a) for q in queries])
+            ours = await timed([lambda q=q, w=who: run_search(q, w) for q in queries])
+            print(line(f"ILIKE scan, same rights ({label})", base))
+            print(line(f"search SQL alone ({label})", ours, base))
+            print(
+                f"   matches per query: median {pct(totals, 0.5)}, p95 {pct(totals, 0.95)}, "
+                f"max {max(totals)}; didYouMean offered {corrected}/{QUERIES}"
+            )
+
+        def over_http(query: str, variables: dict[str, Any], tok: str) -> Callable[[], Any]:
+            return lambda: asyncio.to_thread(live.gql.ok, query, variables, token=tok)
+
+        await timed([over_http(SEARCH, {"q": q}, token) for q in queries[:50]])
+        for label, tok in (("member", token), ("admin", admin_token)):
+            http = await timed([over_http(SEARCH, {"q": q}, tok) for q in queries])
+            print(line(f"search over HTTP, one client ({label})", http))
+
+        suggest_base = await timed(
+            [lambda p=p: conn.fetch(SUGGEST_BASELINE, p.split()[-1] + "%") for p in prefixes]
+        )
+        alone = await timed(
+            [lambda p=p: suggest(reader, principal=member, prefix=p) for p in prefixes]
+        )
+        await timed([over_http(SUGGEST, {"p": p}, token) for p in prefixes[:50]])
+        http = await timed([over_http(SUGGEST, {"p": p}, token) for p in prefixes])
+        print(line("ILIKE 'prefix%' over names, keys, tags", suggest_base))
+        print(line("suggest SQL alone", alone, suggest_base))
+        print(line("suggest over HTTP, one client", http))
+        print("goals: search p95 < 15 ms, suggest p95 < 5 ms over HTTP")
+        await conn.close()
+        await engine.dispose()
+        live.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
