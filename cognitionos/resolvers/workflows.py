@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import strawberry
 from strawberry import Info
+from strawberry.types.nodes import FragmentSpread, InlineFragment, Selection
 
 from cognitionos.context import Context
+from cognitionos.db.models import WorkflowExecution as WorkflowExecutionRow
 from cognitionos.schema.common import connection_from_page, json_object, parse_id
 from cognitionos.schema.permissions import IsMember, IsViewer
 from cognitionos.schema.workflows import (
@@ -27,6 +31,19 @@ from cognitionos.services import workflows as wf
 from cognitionos.services.events import list_events
 
 __all__ = ["WorkflowMutation", "WorkflowQuery"]
+
+
+def _selects(selections: Sequence[Selection], path: tuple[str, ...]) -> bool:
+    """Whether the field at ``path`` (names below the current field) is selected, also
+    through fragments."""
+    name, *rest = path
+    for selection in selections:
+        if isinstance(selection, FragmentSpread | InlineFragment):
+            if _selects(selection.selections, path):
+                return True
+        elif selection.name == name and (not rest or _selects(selection.selections, tuple(rest))):
+            return True
+    return False
 
 
 @strawberry.type
@@ -75,7 +92,14 @@ class WorkflowQuery:
     ) -> ExecutionConnection:
         ctx = info.context
         f = filter or ExecutionFilter()
-        async with ctx.session() as session:
+        # selected_fields holds this field itself: its selections are the connection's.
+        below = [s for field in info.selected_fields for s in field.selections]
+        wants_steps = _selects(below, ("edges", "node", "steps"))
+        wants_workflow = _selects(below, ("edges", "node", "workflow"))
+        # Reads only: autocommit, one round trip per statement. The steps and workflows
+        # the page shows are read here too (one statement each, as the loaders would),
+        # so their fields resolve without a task per execution.
+        async with ctx.services.reader() as session:
             page = await wf.list_executions(
                 session,
                 principal=ctx.require_principal(),
@@ -84,7 +108,25 @@ class WorkflowQuery:
                 status=f.status,
                 workflow_key=f.workflow_key,
             )
-        return connection_from_page(page, Execution.from_model)
+            ids = [row.id for row in page.items]
+            steps = await wf.steps_by_execution(session, ids) if wants_steps and ids else []
+            workflow_ids = list(dict.fromkeys(row.workflow_id for row in page.items))
+            workflows = (
+                await wf.workflows_by_id(session, workflow_ids)
+                if wants_workflow and workflow_ids
+                else []
+            )
+        steps_of = dict(zip(ids, steps, strict=False))
+        by_id = {w.id: w for w in workflows if w is not None}
+
+        def node(row: WorkflowExecutionRow) -> Execution:
+            execution = Execution.from_model(row)
+            if wants_steps:
+                execution.preloaded_steps = steps_of[row.id]
+            execution.preloaded_workflow = by_id.get(row.workflow_id)
+            return execution
+
+        return connection_from_page(page, node)
 
     @strawberry.field(
         permission_classes=[IsViewer],
