@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     lockout_threshold: int = 5
     lockout_seconds: int = 30 * 60
     allow_registration: bool = True
+    # Who a credential is (user role and status, API key), kept in-process between
+    # requests; every change is seen at the next request through Redis (see README).
+    credential_cache_seconds: float = Field(default=5.0, ge=0, le=60)  # 0: read every time
+    credential_cache_size: int = Field(default=10_000, ge=0)  # users, keys and tokens each
 
     # Rate limits (requests per window, per key), kept in Redis.
     rate_limit_window_seconds: int = 60

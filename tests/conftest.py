@@ -22,6 +22,7 @@ from cognitionos.db import create_engine, create_sessionmaker, migrate
 from cognitionos.embedded import SQL_READER, EmbeddedPostgres, EmbeddedRedis
 from cognitionos.observability import configure_logging
 from cognitionos.services.agents import seed as seed_agents
+from cognitionos.services.auth.changes import ALL_USERS_STAMP, new_stamp
 from tests.llm_fake import FakeLLM
 from tests.support import GQL, LiveServer
 
@@ -213,7 +214,9 @@ def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 @pytest.fixture
 def db(stack: Stack) -> Callable[..., Any]:
-    """Run one SQL query against the test database and return its rows."""
+    """Run one SQL query against the test database and return its rows. A row changed
+    here, outside the API, is announced as the API's changes are (every server's next
+    request reads users and API keys again), so a test can use it at once."""
 
     def fetch(query: str, *args: Any) -> list[asyncpg.Record]:
         async def run() -> list[asyncpg.Record]:
@@ -223,6 +226,9 @@ def db(stack: Stack) -> Callable[..., Any]:
             finally:
                 await conn.close()
 
-        return asyncio.run(run())
+        rows = asyncio.run(run())
+        with redis.Redis.from_url(stack.redis.url) as client:
+            client.set(ALL_USERS_STAMP, new_stamp())
+        return rows
 
     return fetch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 
 import strawberry
@@ -27,7 +28,7 @@ from cognitionos.schema.common import connection_from_page, parse_id
 from cognitionos.schema.permissions import IsAdmin, IsAuthenticated, IsUserSession
 from cognitionos.services import auth
 from cognitionos.services.errors import BadUserInput, Forbidden, Unauthenticated
-from cognitionos.services.events import publish_credential_changes
+from cognitionos.services.events import publish_credential_changes, stamp_users
 
 __all__ = ["AuthMutation", "AuthQuery"]
 
@@ -42,6 +43,14 @@ async def _announce(ctx: Context, changes: Iterable[auth.CredentialChange]) -> N
         await publish_credential_changes(ctx.services.redis, changes)
     except (RedisError, OSError) as exc:
         log.warning("announcing credential changes failed", error=str(exc))
+
+
+async def _stamp(ctx: Context, user_ids: list[uuid.UUID]) -> None:
+    """After commit of a user row no connection must re-check: its next request reads it."""
+    try:
+        await stamp_users(ctx.services.redis, user_ids)
+    except (RedisError, OSError) as exc:
+        log.warning("stamping changed users failed", error=str(exc))
 
 
 async def _limit_login(ctx: Context, email: str) -> None:
@@ -149,19 +158,26 @@ class AuthMutation:
         ctx = info.context
         await _limit_login(ctx, email)
         metric = ctx.services.metrics.auth_results
-        async with ctx.session() as session:
-            try:
-                user = await auth.authenticate(
-                    session,
-                    policy=ctx.services.account_policy,
-                    email=email,
-                    password=password,
-                    client=ctx.client,
+        written: list[uuid.UUID] = []
+        try:
+            async with ctx.session() as session:
+                try:
+                    user = await auth.authenticate(
+                        session,
+                        policy=ctx.services.account_policy,
+                        email=email,
+                        password=password,
+                        client=ctx.client,
+                        changed=written,
+                    )
+                except Unauthenticated as exc:
+                    metric.labels("password", str(exc.extensions.get("reason", "failure"))).inc()
+                    raise
+                pair = await auth.start_session(
+                    session, policy=ctx.services.token_policy, user=user
                 )
-            except Unauthenticated as exc:
-                metric.labels("password", str(exc.extensions.get("reason", "failure"))).inc()
-                raise
-            pair = await auth.start_session(session, policy=ctx.services.token_policy, user=user)
+        finally:  # `me` shows lastLoginAt and lockedUntil: the next request reads them
+            await _stamp(ctx, written)
         metric.labels("password", "success").inc()
         return AuthPayload.from_pair(pair)
 

@@ -12,7 +12,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cognitionos.db.models.events import Event
-from cognitionos.services.auth.changes import CredentialChange
+from cognitionos.services.auth.changes import (
+    STAMP_TTL_SECONDS,
+    CredentialChange,
+    new_stamp,
+    stamp_key,
+)
 
 __all__ = [
     "agents_channel",
@@ -23,6 +28,7 @@ __all__ = [
     "notifications_channel",
     "publish_credential_changes",
     "publish_events",
+    "stamp_users",
     "step_output_channel",
     "version_at",
 ]
@@ -106,14 +112,30 @@ async def publish_events(redis: Redis, events: Iterable[Event]) -> None:
 
 
 async def publish_credential_changes(redis: Redis, changes: Iterable[CredentialChange]) -> None:
-    """After commit: every replica re-checks the websockets these changes may affect."""
+    """After commit: every replica re-checks the websockets these changes may affect, and
+    the next request of each user, in any replica, reads their standing again (its stamp
+    moved before the announcement goes out)."""
+    unique = list(dict.fromkeys(changes))
+    if not unique:
+        return
     pipe = redis.pipeline(transaction=False)
-    count = 0
-    for change in dict.fromkeys(changes):
+    for user_id in dict.fromkeys(change.user_id for change in unique):
+        pipe.set(stamp_key(user_id), new_stamp(), ex=STAMP_TTL_SECONDS)
+    for change in unique:
         pipe.publish(credentials_channel(), json.dumps(change.as_message()))
-        count += 1
-    if count:
-        await pipe.execute()
+    await pipe.execute()
+
+
+async def stamp_users(redis: Redis, user_ids: Iterable[uuid.UUID]) -> None:
+    """After commit of a change to user rows that no connection must re-check (a login's
+    bookkeeping): the next request of each reads the row again."""
+    unique = list(dict.fromkeys(user_ids))
+    if not unique:
+        return
+    pipe = redis.pipeline(transaction=False)
+    for user_id in unique:
+        pipe.set(stamp_key(user_id), new_stamp(), ex=STAMP_TTL_SECONDS)
+    await pipe.execute()
 
 
 async def list_events(

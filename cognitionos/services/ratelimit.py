@@ -1,8 +1,13 @@
-"""Fixed-window rate limits kept in Redis, shared by every replica."""
+"""Fixed-window rate limits kept in Redis, shared by every replica.
+
+A hit is one Redis round trip (one script): count, set the window's expiry on the first
+hit, and, when asked, read other keys in the same trip (a request's credential stamps).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
@@ -16,6 +21,7 @@ local count = redis.call('INCR', KEYS[1])
 if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+if #KEYS > 1 then return {count, ttl, redis.call('MGET', unpack(KEYS, 2))} end
 return {count, ttl}
 """
 
@@ -25,6 +31,8 @@ class Verdict:
     allowed: bool
     count: int
     retry_after: float
+    # The values of the keys the hit was asked to read (None where a key is absent).
+    read: tuple[bytes | None, ...] = field(default=())
 
 
 class RateLimiter:
@@ -33,9 +41,18 @@ class RateLimiter:
         self._prefix = prefix
         self._script = redis.register_script(_HIT)
 
-    async def hit(self, key: str, *, limit: int, window_seconds: int) -> Verdict:
-        count, ttl_ms = await self._script(keys=[self._prefix + key], args=[window_seconds * 1000])
-        return Verdict(allowed=int(count) <= limit, count=int(count), retry_after=ttl_ms / 1000)
+    async def hit(
+        self, key: str, *, limit: int, window_seconds: int, read: Sequence[str] = ()
+    ) -> Verdict:
+        """Count a hit on ``key``; also return the values of the keys in ``read``."""
+        reply = await self._script(keys=[self._prefix + key, *read], args=[window_seconds * 1000])
+        count = int(reply[0])
+        return Verdict(
+            allowed=count <= limit,
+            count=count,
+            retry_after=reply[1] / 1000,
+            read=tuple(reply[2]) if read else (),
+        )
 
     async def check(self, key: str, *, limit: int, window_seconds: int, what: str) -> None:
         """Count a hit and raise RATE_LIMITED when ``limit`` is passed."""

@@ -19,6 +19,7 @@ from cognitionos.services.auth.api_keys import (
     revoke_api_key,
 )
 from cognitionos.services.auth.audit import AuditKind, ClientInfo, list_audit_events
+from cognitionos.services.auth.cache import CredentialCache, ReadStamps
 from cognitionos.services.auth.changes import CredentialChange
 from cognitionos.services.auth.identify import credential_from_headers, identify, identify_user
 from cognitionos.services.auth.principal import API_KEY_SCOPES, Principal, role_at_least
@@ -38,8 +39,10 @@ __all__ = [
     "AccountPolicy",
     "AuditKind",
     "ClientInfo",
+    "CredentialCache",
     "CredentialChange",
     "Principal",
+    "ReadStamps",
     "TokenPair",
     "TokenPolicy",
     "acting_principal",

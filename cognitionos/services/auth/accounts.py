@@ -123,8 +123,11 @@ async def authenticate(
     email: str,
     password: str,
     client: ClientInfo,
+    changed: list[uuid.UUID] | None = None,
 ) -> User:
     """Check a password; count failures, lock after ``lockout_threshold``; commits.
+    The user's id is appended to ``changed`` when their row was written (even when the
+    login is refused), for the caller to announce after commit.
 
     An unknown email, a wrong password and a locked account (even with the right password)
     all answer the same ``INVALID_CREDENTIALS`` after one bcrypt check each.
@@ -152,6 +155,8 @@ async def authenticate(
         )
 
     if not correct:
+        if changed is not None:
+            changed.append(user.id)
         user.failed_login_count += 1
         record_event(
             session,
@@ -186,6 +191,8 @@ async def authenticate(
             error=Unauthenticated(f"account is {status.lower()}", reason=f"ACCOUNT_{status}"),
         )
 
+    if changed is not None:
+        changed.append(user.id)
     user.failed_login_count = 0
     user.locked_until = None
     user.last_login_at = now

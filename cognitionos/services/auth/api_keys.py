@@ -19,6 +19,7 @@ from cognitionos.services.errors import BadUserInput, NotFound, Unauthenticated
 
 __all__ = [
     "KEY_PREFIX",
+    "LAST_USED_RESOLUTION",
     "authenticate_api_key",
     "create_api_key",
     "list_api_keys",
@@ -28,7 +29,7 @@ __all__ = [
 
 KEY_PREFIX = "cos_"
 _DEFAULT_SCOPES = ("read", "write")
-_LAST_USED_RESOLUTION = timedelta(minutes=1)  # avoid a write per request
+LAST_USED_RESOLUTION = timedelta(minutes=1)  # avoid a write per request
 
 
 def looks_like_api_key(value: str) -> bool:
@@ -98,7 +99,7 @@ async def authenticate_api_key(session: AsyncSession, *, secret: str) -> tuple[U
     user = await session.get(User, key.user_id)
     if user is None or user.status is not UserStatus.ACTIVE:
         raise Unauthenticated("the API key's account is not active", reason="ACCOUNT_INACTIVE")
-    if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
         await session.commit()
     return user, key

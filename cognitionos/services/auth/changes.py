@@ -4,17 +4,36 @@ A revoked API key, an ended login, a suspension or a role change is committed in
 process, but websockets authenticated with that credential live in every web replica.
 Each change is described here, published after commit (``services.events``), and every
 replica re-checks the sockets it matches.
+
+Each change also sets the user's *stamp* in Redis to a new random value: processes that
+remember who a credential is (``cache.CredentialCache``) read the stamp with every
+request and read the database again when it moved.
 """
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from cognitionos.services.auth.principal import Principal
 
-__all__ = ["CredentialChange"]
+__all__ = ["ALL_USERS_STAMP", "STAMP_TTL_SECONDS", "CredentialChange", "new_stamp", "stamp_key"]
+
+# Set when anything may have changed for anyone (rows edited outside the API).
+ALL_USERS_STAMP = "cognitionos:cred:all"
+# Longer than any cache entry lives: an expired stamp (back to none) can only make a
+# reader read again, never match an entry written before the change.
+STAMP_TTL_SECONDS = 86_400
+
+
+def stamp_key(user_id: uuid.UUID) -> str:
+    return f"cognitionos:cred:{user_id}"
+
+
+def new_stamp() -> str:
+    return secrets.token_hex(8)
 
 
 @dataclass(frozen=True)
