@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from cognitionos.services.auth import (
     AccountPolicy,
     ClientInfo,
+    CredentialCache,
     Principal,
     TokenPolicy,
 )
@@ -51,6 +52,8 @@ class Services:
     pubsub: PubSubHub
     llm: Router
     memory: MemoryService
+    # Who HTTP credentials are, between requests (see services/auth/cache.py).
+    credentials: CredentialCache
 
     @property
     def account_policy(self) -> AccountPolicy:
@@ -81,8 +84,9 @@ class Context:
     client: ClientInfo
     loaders: Loaders
     principal: Principal | None = None
-    # The principal's user row as this request read it while authenticating (HTTP only:
-    # a websocket's context outlives its reads, so resolvers read again there).
+    # The principal's user row as this request's authentication found it, current as of
+    # this request (HTTP only: a websocket's context outlives its reads, so resolvers read
+    # again there). Shared with other requests: never modify it.
     user: User | None = None
     # Set by the error extension when execution started (vs. a request error).
     executed: bool = field(default=False)

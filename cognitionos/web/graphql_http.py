@@ -15,9 +15,12 @@ and the status the spec asks for:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +38,9 @@ from cognitionos.observability import bind_request, get_logger
 from cognitionos.schema import CognitionSchema
 from cognitionos.services.auth import (
     ClientInfo,
+    CredentialChange,
     Principal,
     credential_from_headers,
-    identify_user,
 )
 from cognitionos.services.errors import (
     BadUserInput,
@@ -46,6 +49,8 @@ from cognitionos.services.errors import (
     RateLimited,
     Unauthenticated,
 )
+from cognitionos.subscriptions.channels import credentials_channel
+from cognitionos.subscriptions.pubsub import RESYNC, SlowSubscriber
 
 __all__ = ["GRAPHQL_RESPONSE_JSON", "GraphQLHTTP"]
 
@@ -107,6 +112,39 @@ class GraphQLHTTP:
     def __init__(self, schema: CognitionSchema, services: Services) -> None:
         self.schema = schema
         self.services = services
+        self._follower: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._follower = asyncio.create_task(
+            self._follow_credential_changes(), name="http-credential-changes"
+        )
+
+    async def stop(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
+
+    async def _follow_credential_changes(self) -> None:
+        """Drop what the credential cache knows of a user as soon as a change is announced,
+        and all of it after the pub/sub connection came back (announcements may have been
+        lost). The stamps make the next request read anyway; this frees the memory and is
+        a second line when Redis lost a stamp."""
+        cache = self.services.credentials
+        while True:
+            try:
+                async with self.services.pubsub.subscribe(credentials_channel()) as subscriber:
+                    while True:
+                        message = await subscriber.get()
+                        if message is RESYNC:
+                            cache.clear()
+                            continue
+                        try:
+                            cache.forget(CredentialChange.from_message(message).user_id)
+                        except (KeyError, TypeError, ValueError):
+                            cache.clear()
+            except SlowSubscriber:
+                cache.clear()
 
     async def __call__(self, request: Request) -> Response:
         request_id: str = request.state.request_id
@@ -203,12 +241,14 @@ class GraphQLHTTP:
             credential = credential_from_headers(
                 request.headers.get("authorization"), request.headers.get("x-api-key")
             )
-            if credential is not None:
-                # Read on every request, so a demotion or suspension applies at once.
-                async with services.reader() as session:
-                    principal, user = await identify_user(
-                        session, credential=credential, policy=services.token_policy
-                    )
+            if credential is None:
+                await self._rate_limit(f"ip:{client.ip}")
+            else:
+                # The user's current role and status, as of this request: the cache's
+                # entries are checked against the stamps read with the rate limit.
+                principal, user = await services.credentials.identify(
+                    credential, read_stamps=self._rate_limit_user
+                )
                 method = "api_key" if principal.api_key_id else "jwt"
                 services.metrics.auth_results.labels(method, "success").inc()
                 bind_request(user_id=str(principal.user_id))
@@ -217,7 +257,7 @@ class GraphQLHTTP:
                 "token", str(exc.extensions.get("reason", "failure"))
             ).inc()
             raise RequestError(401, exc, {"WWW-Authenticate": "Bearer"}) from None
-        context = Context(
+        return Context(
             services=services,
             request=request,
             request_id=request_id,
@@ -226,12 +266,21 @@ class GraphQLHTTP:
             principal=principal,
             user=user,
         )
+
+    async def _rate_limit_user(
+        self, user_id: uuid.UUID, read: Sequence[str]
+    ) -> tuple[bytes | None, ...]:
+        return await self._rate_limit(f"user:{user_id}", read)
+
+    async def _rate_limit(self, who: str, read: Sequence[str] = ()) -> tuple[bytes | None, ...]:
+        """One hit on ``who``'s GraphQL limit (RequestError 429 over it), reading ``read``
+        in the same round trip."""
         settings = self.services.settings
-        who = f"user:{context.principal.user_id}" if context.principal else f"ip:{client.ip}"
         verdict = await self.services.rate_limiter.hit(
             f"graphql:{who}",
             limit=settings.graphql_rate_limit,
             window_seconds=settings.rate_limit_window_seconds,
+            read=read,
         )
         if not verdict.allowed:
             retry = max(1, round(verdict.retry_after))
@@ -240,7 +289,7 @@ class GraphQLHTTP:
                 RateLimited(f"rate limit exceeded; retry in {retry}s", retry_after=retry),
                 {"Retry-After": str(retry)},
             )
-        return context
+        return verdict.read
 
     # -- execution -----------------------------------------------------------------
 
