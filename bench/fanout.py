@@ -1,10 +1,23 @@
 """Subscription fan-out: 1,000 websocket subscribers on one server process.
 
-Events are appended to one execution's log and published at a fixed rate, as the
-engine does; every subscriber follows ``executionUpdated`` over graphql-transport-ws.
-In the same run, the baseline: the same messages by bare Redis pub/sub to 1,000
-asyncio consumers. Prints delivery latency p50/p99, messages/s, the ratio, and the
-server's RSS. Usage: python bench/fanout.py [subscribers] [events/s] [seconds]
+Two cases, each beside the bare Redis pub/sub baseline of the same shape:
+
+* shared: one user's 1,000 sockets follow one execution's ``executionUpdated`` (what
+  ``multiplex`` shares);
+* distinct: 1,000 users each follow their own execution (nothing to share); events go to
+  the executions in turn, so the total rate is spread over all of them.
+
+Events are appended to the executions' logs and published as the engine does (lock the
+execution, ``record``, commit, ``publish_events``). The subscribers run in a process of
+their own (``_fanout_client.py``: one asyncio loop, raw ``websockets``) whose CPU is
+reported; the server runs in another (``cognitionos serve``, fresh for each case). Prints
+per case: how long the 1,000 sockets took to join (connect, ``connection_init``,
+subscribe, replay), deliveries, latency p50/p99 from commit to receipt, the server's
+RSS and CPU, the client's CPU, then the same for bare Redis (publish → receipt, one
+connection per subscriber) and the ratio of the p99s.
+
+Usage: python bench/fanout.py [shared=20] [distinct=100,200] [subscribers=1000] [seconds=8]
+(``shared=`` or ``distinct=`` with no rate skips that case).
 """
 
 from __future__ import annotations
@@ -17,270 +30,328 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
-from _stack import embedded_stack
-from websockets.asyncio.client import connect
+from _stack import Stack, embedded_stack
 
-SUBSCRIBERS = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
-RATE = float(sys.argv[2]) if len(sys.argv) > 2 else 10.0
-SECONDS = float(sys.argv[3]) if len(sys.argv) > 3 else 8.0
+OPTIONS = {"shared": "20", "distinct": "100,200", "subscribers": "1000", "seconds": "8"}
+for _arg in sys.argv[1:]:
+    _name, _, _value = _arg.partition("=")
+    if _name not in OPTIONS:
+        sys.exit(__doc__)
+    OPTIONS[_name] = _value
+SUBSCRIBERS = int(OPTIONS["subscribers"])
+SECONDS = float(OPTIONS["seconds"])
 SECRET = "f" * 40
 QUERY = "subscription($id: ID!) { executionUpdated(id: $id) { position version type } }"
+REPLAYED = 2  # EXECUTION_CREATED and STEP_QUEUED: stored before anyone subscribes
+CLIENT = Path(__file__).with_name("_fanout_client.py")
+
+
+def rates(option: str) -> list[float]:
+    return [float(r) for r in OPTIONS[option].split(",") if r]
 
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def report(name: str, latencies: list[float], elapsed: float, expected: int) -> float:
-    rate = len(latencies) / elapsed
-    print(
-        f"{name:<34} delivered {len(latencies):>7}/{expected:<7} {rate:9.0f} msg/s  "
-        f"latency p50 {statistics.median(latencies):7.1f} ms  p99 {pct(latencies, 0.99):7.1f} ms"
-    )
-    return pct(latencies, 0.99)
+@dataclass
+class Outcome:
+    latencies: list[float]
+    expected: int
+    elapsed: float
+    join_seconds: float
+    joined: int
+    failures: list[str]
+    client_cpu: float  # % of one core while events flowed
+    server_cpu: float = float("nan")
+    rss: float = float("nan")
+
+    def report(self, name: str) -> float:
+        p99 = pct(self.latencies, 0.99)
+        median = statistics.median(self.latencies) if self.latencies else float("nan")
+        print(
+            f"  {name:<31} delivered {len(self.latencies):>6}/{self.expected:<6} "
+            f"{len(self.latencies) / self.elapsed:7.0f} msg/s  "
+            f"p50 {median:7.1f} ms  p99 {p99:7.1f} ms  joined {self.joined} in "
+            f"{self.join_seconds:5.2f}s  client CPU {self.client_cpu:3.0f}%"
+            + (
+                f"  server CPU {self.server_cpu:3.0f}% RSS {self.rss:4.0f} MiB"
+                if self.rss == self.rss
+                else ""
+            )
+        )
+        for failure in self.failures[:3]:
+            print(f"    failure: {failure}")
+        return p99
 
 
-async def prepare(database_url: str, redis_url: str) -> tuple[str, str, Any]:
-    """A user, a workflow, and an execution nobody runs (its log is ours to extend)."""
+class Client:
+    """The subscriber process: give it a job, wait until it has joined, publish, collect."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(CLIENT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(job) + "\n")
+        self.process.stdin.flush()
+        self.stdout = self.process.stdout
+
+    async def joined(self) -> tuple[float, int]:
+        line = await asyncio.to_thread(self.stdout.readline)
+        _, seconds, count = line.split()
+        return float(seconds), int(count)
+
+    async def results(self, expected: int) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"stop {expected}\n")
+        self.process.stdin.flush()
+        result: dict[str, Any] = json.loads(await asyncio.to_thread(self.stdout.readline))
+        await asyncio.to_thread(self.process.wait, 30)
+        return result
+
+
+def cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+async def prepare(
+    stack: Stack, users: int, tag: str
+) -> tuple[list[tuple[str, str]], list[uuid.UUID]]:
+    """``users`` logged-in members (a refresh-token family each, as a login leaves), one
+    execution per user that nobody runs (its log is ours to extend), and each user's
+    (access token, execution id)."""
     from redis.asyncio import Redis
 
     from cognitionos.config import Settings
     from cognitionos.db import create_engine, create_sessionmaker
     from cognitionos.db.models import Role, User
     from cognitionos.services.auth import Principal
-    from cognitionos.services.auth.tokens import issue_access_token
+    from cognitionos.services.auth.sessions import TokenPolicy, issue_tokens
     from cognitionos.services.workflows import Dispatch, Engine, create_workflow
 
     class Nowhere:
         async def dispatch(self, items: list[Dispatch]) -> None:
             return None
 
-    engine = create_engine(database_url, pool_size=2)
+    engine = create_engine(stack.database_url, pool_size=4)
     sessionmaker = create_sessionmaker(engine)
+    policy = TokenPolicy(secret=SECRET, access_ttl_seconds=3600)
+    tokens: list[str] = []
     async with sessionmaker() as session:
-        user = User(email="fanout@bench.local", password_hash="!", role=Role.MEMBER)
-        session.add(user)
+        rows = [
+            User(email=f"{tag}-{i}@bench.local", password_hash="!", role=Role.MEMBER)
+            for i in range(users)
+        ]
+        session.add_all(rows)
+        await session.flush()
+        for user in rows:
+            pair, _ = await issue_tokens(session, policy=policy, user=user)
+            tokens.append(pair.access_token)
         await session.commit()
         await create_workflow(
             session,
-            actor_id=user.id,
-            key="fanout",
+            actor_id=rows[0].id,
+            key=tag,
             version="1.0.0",
-            name="fanout",
+            name=tag,
             steps=[{"key": "a", "kind": "TRANSFORM", "config": {"template": "1"}}],
         )
-    redis = Redis.from_url(redis_url)
+        user_ids = [user.id for user in rows]
+    redis = Redis.from_url(stack.redis_url)
     workflow_engine = Engine(
         settings=Settings(secret_key=SECRET),
         sessionmaker=sessionmaker,
         redis=redis,
         dispatcher=Nowhere(),
     )
-    execution = await workflow_engine.execute(
-        principal=Principal(user_id=user.id, role=Role.MEMBER),
-        key="fanout",
-        version=None,
-        inputs={},
-        dispatch=False,
-    )
+
+    async def execute(user_id: uuid.UUID) -> uuid.UUID:
+        execution = await workflow_engine.execute(
+            principal=Principal(user_id=user_id, role=Role.MEMBER),
+            key=tag,
+            version=None,
+            inputs={},
+            dispatch=False,
+        )
+        return execution.id
+
+    executions: list[uuid.UUID] = []
+    for start in range(0, users, 4):
+        executions += await asyncio.gather(*(execute(u) for u in user_ids[start : start + 4]))
     await redis.aclose()
-    token = issue_access_token(
-        user_id=user.id, role=Role.MEMBER, secret=SECRET, issuer="cognitionos", ttl_seconds=3600
-    )
-    return token, str(execution.id), (engine, sessionmaker)
+    await engine.dispose()
+    return [(t, str(e)) for t, e in zip(tokens, executions, strict=True)], executions
 
 
-async def publisher(
-    sessionmaker: Any, redis_url: str, execution_id: str, sent: dict[int, float]
-) -> int:
-    """Append BENCH_TICK events to the execution's log and publish them, at RATE."""
+async def publish(stack: Stack, executions: list[uuid.UUID], rate: float) -> dict[int, float]:
+    """Append BENCH_TICK events to the executions' logs in turn and publish each after its
+    commit, at ``rate`` in total (each on time, not after the previous one)."""
     from redis.asyncio import Redis
 
+    from cognitionos.db import create_engine, create_sessionmaker
     from cognitionos.services.events import publish_events
     from cognitionos.services.workflows.transitions import Effects, lock_execution, record
 
-    redis = Redis.from_url(redis_url)
-    count = int(RATE * SECONDS)
-    start = time.perf_counter()
-    for i in range(count):
-        await asyncio.sleep(max(0.0, start + i / RATE - time.perf_counter()))
+    engine = create_engine(stack.database_url, pool_size=8)
+    sessionmaker = create_sessionmaker(engine)
+    redis = Redis.from_url(stack.redis_url)
+    sent: dict[int, float] = {}
+
+    async def tick(execution_id: uuid.UUID, i: int) -> None:
         effects = Effects()
         async with sessionmaker() as session:
-            execution = await lock_execution(session, uuid.UUID(execution_id))
+            execution = await lock_execution(session, execution_id)
             await record(session, effects, execution, "BENCH_TICK", tick=i)
             await session.commit()
         sent[effects.events[0].position] = time.time()
         await publish_events(redis, effects.events)
+
+    count = int(rate * SECONDS)
+    started = time.perf_counter()
+    ticks = []
+    for i in range(count):
+        await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+        ticks.append(asyncio.create_task(tick(executions[i % len(executions)], i)))
+    await asyncio.gather(*ticks)
     await redis.aclose()
-    return count
+    await engine.dispose()
+    return sent
 
 
-async def subscriber(
-    url: str,
-    token: str,
-    execution_id: str,
-    sent: dict[int, float],
-    latencies: list[float],
-    ready: asyncio.Event,
-    ready_count: list[int],
-    stop: asyncio.Event,
-) -> None:
-    protocols: Any = ["graphql-transport-ws"]
-    async with connect(url, subprotocols=protocols, max_queue=None) as ws:
-        await ws.send(
-            json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
-        )
-        await ws.recv()
-        await ws.send(
-            json.dumps(
-                {
-                    "id": "1",
-                    "type": "subscribe",
-                    "payload": {"query": QUERY, "variables": {"id": execution_id}},
-                }
-            )
-        )
-        replayed = 0
-        while not stop.is_set():
-            try:
-                raw = await asyncio.wait_for(ws.recv(), 1.0)
-            except TimeoutError:
-                continue
-            now = time.time()
-            message = json.loads(raw)
-            if message.get("type") == "ping":
-                await ws.send('{"type": "pong"}')
-                continue
-            if message.get("type") != "next":
-                continue
-            event = message["payload"]["data"]["executionUpdated"]
-            if event["type"] != "BENCH_TICK":
-                replayed += 1
-                if replayed == 2:  # the two stored events: the live stream is on
-                    ready_count[0] += 1
-                    if ready_count[0] == SUBSCRIBERS:
-                        ready.set()
-                continue
-            latencies.append((now - sent[event["position"]]) * 1000)
-
-
-async def server_run(
-    database_url: str, redis_url: str, data: Path
-) -> tuple[float, list[float], int, float]:
+async def start_server(stack: Stack) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COGNITIONOS_")}
     env.update(
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
+        DATABASE_URL=stack.database_url,
+        REDIS_URL=stack.redis_url,
         SECRET_KEY=SECRET,
         COGNITIONOS_ENV="test",
         COGNITIONOS_WORKER_IN_PROCESS="false",
         COGNITIONOS_LOG_LEVEL="WARNING",
         COGNITIONOS_PUBSUB_QUEUE_SIZE="10000",
+        # Every subscriber of the shared case is one user: lift that user's connection cap
+        # and rate limit (each subscribe counts) for that case.
+        COGNITIONOS_WS_MAX_CONNECTIONS_PER_USER=str(SUBSCRIBERS + 10),
+        COGNITIONOS_GRAPHQL_RATE_LIMIT=str(SUBSCRIBERS * 10),
     )
     from cognitionos.embedded import free_port
 
     port = free_port()
-    with (data / "server.log").open("wb") as log:
+    with (stack.data / "server.log").open("ab") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "cognitionos", "serve", "--port", str(port)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+    server.port = port  # type: ignore[attr-defined]
+    async with httpx.AsyncClient() as client:
+        for _ in range(300):
+            try:
+                if (await client.get(f"http://127.0.0.1:{port}/health/ready")).status_code == 200:
+                    return server
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError("the server did not become ready")
+
+
+async def server_case(stack: Stack, case: str, rate: float) -> Outcome:
+    tag = f"{case}-{rate:g}"
+    if case == "shared":
+        pairs, executions = await prepare(stack, 1, tag)
+        pairs = pairs * SUBSCRIBERS
+    else:
+        pairs, executions = await prepare(stack, SUBSCRIBERS, tag)
+    server = await start_server(stack)
     try:
-        async with httpx.AsyncClient() as client:
-            for _ in range(300):
-                try:
-                    if (
-                        await client.get(f"http://127.0.0.1:{port}/health/ready")
-                    ).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
-        token, execution_id, (engine, sessionmaker) = await prepare(database_url, redis_url)
-        sent: dict[int, float] = {}
-        latencies: list[float] = []
-        ready, stop = asyncio.Event(), asyncio.Event()
-        ready_count = [0]
-        url = f"ws://127.0.0.1:{port}/graphql"
-        clients = [
-            asyncio.create_task(
-                subscriber(url, token, execution_id, sent, latencies, ready, ready_count, stop)
-            )
-            for _ in range(SUBSCRIBERS)
-        ]
-        await asyncio.wait_for(ready.wait(), 120)
+        client = Client(
+            {
+                "mode": "ws",
+                "url": f"ws://127.0.0.1:{server.port}/graphql",  # type: ignore[attr-defined]
+                "query": QUERY,
+                "replay": REPLAYED,
+                "subscribers": pairs,
+            }
+        )
+        join_seconds, joined = await client.joined()
+        server_cpu = cpu_seconds(server.pid)
         started = time.perf_counter()
-        count = await publisher(sessionmaker, redis_url, execution_id, sent)
-        deadline = time.monotonic() + 30
-        while len(latencies) < count * SUBSCRIBERS and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        sent = await publish(stack, executions, rate)
+        expected = len(sent) * SUBSCRIBERS // len(executions)
+        result = await client.results(expected)
         elapsed = time.perf_counter() - started
+        server_cpu = 100 * (cpu_seconds(server.pid) - server_cpu) / elapsed
         rss = psutil.Process(server.pid).memory_info().rss / 2**20
-        stop.set()
-        await asyncio.gather(*clients, return_exceptions=True)
-        await engine.dispose()
-        return elapsed, latencies, count, rss
     finally:
         server.terminate()
         server.wait(30)
+    return Outcome(
+        latencies=[(at - sent[position]) * 1000 for position, at in result["received"]],
+        expected=expected,
+        elapsed=elapsed,
+        join_seconds=join_seconds,
+        joined=joined,
+        failures=result["failures"],
+        client_cpu=100 * result["cpu_run"] / elapsed,
+        server_cpu=server_cpu,
+        rss=rss,
+    )
 
 
-async def baseline_run(redis_url: str) -> tuple[float, list[float], int]:
+async def baseline_case(stack: Stack, case: str, rate: float) -> Outcome:
+    """The same shape on bare Redis: one channel (shared) or one per subscriber."""
     from redis.asyncio import Redis
 
-    latencies: list[float] = []
-    clients = [Redis.from_url(redis_url) for _ in range(SUBSCRIBERS)]
-    pubsubs = [c.pubsub() for c in clients]
-    for pubsub in pubsubs:
-        await pubsub.subscribe("bench:baseline")
-    stop = asyncio.Event()
-
-    async def consume(pubsub: Any) -> None:
-        while not stop.is_set():
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-            if message is not None:
-                latencies.append((time.time() - json.loads(message["data"])["t"]) * 1000)
-
-    consumers = [asyncio.create_task(consume(p)) for p in pubsubs]
-    publisher_client = Redis.from_url(redis_url)
-    count = int(RATE * SECONDS)
+    channels = [
+        "bench:baseline" if case == "shared" else f"bench:baseline:{i}" for i in range(SUBSCRIBERS)
+    ]
+    client = Client({"mode": "redis", "url": stack.redis_url, "channels": channels})
+    join_seconds, joined = await client.joined()
+    redis = Redis.from_url(stack.redis_url)
+    count = int(rate * SECONDS)
+    sent: dict[int, float] = {}
     started = time.perf_counter()
     for i in range(count):
-        await asyncio.sleep(max(0.0, started + i / RATE - time.perf_counter()))
-        await publisher_client.publish("bench:baseline", json.dumps({"i": i, "t": time.time()}))
-    deadline = time.monotonic() + 30
-    while len(latencies) < count * SUBSCRIBERS and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+        sent[i] = time.time()
+        await redis.publish(channels[i % SUBSCRIBERS], json.dumps({"position": i}))
+    await redis.aclose()
+    expected = count * (SUBSCRIBERS if case == "shared" else 1)
+    result = await client.results(expected)
     elapsed = time.perf_counter() - started
-    stop.set()
-    await asyncio.gather(*consumers)
-    for pubsub, client in zip(pubsubs, clients, strict=True):
-        await pubsub.aclose()
-        await client.aclose()
-    await publisher_client.aclose()
-    return elapsed, latencies, count
+    return Outcome(
+        latencies=[(at - sent[position]) * 1000 for position, at in result["received"]],
+        expected=expected,
+        elapsed=elapsed,
+        join_seconds=join_seconds,
+        joined=joined,
+        failures=result["failures"],
+        client_cpu=100 * result["cpu_run"] / elapsed,
+    )
 
 
 async def main() -> None:
     async with embedded_stack("cognitionos-fanout-") as stack:
-        print(f"{SUBSCRIBERS} subscribers, {RATE:g} events/s for {SECONDS:g}s, one server process")
-        elapsed, latencies, count, rss = await server_run(
-            stack.database_url, stack.redis_url, stack.data
-        )
-        p99 = report("CognitionOS executionUpdated (ws)", latencies, elapsed, count * SUBSCRIBERS)
-        base_elapsed, base_latencies, base_count = await baseline_run(stack.redis_url)
-        base_p99 = report(
-            "bare Redis pub/sub (asyncio)", base_latencies, base_elapsed, base_count * SUBSCRIBERS
-        )
-        print(f"ratio p99 CognitionOS/bare: {p99 / base_p99:.2f}; server RSS {rss:.0f} MiB")
+        print(f"{SUBSCRIBERS} subscribers, {SECONDS:g}s per run, one server process")
+        for case in ("shared", "distinct"):
+            for rate in rates(case):
+                who = "one user, one execution" if case == "shared" else "one user each"
+                print(f"{case} ({who}), {rate:g} events/s")
+                ours = (await server_case(stack, case, rate)).report("CognitionOS executionUpdated")
+                bare = (await baseline_case(stack, case, rate)).report("bare Redis pub/sub")
+                print(f"  ratio p99 CognitionOS/bare: {ours / bare:.2f}")
 
 
 if __name__ == "__main__":

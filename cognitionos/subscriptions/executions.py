@@ -31,7 +31,7 @@ from cognitionos.db import models
 from cognitionos.schema.common import JSON, parse_id
 from cognitionos.schema.permissions import IsViewer
 from cognitionos.schema.workflows import Execution, ExecutionStatus, StepExecution, StepStatus
-from cognitionos.services.events import channel_for, list_events, version_at
+from cognitionos.services.events import channel_for, version_at
 from cognitionos.services.workflows import get_execution
 from cognitionos.services.workflows.transitions import STREAM
 from cognitionos.subscriptions.pubsub import RESYNC
@@ -39,6 +39,7 @@ from cognitionos.subscriptions.pubsub import RESYNC
 __all__ = ["ExecutionEvent", "ExecutionSubscription"]
 
 _TERMINAL = {"EXECUTION_SUCCEEDED", "EXECUTION_FAILED", "EXECUTION_CANCELLED"}
+_PAGE = 1000  # stored events read at a time
 
 
 @strawberry.type(
@@ -60,7 +61,8 @@ class ExecutionEvent:
 
 @dataclass(frozen=True)
 class _Live:
-    """A published event, as light as it can be (no ORM instance per subscriber)."""
+    """An event, stored or published, as light as it can be (no ORM instance kept per
+    subscriber)."""
 
     position: int
     version: int
@@ -124,7 +126,7 @@ def _canonical(value: Any) -> Any:
 async def _events(
     sessionmaker: async_sessionmaker[AsyncSession],
     base: Execution,
-    events: Sequence[models.Event | _Live],
+    events: Sequence[_Live],
 ) -> list[ExecutionEvent]:
     execution_id = base.model.id
     stream = str(execution_id)
@@ -182,6 +184,19 @@ async def _from_current(
     return execution, step
 
 
+async def _log(session: AsyncSession, execution_id: uuid.UUID, after: int) -> list[_Live]:
+    """At most ``_PAGE`` stored events after version ``after``, as plain values (columns,
+    not ORM rows: nothing enters the session, nothing is kept)."""
+    E = models.Event
+    rows = await session.execute(
+        select(E.position, E.version, E.type, E.data)
+        .where(E.stream_id == execution_id, E.version > after)
+        .order_by(E.version)
+        .limit(_PAGE)
+    )
+    return [_Live(*row) for row in rows]
+
+
 @strawberry.type
 class ExecutionSubscription:
     @strawberry.subscription(
@@ -196,34 +211,38 @@ class ExecutionSubscription:
         ctx = info.context
         execution_id = parse_id(id, "id")
         sessionmaker = ctx.services.sessionmaker
-        async with sessionmaker() as session:
-            row = await get_execution(
-                session, principal=ctx.require_principal(), execution_id=execution_id
-            )
-            workflow = await session.get(models.Workflow, row.workflow_id)
-            delivered = (
-                await version_at(session, stream_id=execution_id, position=after)
-                if after is not None
-                else 0
-            )
-        base = Execution.from_model(row)  # what never changes; each event brings the rest
-        base.preloaded_workflow = workflow
+        reader = ctx.services.reader
+        # Listen before reading the log: nothing published in between is lost.
         async with ctx.services.pubsub.subscribe(channel_for(STREAM, execution_id)) as live:
-            pending: Sequence[models.Event | _Live] | None = None  # None: read the log
+            # One-statement reads: autocommit, no BEGIN/ROLLBACK round trips.
+            async with reader() as session:
+                row = await get_execution(
+                    session, principal=ctx.require_principal(), execution_id=execution_id
+                )
+                workflow = await session.get(models.Workflow, row.workflow_id)
+                delivered = (
+                    await version_at(session, stream_id=execution_id, position=after)
+                    if after is not None
+                    else 0
+                )
+                pending: Sequence[_Live] | None = await _log(session, execution_id, delivered)
+            base = Execution.from_model(row)  # what never changes; each event brings the rest
+            base.preloaded_workflow = workflow
             while True:
-                if pending is None:
-                    async with sessionmaker() as session:
-                        pending = list(
-                            await list_events(
-                                session, stream_id=execution_id, after_version=delivered
-                            )
-                        )
+                if pending is None:  # read the log
+                    async with reader() as session:
+                        pending = await _log(session, execution_id, delivered)
                 if pending:
                     for event in await _events(sessionmaker, base, pending):
                         delivered = event.version
                         yield event
                         if event.type in _TERMINAL:
                             return
+                    del event  # hold no event while waiting
+                    if len(pending) == _PAGE:  # the log may hold more: read on
+                        pending = None
+                        continue
+                pending = ()
                 message = await live.get()
                 if message is RESYNC:
                     pending = None

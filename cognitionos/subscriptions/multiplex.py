@@ -28,7 +28,14 @@ from graphql import FieldNode, GraphQLError, OperationType, get_operation_ast, p
 
 from cognitionos.observability import get_logger
 
-__all__ = ["JOINS", "Multiplexer", "SharedKey", "SlowConsumer", "subscription_key"]
+__all__ = [
+    "JOINS",
+    "Multiplexer",
+    "SharedKey",
+    "SlowConsumer",
+    "shareable",
+    "subscription_key",
+]
 
 log = get_logger("cognitionos.multiplex")
 
@@ -56,9 +63,28 @@ class SharedKey:
 
 
 def subscription_key(
-    principal_key: str, query: str, variables: dict[str, Any] | None, operation_name: str | None
+    principal_key: str,
+    query: str,
+    variables: dict[str, Any] | None,
+    operation_name: str | None,
+    *,
+    replay: bool | None = None,
 ) -> SharedKey | None:
-    """The sharing key, or None when the document is not a valid, shareable subscription."""
+    """The sharing key, or None when the document is not a valid, shareable subscription.
+    ``replay``: what ``shareable`` said of the document, when the caller knows it."""
+    if replay is None:
+        replay = shareable(query, operation_name)
+        if replay is None:
+            return None
+    try:
+        frozen = json.dumps(variables or {}, sort_keys=True)
+    except (TypeError, ValueError):
+        return None
+    return SharedKey(principal_key, query, frozen, operation_name or "", replay)
+
+
+def shareable(query: str, operation_name: str | None) -> bool | None:
+    """``JOINS`` of the document's one subscription field; None: not shared."""
     try:
         operation = get_operation_ast(parse(query), operation_name)
     except GraphQLError:
@@ -68,14 +94,7 @@ def subscription_key(
     selections = operation.selection_set.selections
     if len(selections) != 1 or not isinstance(selections[0], FieldNode):
         return None
-    replay = JOINS.get(selections[0].name.value)
-    if replay is None:
-        return None
-    try:
-        frozen = json.dumps(variables or {}, sort_keys=True)
-    except (TypeError, ValueError):
-        return None
-    return SharedKey(principal_key, query, frozen, operation_name or "", replay)
+    return JOINS.get(selections[0].name.value)
 
 
 class _Shared:
@@ -109,13 +128,36 @@ class _Shared:
 
 
 class Multiplexer:
-    def __init__(self, *, queue_size: int = 1000) -> None:
+    def __init__(self, *, queue_size: int = 1000, documents: int = 256) -> None:
         self.queue_size = queue_size
         self._streams: dict[SharedKey, _Shared] = {}
+        # Clients send the same few documents: parse each once (bounded, oldest out).
+        self._shareable: dict[tuple[str, str | None], bool | None] = {}
+        self._documents = documents
 
     @property
     def stream_count(self) -> int:
         return len(self._streams)
+
+    def key(
+        self,
+        principal_key: str,
+        query: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+    ) -> SharedKey | None:
+        """``subscription_key``, remembering what each document is."""
+        document = (query, operation_name)
+        if document in self._shareable:
+            replay = self._shareable[document]
+        else:
+            replay = shareable(query, operation_name)
+            if len(self._shareable) >= self._documents:
+                del self._shareable[next(iter(self._shareable))]
+            self._shareable[document] = replay
+        if replay is None:
+            return None
+        return subscription_key(principal_key, query, variables, operation_name, replay=replay)
 
     async def attach(
         self, key: SharedKey, start: Callable[[], AsyncIterator[Item]]

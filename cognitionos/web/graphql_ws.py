@@ -47,7 +47,7 @@ from cognitionos.dataloaders import Loaders
 from cognitionos.observability import get_logger
 from cognitionos.schema import CognitionSchema
 from cognitionos.services.auth import ClientInfo
-from cognitionos.subscriptions.multiplex import Multiplexer, SlowConsumer, subscription_key
+from cognitionos.subscriptions.multiplex import Multiplexer, SlowConsumer
 from cognitionos.web.ws_guard import MESSAGE_TOO_BIG, GuardedSocket, Refused, SocketGuard
 
 __all__ = ["GraphQLWebSocket"]
@@ -140,8 +140,9 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         principal = self.context.principal
+        multiplexer: Multiplexer = self.view.multiplexer  # type: ignore[attr-defined]
         key = (
-            subscription_key(
+            multiplexer.key(
                 _principal_key(principal),
                 operation.query,
                 operation.variables,
@@ -153,7 +154,6 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if key is None:
             await super().run_operation(operation)
             return
-        multiplexer: Multiplexer = self.view.multiplexer  # type: ignore[attr-defined]
         try:
             async for kind, payload in multiplexer.attach(key, lambda: self._items(operation)):
                 if kind == "error":

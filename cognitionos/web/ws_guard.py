@@ -215,7 +215,8 @@ class SocketGuard:
         return False
 
     async def _identify(self, credential: str) -> Principal:
-        async with self._services.sessionmaker() as session:
+        # Reads only: autocommit, no BEGIN/ROLLBACK round trips (as HTTP requests do).
+        async with self._services.reader() as session:
             return await identify(
                 session,
                 credential=credential,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy import bindparam, exists, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cognitionos.db.models.auth import User, UserStatus
+from cognitionos.db.models.auth import RefreshToken, User, UserStatus
 from cognitionos.services.auth.api_keys import authenticate_api_key, looks_like_api_key
 from cognitionos.services.auth.principal import Principal
 from cognitionos.services.auth.sessions import TokenPolicy, session_is_live
@@ -28,17 +29,49 @@ def credential_from_headers(authorization: str | None, api_key: str | None) -> s
     return None
 
 
+# A user's standing, and whether a login (refresh-token family) is live: built once.
+_STANDING = select(User.role, User.status, true().label("live")).where(User.id == bindparam("user"))
+_STANDING_IN_SESSION = select(
+    User.role,
+    User.status,
+    exists()
+    .where(RefreshToken.family_id == bindparam("family"), RefreshToken.revoked_at.is_(None))
+    .label("live"),
+).where(User.id == bindparam("user"))
+
+
 async def identify(
     session: AsyncSession, *, credential: str, policy: TokenPolicy, check_session: bool = False
 ) -> Principal:
-    """Verify the credential and load the user: their current role and status count.
+    """Verify the credential and read the user: their current role and status count.
 
     An access token is self-contained until it expires; with ``check_session`` (long-lived
-    connections) it is also refused once its login was ended (logout, refresh reuse)."""
-    principal, _ = await identify_user(
-        session, credential=credential, policy=policy, check_session=check_session
+    connections) it is also refused once its login was ended (logout, refresh reuse).
+    For an access token this is one statement and no ORM row (a websocket checks again
+    on every operation); ``identify_user`` when the row itself is wanted."""
+    if looks_like_api_key(credential):
+        principal, _ = await identify_user(
+            session, credential=credential, policy=policy, check_session=check_session
+        )
+        return principal
+    claims = decode_access_token(credential, secret=policy.secret, issuer=policy.issuer)
+    if check_session and claims.session_id is not None:
+        result = await session.execute(
+            _STANDING_IN_SESSION, {"user": claims.user_id, "family": claims.session_id}
+        )
+    else:
+        result = await session.execute(_STANDING, {"user": claims.user_id})
+    found = result.one_or_none()
+    if found is None or found.status is not UserStatus.ACTIVE:
+        raise Unauthenticated("the token's account is not active", reason="ACCOUNT_INACTIVE")
+    if not found.live:
+        raise Unauthenticated("the token's login has ended; log in again", reason="SESSION_ENDED")
+    return Principal(
+        user_id=claims.user_id,
+        role=found.role,
+        session_id=claims.session_id,
+        expires_at=claims.expires_at,
     )
-    return principal
 
 
 async def identify_user(
