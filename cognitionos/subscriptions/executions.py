@@ -184,6 +184,23 @@ async def _from_current(
     return execution, step
 
 
+_WORKFLOWS: dict[uuid.UUID, models.Workflow] = {}
+_MAX_WORKFLOWS = 512
+
+
+async def _workflow(session: AsyncSession, workflow_id: uuid.UUID) -> models.Workflow:
+    """A workflow version, read once per process: versions never change, and every
+    subscriber of its executions holds the same row instead of a copy each."""
+    row = _WORKFLOWS.get(workflow_id)
+    if row is None:
+        row = await session.get(models.Workflow, workflow_id)
+        assert row is not None  # an execution's workflow is never deleted
+        if len(_WORKFLOWS) >= _MAX_WORKFLOWS:
+            del _WORKFLOWS[next(iter(_WORKFLOWS))]
+        _WORKFLOWS[workflow_id] = row
+    return row
+
+
 async def _log(session: AsyncSession, execution_id: uuid.UUID, after: int) -> list[_Live]:
     """At most ``_PAGE`` stored events after version ``after``, as plain values (columns,
     not ORM rows: nothing enters the session, nothing is kept)."""
@@ -219,7 +236,7 @@ class ExecutionSubscription:
                 row = await get_execution(
                     session, principal=ctx.require_principal(), execution_id=execution_id
                 )
-                workflow = await session.get(models.Workflow, row.workflow_id)
+                workflow = await _workflow(session, row.workflow_id)
                 delivered = (
                     await version_at(session, stream_id=execution_id, position=after)
                     if after is not None

@@ -18,7 +18,6 @@ what a stream of its own would send, and how depends on the field (``JOINS``):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import Any
 from graphql import FieldNode, GraphQLError, OperationType, get_operation_ast, parse
 
 from cognitionos.observability import get_logger
+from cognitionos.subscriptions.pubsub import Mailbox
 
 __all__ = [
     "JOINS",
@@ -102,7 +102,7 @@ class _Shared:
         # A feed keeps only errors: a late joiner must still learn that the stream failed.
         self.history: list[Item] = []
         self.replay = replay
-        self.listeners: set[asyncio.Queue[Item | None]] = set()
+        self.listeners: set[Mailbox[Item | None]] = set()
         self.queue_size = queue_size
         self.finished = False
         self.task = asyncio.create_task(self._pump(source), name="shared-subscription")
@@ -113,18 +113,16 @@ class _Shared:
                 if self.replay or item[0] == "error":
                     self.history.append(item)
                 for queue in list(self.listeners):
-                    try:
-                        queue.put_nowait(item)
-                    except asyncio.QueueFull:
-                        self.listeners.discard(queue)  # too slow: cut off, told below
-                        with contextlib.suppress(asyncio.QueueEmpty):
-                            queue.get_nowait()
-                        queue.put_nowait(("slow", ""))
+                    if queue.full():
+                        self.listeners.discard(queue)  # too slow: cut off, told at once
+                        queue.drop_oldest()
+                        queue.put(("slow", ""))
+                    else:
+                        queue.put(item)
         finally:
             self.finished = True
             for queue in list(self.listeners):
-                with contextlib.suppress(asyncio.QueueFull):
-                    queue.put_nowait(_END)
+                queue.put(_END)
 
 
 class Multiplexer:
@@ -168,7 +166,7 @@ class Multiplexer:
         if shared is None or shared.finished or len(shared.history) >= MAX_HISTORY:
             shared = _Shared(start(), self.queue_size, replay=key.replay)
             self._streams[key] = shared
-        queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize=self.queue_size)
+        queue: Mailbox[Item | None] = Mailbox(self.queue_size)
         backlog = list(shared.history)  # taken with the registration: nothing in between
         shared.listeners.add(queue)
         try:

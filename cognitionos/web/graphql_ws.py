@@ -89,7 +89,9 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     is acknowledged, and subscriptions shared between the sockets that ask the same
     (``multiplex``)."""
 
-    _pinger: asyncio.Task[None] | None = None
+    # A timer, not a task, between pings: one coroutine less per socket.
+    _pinger: asyncio.TimerHandle | None = None
+    _ping: asyncio.Task[None] | None = None
     guarded: GuardedSocket | None = None
 
     @property
@@ -118,7 +120,7 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             return
         await self.send_message({"type": "connection_ack"})
         self.connection_acknowledged = True
-        self._pinger = asyncio.create_task(self._ping())
+        self._schedule_ping()
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         if self.guarded is not None and message["id"] not in self.operations:
@@ -201,17 +203,26 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                     payload["errors"] = [e.formatted for e in errors]
                 yield "next", json.dumps(payload, default=str)
 
-    async def _ping(self) -> None:
+    def _schedule_ping(self) -> None:
         interval = self.context.services.settings.ws_keepalive_seconds
-        while True:
-            await asyncio.sleep(interval)
+        self._pinger = asyncio.get_running_loop().call_later(interval, self._send_ping)
+
+    def _send_ping(self) -> None:
+        self._schedule_ping()
+        if self._ping is None or self._ping.done():
+            self._ping = asyncio.create_task(self._ping_once())
+
+    async def _ping_once(self) -> None:
+        with contextlib.suppress(Exception):  # a socket going away: its reader notices
             await self.send_message({"type": "ping"})
 
     async def shutdown(self) -> None:
         if self._pinger is not None:
             self._pinger.cancel()
+        if self._ping is not None:
+            self._ping.cancel()
             with contextlib.suppress(BaseException):
-                await self._pinger
+                await self._ping
         if self.guarded is not None:
             await self.guard.release(self.guarded)
         await super().shutdown()
