@@ -139,9 +139,16 @@ def create_app(settings: Settings) -> Starlette:
         # process that runs several apps (tests) can still collect the old ones.
         gc.collect()
         gc.freeze()
+        # Fewer, larger young collections: with 1,000 open websockets the default (700)
+        # set off a full collection (150-450 ms, every socket's objects walked) every
+        # second or so while they joined and now and then under load: the delivery tail.
+        # Measured in bench/fanout.py.
+        thresholds = gc.get_threshold()
+        gc.set_threshold(10_000, 10, 10)
         try:
             yield
         finally:
+            gc.set_threshold(*thresholds)
             gc.unfreeze()
             if worker_task is not None:
                 stop_worker.set()
