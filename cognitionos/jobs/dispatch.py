@@ -1,11 +1,13 @@
 """Dispatch ready steps as arq jobs. The job id carries the dispatch sequence, so
 re-dispatching is idempotent and a stale job is refused at claim time. Each dispatch
-also wakes idle workers (``WAKE_CHANNEL``): they do not poll an empty queue."""
+also wakes idle workers (``WAKE_CHANNEL``): they do not poll an empty queue. A job
+carries the trace context its step continues (``observability/tracing.py``)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 from arq.connections import ArqRedis
 
@@ -15,6 +17,11 @@ __all__ = ["RUN_STEP", "WAKE_CHANNEL", "ArqDispatcher"]
 
 RUN_STEP = "run_step"
 WAKE_CHANNEL = "cognitionos:jobs:wake"
+
+
+def _traced(item: Dispatch) -> dict[str, Any]:
+    """Only when traced: a worker of the release before takes the job too."""
+    return {"trace": item.trace} if item.trace else {}
 
 
 class ArqDispatcher:
@@ -32,6 +39,7 @@ class ArqDispatcher:
                     item.seq,
                     _job_id=item.job_id,
                     _defer_by=item.defer_seconds,
+                    **_traced(item),
                 )
                 for item in items
             )

@@ -7,10 +7,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from opentelemetry import trace as otel_trace
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cognitionos.jobs._idle import notifications_due, schedules_due, steps_in_flight
 from cognitionos.observability import get_logger
+from cognitionos.observability.tracing import continued_span
 from cognitionos.services.memory import purge_expired
 from cognitionos.services.notifications import deliver_due
 from cognitionos.services.workflows import Dispatch, Engine, reconcile, run_claimed, tick
@@ -18,24 +20,38 @@ from cognitionos.services.workflows import Dispatch, Engine, reconcile, run_clai
 __all__ = ["background_loop", "engine_loops", "purge_memories", "run_eagerly", "run_step"]
 
 log = get_logger("cognitionos.worker")
+_tracer = otel_trace.get_tracer("cognitionos.jobs")
 
 
-async def run_step(ctx: dict[str, Any], step_id: str, seq: int) -> str:
-    """Claim the step (a stale or duplicate dispatch is a no-op) and run it."""
+async def run_step(
+    ctx: dict[str, Any], step_id: str, seq: int, trace: dict[str, str] | None = None
+) -> str:
+    """Claim the step (a stale or duplicate dispatch is a no-op) and run it, in a span
+    that continues the trace of whatever dispatched it (``trace``)."""
     engine: Engine = ctx["workflow_engine"]
     owner: str = ctx["worker_id"]
-    claimed = await engine.claim(uuid.UUID(step_id), seq, owner)
-    if claimed is None:
-        return "skipped"
-    await run_claimed(engine, claimed, owner)
-    return "ran"
+    attributes: dict[str, str | int] = {
+        "messaging.system": "arq",
+        "messaging.operation.type": "process",
+        "messaging.message.id": f"step:{step_id}:{seq}",
+        "cognitionos.step.id": step_id,
+        "cognitionos.step.dispatch_seq": seq,
+    }
+    with continued_span(_tracer, "run_step", trace, attributes=attributes):
+        # The engine names the span after the step; an inline kind (TRANSFORM) has run
+        # inside claim() already, a stale dispatch is marked so.
+        claimed = await engine.claim(uuid.UUID(step_id), seq, owner)
+        if claimed is None:
+            return "skipped"
+        await run_claimed(engine, claimed, owner)
+        return "ran"
 
 
 async def run_eagerly(ctx: dict[str, Any], item: Dispatch) -> None:
     """Run a step handed over by the engine without the queue; failures only log
     (the step stays QUEUED in Postgres and the reconciler dispatches it)."""
     try:
-        await run_step(ctx, str(item.step_id), item.seq)
+        await run_step(ctx, str(item.step_id), item.seq, item.trace)
     except asyncio.CancelledError:
         raise
     except Exception:

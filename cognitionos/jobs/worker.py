@@ -24,7 +24,7 @@ from cognitionos.db import create_engine, create_reader, create_sessionmaker
 from cognitionos.jobs._waking import WakingWorker
 from cognitionos.jobs.dispatch import RUN_STEP, ArqDispatcher
 from cognitionos.jobs.steps import engine_loops, run_eagerly, run_step
-from cognitionos.observability import Metrics, get_logger
+from cognitionos.observability import Metrics, configure_tracing, get_logger
 from cognitionos.observability.metrics import serve_metrics
 from cognitionos.services.agents import seed as seed_agents
 from cognitionos.services.health import check_health
@@ -84,6 +84,12 @@ async def supervise(
     """Run a worker until ``stop`` is set, starting it again whenever Redis goes away
     (arq's own worker exits on a lost connection). Steps in flight are healed by the
     reconciler, so a restart costs a few seconds, never work."""
+    # A separate worker's own provider; inside ``serve`` the app's is already there.
+    configure_tracing(
+        service_name=f"{settings.otel_service_name}-worker",
+        otlp_endpoint=settings.otlp_endpoint,
+        role="worker",
+    )
     exporter = None
     if metrics is None and settings.worker_metrics_port:
         metrics = Metrics()

@@ -23,6 +23,7 @@ from cognitionos.schema.documents import CachedDocuments, DocumentCache
 from cognitionos.schema.errors import ErrorFormatter
 from cognitionos.schema.permissions import ReadOnlyCredentials
 from cognitionos.schema.storable import RefuseUnstorableStrings
+from cognitionos.schema.tracing import OperationSpan
 from cognitionos.subscriptions import Subscription
 
 __all__ = ["CognitionSchema", "build_schema"]
@@ -43,6 +44,7 @@ def build_schema(settings: Settings | None = None) -> CognitionSchema:
     settings = settings or Settings()
     # Factories, not instances: each operation gets fresh extension state.
     extensions: list[Any] = [
+        OperationSpan,  # first: its span holds every other extension's work
         ErrorFormatter,
         ReadOnlyCredentials,
         RefuseUnstorableStrings,

@@ -46,6 +46,7 @@ from cognitionos.context import Context, Services
 from cognitionos.dataloaders import Loaders
 from cognitionos.observability import get_logger
 from cognitionos.schema import CognitionSchema
+from cognitionos.schema.tracing import subscribe_span
 from cognitionos.services.auth import ClientInfo
 from cognitionos.subscriptions.multiplex import Multiplexer, SlowConsumer
 from cognitionos.web.ws_guard import MESSAGE_TOO_BIG, GuardedSocket, Refused, SocketGuard
@@ -123,6 +124,12 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self._schedule_ping()
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        payload = message.get("payload") or {}
+        documents = cast("CognitionSchema", self.schema).documents
+        with subscribe_span(documents, payload.get("query"), payload.get("operationName")):
+            await self._subscribe(message)
+
+    async def _subscribe(self, message: SubscribeMessage) -> None:
         if self.guarded is not None and message["id"] not in self.operations:
             check = await self.guard.check_operation(self.guarded)
             if check.closed:
@@ -262,6 +269,12 @@ class _LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             self.keep_alive_task = asyncio.create_task(self.handle_keep_alive())
 
     async def handle_start(self, message: StartMessage) -> None:
+        payload = message.get("payload") or {}
+        documents = cast("CognitionSchema", self.schema).documents
+        with subscribe_span(documents, payload.get("query"), payload.get("operationName")):
+            await self._start(message)
+
+    async def _start(self, message: StartMessage) -> None:
         if self.guarded is not None:
             check = await self.guard.check_operation(self.guarded)
             if check.closed:

@@ -1,4 +1,4 @@
-"""Request middleware (pure ASGI): request id, JSON access log, HTTP metrics, a span."""
+"""Request middleware (pure ASGI): the server span; request id, JSON access log, HTTP metrics."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from typing import Any
 
 import structlog
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+from opentelemetry.trace import Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cognitionos.observability import Metrics, get_logger
 from cognitionos.observability.metrics import OTHER, http_method_label
 
-__all__ = ["RequestContextMiddleware"]
+__all__ = ["HTTPTracing", "RequestContextMiddleware"]
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _ROUTES = ("/graphql", "/health/live", "/health/ready", "/metrics")
@@ -27,11 +28,38 @@ def _route(path: str) -> str:
     return path if path in _ROUTES else OTHER
 
 
+def _span_details(scope: Scope) -> tuple[str, dict[str, Any]]:
+    method = http_method_label(scope["method"])
+    route = _route(scope["path"])
+    return f"{method} {route}", {"http.route": route}
+
+
+class HTTPTracing:
+    """OpenTelemetry's ASGI middleware, for HTTP only: the server span of each request
+    (continuing a ``traceparent`` the client sent), named by method and known route. A
+    websocket gets no span for its whole life: each subscribe has one (graphql_ws.py).
+    Probes and scrapes are not traced."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.traced = OpenTelemetryMiddleware(
+            app,
+            excluded_urls="/metrics,/health/live,/health/ready",
+            default_span_details=_span_details,
+            exclude_spans=["receive", "send"],
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.traced(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, tracer: trace.Tracer) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.tracer = tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -61,31 +89,28 @@ class RequestContextMiddleware:
                     message["headers"].append((b"x-request-id", request_id.encode()))
             await send(message)
 
-        with self.tracer.start_as_current_span(
-            f"{method} {route}",
-            kind=SpanKind.SERVER,
-            attributes={"http.method": method, "http.route": route, "request.id": request_id},
-        ) as span:
-            try:
-                await self.app(scope, receive, send_wrapper)
-            except Exception:
-                log.exception("unhandled error", method=scope["method"], path=scope["path"])
-                span.set_status(Status(StatusCode.ERROR))
-                await self._internal_error(send, request_id)
-                status = 500
-            finally:
-                elapsed = time.perf_counter() - started
-                span.set_attribute("http.status_code", status)
-                self.metrics.http_requests.labels(method, route, str(status)).inc()
-                self.metrics.http_duration.labels(method, route).observe(elapsed)
-                if route != "/metrics":
-                    log.info(
-                        "request",
-                        method=scope["method"],
-                        path=scope["path"],
-                        status=status,
-                        duration_ms=round(elapsed * 1000, 2),
-                    )
+        span = trace.get_current_span()  # HTTPTracing's
+        if span.is_recording():
+            span.set_attribute("cognitionos.request_id", request_id)
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            log.exception("unhandled error", method=scope["method"], path=scope["path"])
+            span.set_status(Status(StatusCode.ERROR))
+            await self._internal_error(send, request_id)
+            status = 500
+        finally:
+            elapsed = time.perf_counter() - started
+            self.metrics.http_requests.labels(method, route, str(status)).inc()
+            self.metrics.http_duration.labels(method, route).observe(elapsed)
+            if route != "/metrics":
+                log.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                )
 
     @staticmethod
     async def _internal_error(send: Send, request_id: str) -> None:

@@ -159,6 +159,9 @@ class StepExecution(UUIDPrimaryKey, TimestampMixin, Base):
     dispatch_seq: Mapped[int] = mapped_column(default=0)
     dispatched_at: Mapped[datetime | None]
     lease_losses: Mapped[int] = mapped_column(default=0)  # workers that died running it
+    # W3C trace context (traceparent, tracestate) its dispatch carried: a re-dispatch by
+    # the reconciler carries it again (observability/tracing.py).
+    trace_context: Mapped[dict[str, str] | None] = mapped_column(JSONB)
     agent_id: Mapped[uuid.UUID | None]
     resolved_inputs: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     output: Mapped[Any | None] = mapped_column(JSONB)

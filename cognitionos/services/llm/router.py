@@ -53,6 +53,28 @@ __all__ = ["PROVIDER_NAMES", "Router", "Target"]
 log = get_logger("cognitionos.llm")
 _tracer = trace.get_tracer("cognitionos.llm")
 
+
+def _call_span(target: Target, tag: UsageTag, attempt: int, mode: str | None) -> trace.Span:
+    """One attempt at one target, as the OpenTelemetry GenAI conventions name it; ended
+    by the caller with the outcome, tokens and cost."""
+    return _tracer.start_span(
+        f"chat {target.model}",
+        kind=trace.SpanKind.CLIENT,
+        attributes={
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": target.provider,
+            "gen_ai.request.model": target.model,
+            "cognitionos.llm.purpose": tag.purpose,
+            "cognitionos.llm.attempt": attempt + 1,
+            "cognitionos.llm.output_mode": mode or "text",
+        },
+    )
+
+
+def _error_type(exc: ProviderError) -> str:
+    return str(exc.status) if exc.status is not None else type(exc).__name__
+
+
 PROVIDER_NAMES = ("openai", "anthropic", "compatible")
 _SETTINGS_HINT = (
     "set OPENAI_API_KEY, ANTHROPIC_API_KEY or COGNITIONOS_LLM_COMPATIBLE_BASE_URL "
@@ -266,24 +288,16 @@ class Router:
             sent = _prompt_only(request) if mode == PROMPT else request
             wire = None if mode in (None, PROMPT) else mode
             started = time.perf_counter()
-            span = _tracer.start_span(
-                "llm.call",
-                attributes={
-                    "llm.provider": target.provider,
-                    "llm.model": target.model,
-                    "llm.purpose": tag.purpose,
-                    "llm.attempt": attempt + 1,
-                    "llm.output_mode": mode or "text",
-                },
-            )
+            span = _call_span(target, tag, attempt, mode)
             try:
-                with trace.use_span(span, end_on_exit=True):
+                with trace.use_span(span):  # the provider's HTTP request is its child
                     completion = await provider.stream(target.model, sent, on_token, wire)
-                    tokens_in, tokens_out, estimated = _counts(sent, completion)
-                    span.set_attribute("llm.tokens_in", tokens_in)
-                    span.set_attribute("llm.tokens_out", tokens_out)
-                    span.set_attribute("llm.tokens_estimated", estimated)
+                tokens_in, tokens_out, estimated = _counts(sent, completion)
             except ProviderError as exc:
+                span.set_attributes(
+                    {"cognitionos.llm.outcome": "error", "error.type": _error_type(exc)}
+                )
+                span.end()
                 latency = (time.perf_counter() - started) * 1000
                 failures.append(f"{target}: {exc}")
                 await self._record(tag, target, 0, 0, None, latency, error=str(exc), mode=mode)
@@ -312,8 +326,22 @@ class Router:
                 await self.sleep(delay)
                 attempt += 1
                 continue
+            except BaseException:
+                span.end()  # cancelled: the step was cancelled or timed out
+                raise
             latency = (time.perf_counter() - started) * 1000
             cost = cost_of(target.model, tokens_in, tokens_out, settings.llm_prices)
+            span.set_attributes(
+                {
+                    "cognitionos.llm.outcome": "ok",
+                    "gen_ai.usage.input_tokens": tokens_in,
+                    "gen_ai.usage.output_tokens": tokens_out,
+                    "cognitionos.llm.tokens_estimated": estimated,
+                }
+            )
+            if cost is not None:
+                span.set_attribute("cognitionos.llm.cost_usd", float(cost))
+            span.end()
             if cost is None:
                 log.warning(
                     "no price for model; cost recorded as unknown",

@@ -15,6 +15,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
+from opentelemetry import trace
 from redis.asyncio import Redis
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -106,6 +107,15 @@ class ClaimedStep:
             redis=engine.redis,
             sql=engine.sql,
         )
+
+
+def _describe_span(attributes: dict[str, str | int | bool], *, name: str | None = None) -> None:
+    """Say on the job's span (``jobs/steps.py``) which step it claimed."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attributes(attributes)
+        if name is not None:
+            span.update_name(name)
 
 
 class HeartbeatResult:
@@ -396,7 +406,16 @@ class Engine:
             execution, step = locked
             claimable = step.status in (StepStatus.QUEUED, StepStatus.RETRYING)
             if not claimable or step.dispatch_seq != seq or execution.status.terminal:
+                _describe_span({"cognitionos.step.outcome": "stale"})
                 return None  # a stale or duplicate dispatch
+            _describe_span(
+                {
+                    "cognitionos.execution.id": str(execution.id),
+                    "cognitionos.step.key": step.step_key,
+                    "cognitionos.step.kind": step.kind,
+                },
+                name=f"run_step {step.kind}",
+            )
             definition = await definition_of(session, execution.workflow_id)
             spec = definition.specs[step.step_key]
             kind = get_kind(step.kind)
@@ -457,6 +476,7 @@ class Engine:
                 next_attempt_at=None,
             )
             await record(session, effects, execution, "STEP_STARTED", step=step)
+            _describe_span({"cognitionos.step.attempt": step.attempt})
             outputs = {
                 s.step_key: {"output": s.output}
                 for s in loaded
@@ -602,6 +622,7 @@ class Engine:
         notes: dict[str, Any] | None = None,
     ) -> bool:
         """``notes``: more for the STEP_SUCCEEDED event (e.g. how its LLM calls went)."""
+        _describe_span({"cognitionos.step.outcome": "succeeded"})
         effects = Effects()
         async with self.sessionmaker() as session:
             owned = await self._owned(session, step_id, owner, reach="around")
@@ -650,6 +671,11 @@ class Engine:
         return True
 
     async def fail(self, step_id: uuid.UUID, owner: str, error: str, *, retryable: bool) -> bool:
+        span = trace.get_current_span()
+        span.set_status(trace.StatusCode.ERROR, error[:200])
+        _describe_span(
+            {"cognitionos.step.outcome": "failed", "cognitionos.step.retryable": retryable}
+        )
         effects = Effects()
         async with self.sessionmaker() as session:
             owned = await self._owned(session, step_id, owner, reach="below")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import JSONB
 
 from cognitionos.db.models.workflows import StepExecution, StepStatus
 from cognitionos.services.agents.assignment import heal_agent_loads
@@ -45,9 +46,9 @@ _LOST = text(
         ORDER BY dispatched_at
         LIMIT :batch
         FOR UPDATE SKIP LOCKED)
-    RETURNING id, dispatch_seq
+    RETURNING id, dispatch_seq, trace_context
     """
-)
+).columns(trace_context=JSONB)
 
 
 async def _expired_lease(engine: Engine, step_id: uuid.UUID, execution_id: uuid.UUID) -> bool:
@@ -113,8 +114,11 @@ async def reconcile(engine: Engine) -> int:
         lost = (await session.execute(_LOST, {"grace": grace, "batch": _BATCH})).all()
         await session.commit()
     if lost:
-        # Same seq: if the job still sits in the queue, the enqueue is a no-op.
-        await engine.dispatcher.dispatch([Dispatch(step_id, seq) for step_id, seq in lost])
+        # Same seq: if the job still sits in the queue, the enqueue is a no-op. Same
+        # trace context: the job continues the trace the lost one would have.
+        await engine.dispatcher.dispatch(
+            [Dispatch(step_id, seq, trace=trace) for step_id, seq, trace in lost]
+        )
     settings = engine.settings
     async with engine.sessionmaker() as session:
         healed = await heal_agent_loads(

@@ -25,6 +25,7 @@ from cognitionos.db.models.workflows import (
     Workflow,
     WorkflowExecution,
 )
+from cognitionos.observability.tracing import LINK, carrier_of_current_span
 from cognitionos.services.events import append_event
 from cognitionos.services.workflows import dag
 from cognitionos.services.workflows.definitions import StepSpec
@@ -65,6 +66,7 @@ class Dispatch:
     step_id: uuid.UUID
     seq: int
     defer_seconds: float | None = None
+    trace: dict[str, str] | None = None  # W3C trace context the job continues (or links)
 
     @property
     def job_id(self) -> str:
@@ -286,10 +288,25 @@ def set_step(
         step.finished_at = now()
 
 
-def _queue(step: StepExecution, effects: Effects, *, defer: float | None = None) -> None:
+def _queue(
+    step: StepExecution, effects: Effects, *, defer: float | None = None, again: bool = False
+) -> None:
     step.dispatch_seq += 1
     step.dispatched_at = now() + timedelta(seconds=defer or 0)
-    effects.dispatch.append(Dispatch(step.id, step.dispatch_seq, defer))
+    step.trace_context = _trace_context(step, again=again)
+    effects.dispatch.append(Dispatch(step.id, step.dispatch_seq, defer, step.trace_context))
+
+
+def _trace_context(step: StepExecution, *, again: bool) -> dict[str, str] | None:
+    """The trace the job continues: the current span's (the request, or the step run
+    that made this one ready). A step run ``again`` (a retry, a lost lease, a wait for
+    an agent) starts a trace linked to the previous attempt's, or to its last dispatch
+    when there is no current span (the reconciler)."""
+    current = carrier_of_current_span()
+    if not again:
+        return current
+    previous = current or {k: v for k, v in (step.trace_context or {}).items() if k != LINK}
+    return {**previous, LINK: "1"} if previous else None
 
 
 async def queue_ready_steps(
@@ -308,7 +325,8 @@ async def queue_ready_steps(
 
 
 def requeue(step: StepExecution, effects: Effects, *, defer: float | None = None) -> None:
-    _queue(step, effects, defer=defer)
+    """Dispatch a step that ran (or was given back) once more."""
+    _queue(step, effects, defer=defer, again=True)
 
 
 async def skip_dependents(
