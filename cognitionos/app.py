@@ -90,7 +90,7 @@ def create_app(settings: Settings) -> Starlette:
             metrics=metrics,
         )
         workflow_engine.llm = llm
-        memory = MemoryService(settings, sessionmaker)
+        memory = MemoryService(settings, sessionmaker, metrics=metrics)
         workflow_engine.memory = memory
         try:
             await memory.start()

@@ -168,7 +168,7 @@ def create_worker(
         )
         workflow_engine.llm = Router(settings, ctx["sessionmaker"], metrics=metrics)
         await seed_agents(ctx["sessionmaker"], settings)
-        workflow_engine.memory = MemoryService(settings, ctx["sessionmaker"])
+        workflow_engine.memory = MemoryService(settings, ctx["sessionmaker"], metrics=metrics)
         await workflow_engine.memory.start()
         ctx["workflow_engine"] = workflow_engine
         workflow_engine.local_runner = lambda item: run_eagerly(ctx, item)

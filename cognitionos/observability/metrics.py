@@ -38,6 +38,8 @@ _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 OTHER = "other"
 _HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _MAX_MODELS = 50  # distinct LLM model labels before the rest are counted as "other"
+_MAX_WORKFLOWS = 50  # distinct workflow keys, likewise
+_RUN_TIMES = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 _M = TypeVar("_M", Counter, Histogram)
 
 
@@ -188,6 +190,49 @@ class Metrics:
             model,
         )
 
+        workflow = {0: _Vocabulary(_MAX_WORKFLOWS)}  # workflow keys are users' to choose
+        self.execution_duration = _Capped(
+            Histogram(
+                "cognitionos_execution_duration_seconds",
+                "From an execution's start to its end, by workflow key and final status",
+                ["workflow", "status"],
+                buckets=_RUN_TIMES,
+                registry=r,
+            ),
+            workflow,
+        )
+        self.step_duration = _Capped(
+            Histogram(
+                "cognitionos_step_duration_seconds",
+                "One step attempt, start to end, by workflow key, kind and how it ended "
+                "(SUCCEEDED, FAILED, RETRYING, CANCELLED)",
+                ["workflow", "kind", "status"],
+                buckets=_RUN_TIMES,
+                registry=r,
+            ),
+            workflow,
+        )
+        self.reconciler_redispatches = Counter(
+            "cognitionos_reconciler_redispatches_total",
+            "Steps the reconciler dispatched again: lost dispatches (lost) and steps of "
+            "dead workers (lease_expired)",
+            ["reason"],
+            registry=r,
+        )
+        self.memory_duration = Histogram(
+            "cognitionos_memory_operation_duration_seconds",
+            "Memory store (embedding included) and search",
+            ["operation"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.notification_latency = Histogram(
+            "cognitionos_notification_delivery_seconds",
+            "From a notification being due to its delivery, by channel",
+            ["channel"],
+            buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+            registry=r,
+        )
         self.search_requests = Counter(
             "cognitionos_search_requests_total",
             "search and suggest requests by the types asked for (ALL or a sorted list) "

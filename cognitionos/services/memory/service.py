@@ -3,13 +3,17 @@ tracker, the router (for extraction and consolidation) and the column's dimensio
 
 from __future__ import annotations
 
+import contextlib
+import time
 import uuid
+from collections.abc import Iterator
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cognitionos.config import Settings
 from cognitionos.db.models import Memory
+from cognitionos.observability.metrics import Metrics
 from cognitionos.services.auth import Principal
 from cognitionos.services.errors import CognitionError
 from cognitionos.services.memory.access import AccessTracker
@@ -55,8 +59,10 @@ class MemoryService:
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
         embedder: Embedder | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.sessionmaker = sessionmaker
         self.embedder = embedder or build_embedder(settings)
         self.tracker = AccessTracker(sessionmaker)
@@ -81,16 +87,27 @@ class MemoryService:
         if self.problem:
             raise MemoryUnavailable(self.problem)
 
+    @contextlib.contextmanager
+    def _timed(self, operation: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.metrics is not None:
+                elapsed = time.perf_counter() - started
+                self.metrics.memory_duration.labels(operation).observe(elapsed)
+
     async def store(self, principal: Principal, data: MemoryInput) -> Stored:
         self._usable()
-        async with self.sessionmaker() as session:
-            return await store_memory(
-                session,
-                settings=self.settings,
-                embedder=self.embedder,
-                principal=principal,
-                data=data,
-            )
+        with self._timed("store"):
+            async with self.sessionmaker() as session:
+                return await store_memory(
+                    session,
+                    settings=self.settings,
+                    embedder=self.embedder,
+                    principal=principal,
+                    data=data,
+                )
 
     async def update(
         self, principal: Principal, memory_id: uuid.UUID, patch: MemoryPatch
@@ -131,17 +148,18 @@ class MemoryService:
     ) -> list[MemoryHit]:
         self._usable()
         check_search(query, limit)
-        (vector,) = await self.embedder.embed([query])
-        async with self.sessionmaker() as session:
-            hits = await search_memories(
-                session,
-                settings=self.settings,
-                principal=principal,
-                query=query,
-                vector=vector,
-                limit=limit,
-                filter=filter,
-            )
-            await session.commit()
+        with self._timed("search"):
+            (vector,) = await self.embedder.embed([query])
+            async with self.sessionmaker() as session:
+                hits = await search_memories(
+                    session,
+                    settings=self.settings,
+                    principal=principal,
+                    query=query,
+                    vector=vector,
+                    limit=limit,
+                    filter=filter,
+                )
+                await session.commit()
         self.tracker.touch([h.memory.id for h in hits])
         return hits

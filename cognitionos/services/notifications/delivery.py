@@ -283,6 +283,9 @@ async def deliver_due(
                 if send.error is None:
                     n.status = NotificationStatus(send.outcome or Outcome.SENT)
                     n.sent_at, n.reason, n.digest_id = done, None, digest_id
+                    if metrics is not None:  # retries, quiet hours and digests included
+                        waited = (done - n.created_at).total_seconds()
+                        metrics.notification_latency.labels(n.channel.value).observe(waited)
                     if n.status is NotificationStatus.DELIVERED:
                         n.delivered_at = done
                         if n.channel is Channel.IN_APP:

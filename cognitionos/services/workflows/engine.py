@@ -26,6 +26,7 @@ from cognitionos.db.models.workflows import (
     ExecutionStatus,
     StepExecution,
     StepStatus,
+    Workflow,
     WorkflowExecution,
 )
 from cognitionos.observability import Metrics, get_logger
@@ -44,6 +45,7 @@ from cognitionos.services.workflows.transitions import (
     Definition,
     Dispatch,
     Effects,
+    Finished,
     definition_of,
     fail_step,
     finish_if_done,
@@ -153,12 +155,15 @@ class Engine:
         self.eager_tasks: set[asyncio.Task[None]] = set()
         self.llm: Router | None = None  # set where LLM steps can run
         self.memory: MemoryService | None = None  # set where memory steps can run
+        self._workflow_keys: dict[uuid.UUID, str] = {}  # metric labels, bounded
 
     async def apply(self, effects: Effects) -> None:
         """After commit: publish, then dispatch. A crash here is healed by the reconciler."""
         if self.metrics is not None:
             for event in effects.events:
                 self.metrics.events.labels(event.type).inc()
+            if effects.finished:
+                await self._observe(effects.finished)
         if effects.events:
             try:
                 await publish_events(self.redis, effects.events)
@@ -184,6 +189,29 @@ class Engine:
                 await self.dispatcher.dispatch(dispatch)
             except Exception:  # the reconciler re-dispatches from Postgres
                 log.warning("dispatch failed; the reconciler will retry", exc_info=True)
+
+    async def _observe(self, finished: list[Finished]) -> None:
+        """Durations by workflow key (capped in ``Metrics``), kind and status."""
+        assert self.metrics is not None
+        keys = self._workflow_keys
+        missing = {f.workflow_id for f in finished} - keys.keys()
+        if missing:
+            try:
+                async with self.sessionmaker() as session:
+                    rows = await session.execute(
+                        select(Workflow.id, Workflow.key).where(Workflow.id.in_(missing))
+                    )
+                    if len(keys) > 1000:
+                        keys.clear()
+                    keys.update({id_: key for id_, key in rows})
+            except Exception:  # a metric is not worth failing a transition's aftermath
+                log.warning("reading workflow keys for metrics failed", exc_info=True)
+        for f in finished:
+            key = keys.get(f.workflow_id, "unknown")
+            if f.kind is None:
+                self.metrics.execution_duration.labels(key, f.status).observe(f.seconds)
+            else:
+                self.metrics.step_duration.labels(key, f.kind, f.status).observe(f.seconds)
 
     # -- user operations -----------------------------------------------------------
 

@@ -86,6 +86,8 @@ async def _expired_lease(engine: Engine, step_id: uuid.UUID, execution_id: uuid.
             await record(
                 session, effects, execution, "STEP_LEASE_EXPIRED", step=step, lostWorker=lost
             )
+            if engine.metrics is not None:
+                engine.metrics.reconciler_redispatches.labels("lease_expired").inc()
         await finish_if_done(session, effects, execution)
         await session.commit()
     await engine.apply(effects)
@@ -114,6 +116,8 @@ async def reconcile(engine: Engine) -> int:
         lost = (await session.execute(_LOST, {"grace": grace, "batch": _BATCH})).all()
         await session.commit()
     if lost:
+        if engine.metrics is not None:
+            engine.metrics.reconciler_redispatches.labels("lost").inc(len(lost))
         # Same seq: if the job still sits in the queue, the enqueue is a no-op. Same
         # trace context: the job continues the trace the lost one would have.
         await engine.dispatcher.dispatch(

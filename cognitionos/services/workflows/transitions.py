@@ -36,6 +36,7 @@ __all__ = [
     "Definition",
     "Dispatch",
     "Effects",
+    "Finished",
     "definition_of",
     "execution_state",
     "fail_step",
@@ -79,6 +80,17 @@ class Effects:
 
     events: list[Event] = field(default_factory=list)
     dispatch: list[Dispatch] = field(default_factory=list)
+    finished: list[Finished] = field(default_factory=list)  # for the duration metrics
+
+
+@dataclass(frozen=True)
+class Finished:
+    """An execution (``kind`` None) or a step attempt that ended, and how long it took."""
+
+    workflow_id: uuid.UUID
+    kind: str | None
+    status: str
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -211,6 +223,7 @@ async def record(
             step=step_state(step),
         )
     payload.update({k: v for k, v in data.items() if v is not None})
+    _time(effects, execution, step, type)
     execution.event_version += 1
     await append_event(
         session,
@@ -230,6 +243,37 @@ async def record(
 
 
 _NOTIFYING = {"EXECUTION_SUCCEEDED", "EXECUTION_FAILED", "EXECUTION_WAITING"}
+# Events that end an attempt or a run: their duration is observed (status as labelled).
+_STEP_ENDS = {
+    "STEP_SUCCEEDED": "SUCCEEDED",
+    "STEP_FAILED": "FAILED",
+    "STEP_RETRYING": "RETRYING",
+    "STEP_CANCELLED": "CANCELLED",
+    "STEP_REJECTED": "FAILED",
+    "STEP_APPROVED": "SUCCEEDED",
+}
+_EXECUTION_ENDS = {
+    "EXECUTION_SUCCEEDED": "SUCCEEDED",
+    "EXECUTION_FAILED": "FAILED",
+    "EXECUTION_CANCELLED": "CANCELLED",
+}
+
+
+def _time(
+    effects: Effects, execution: WorkflowExecution, step: StepExecution | None, type: str
+) -> None:
+    if step is not None and type in _STEP_ENDS and step.started_at is not None:
+        seconds = (now() - step.started_at).total_seconds()
+        effects.finished.append(
+            Finished(execution.workflow_id, step.kind, _STEP_ENDS[type], max(0.0, seconds))
+        )
+    elif step is None and type in _EXECUTION_ENDS:
+        began = execution.started_at or execution.created_at
+        if began is not None:
+            seconds = (now() - began).total_seconds()
+            effects.finished.append(
+                Finished(execution.workflow_id, None, _EXECUTION_ENDS[type], max(0.0, seconds))
+            )
 
 
 def _iso(value: datetime | None) -> str | None:
