@@ -12,17 +12,6 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol, cast
 
-import anthropic
-import openai
-from anthropic.types import (
-    InputJSONDelta,
-    MessageParam,
-    RawContentBlockDeltaEvent,
-    RawMessageDeltaEvent,
-    RawMessageStartEvent,
-    TextDelta,
-)
-
 from cognitionos.config import Settings
 from cognitionos.services.llm.structured import (
     JSON_OBJECT,
@@ -125,6 +114,9 @@ class OpenAIProvider:
         self.structured_modes: tuple[str, ...] = (
             (JSON_SCHEMA, JSON_OBJECT) if self.compatible else (JSON_SCHEMA,)
         )
+        import openai  # imported with the first provider: the SDK alone is 25 MiB resident
+
+        self._sdk = openai
         self.client = openai.AsyncOpenAI(
             api_key=api_key or "not-needed", base_url=base_url, max_retries=0, timeout=timeout
         )
@@ -179,8 +171,8 @@ class OpenAIProvider:
                         parts.append(text)
                         if on_token is not None:
                             await on_token(text)
-        except openai.APIError as exc:
-            raise _provider_error(self.name, exc, openai, structured=mode is not None) from exc
+        except self._sdk.APIError as exc:
+            raise _provider_error(self.name, exc, self._sdk, structured=mode is not None) from exc
         text = "".join(parts)
         return Completion(unwrap(text) if wrapped else text, tokens_in, tokens_out, truncated)
 
@@ -193,6 +185,8 @@ class AnthropicProvider:
     structured_modes: tuple[str, ...] = (TOOL,)
 
     def __init__(self, *, api_key: str | None, base_url: str | None, timeout: float) -> None:
+        import anthropic  # imported with the first provider: the SDK alone is 40 MiB resident
+
         self.client = anthropic.AsyncAnthropic(
             api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout
         )
@@ -204,6 +198,16 @@ class AnthropicProvider:
         on_token: OnToken | None,
         mode: str | None = None,
     ) -> Completion:
+        import anthropic
+        from anthropic.types import (
+            InputJSONDelta,
+            MessageParam,
+            RawContentBlockDeltaEvent,
+            RawMessageDeltaEvent,
+            RawMessageStartEvent,
+            TextDelta,
+        )
+
         options: dict[str, Any] = {}
         wrapped = False
         if mode == TOOL and request.output_schema is not None:
