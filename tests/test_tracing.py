@@ -144,6 +144,7 @@ def test_a_run_is_one_trace_across_web_and_worker(
     processes.append(web)
     _wait_ready(url)
     gql = GQL(url)
+    request.addfinalizer(gql.client.close)
     token = gql.member()
     create(
         gql,
@@ -163,6 +164,7 @@ def test_a_run_is_one_trace_across_web_and_worker(
     jobs = queue.keys("arq:job:step:*")
     assert len(jobs) == 1, jobs
     queue.delete("arq:queue", *jobs)
+    queue.close()
     worker = subprocess.Popen(
         [*CLI, "worker"],
         env=_env(
