@@ -53,3 +53,46 @@ async def test_an_idle_worker_wakes_for_dispatches_and_deferred_jobs(stack: Stac
             warnings.simplefilter("ignore", DeprecationWarning)  # arq's close() calls close()
             await worker.close()
         await pool.aclose()
+
+
+async def test_closing_a_worker_with_a_job_in_flight_does_not_raise(stack: Stack) -> None:
+    """A job cancelled by close() after its function returned (in arq's bookkeeping or a
+    hook) ends cancelled; close() still returns, runs on_shutdown and closes the pool."""
+    returned, shut_down = asyncio.Event(), asyncio.Event()
+
+    async def run_step(ctx: dict[str, Any], step_id: str, seq: int) -> None:
+        returned.set()
+
+    async def after_job_end(ctx: dict[str, Any]) -> None:
+        await asyncio.Event().wait()  # close() cancels the job here, outside its function
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        shut_down.set()
+
+    worker = WakingWorker(
+        functions=[func(run_step, name=RUN_STEP)],
+        redis_settings=redis_settings(stack.redis.url),
+        queue_name=QUEUE + ":close",
+        poll_delay=0.01,
+        idle_poll=3600,
+        handle_signals=False,
+        after_job_end=after_job_end,
+        on_shutdown=on_shutdown,
+    )
+    running = asyncio.create_task(worker.main())
+    pool: ArqRedis = await create_pool(
+        redis_settings(stack.redis.url), default_queue_name=QUEUE + ":close"
+    )
+    try:
+        await ArqDispatcher(pool).dispatch([Dispatch(uuid.uuid4(), 1)])
+        await asyncio.wait_for(returned.wait(), 20)
+    finally:
+        running.cancel()
+        with contextlib.suppress(BaseException):
+            await running
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # arq's close() calls close()
+            await worker.close()
+        await pool.aclose()
+    assert shut_down.is_set()
+    assert worker._pool is None

@@ -55,6 +55,24 @@ class WakingWorker(Worker):
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
 
+    async def close(self) -> None:
+        """arq's ``close``, without raising the CancelledError of a job it cancels.
+
+        arq cancels the jobs still in flight, then gathers them: a job cancelled outside
+        its function (while arq records its result, or in a hook) ends cancelled, the
+        gather raises CancelledError, and close stops there, before ``on_shutdown`` and
+        before the pool is closed. The jobs are awaited here first, their outcome
+        ignored (the engine's lease and reconciler recover a step cut short); a
+        cancellation of close itself still propagates.
+        """
+        jobs = list(self.tasks.values())
+        if not self._handle_signals:
+            for job in jobs:
+                job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+        self.tasks.clear()
+        await super().close()
+
     async def _rest(self) -> None:
         wait = self.poll_delay_s
         if self.job_counter == 0 and not self.tasks:
