@@ -9,6 +9,8 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +159,35 @@ def test_dockerfile_copies_only_what_exists_and_is_not_ignored() -> None:
         assert source.rstrip("/") in allowed, source  # else .dockerignore leaves it out
     # Everything the wheel is built from goes in: pyproject's readme and the package.
     assert {"pyproject.toml", "README.md", "cognitionos"} <= set(sources)
+
+
+@pytest.mark.timeout(180)
+def test_the_wheel_the_image_installs_holds_every_package_file(tmp_path: Path) -> None:
+    """From the builder stage's input (what .dockerignore lets in), setuptools lays out
+    every file of the package the checkout tracks (migrations, prompts, the console's
+    static files): ``build_py`` is the step of ``pip wheel`` that decides the wheel's
+    contents (the whole wheel is not built: that needs the ``wheel`` package or an index)."""
+    context = tmp_path / "context"
+    context.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, context / name)
+    shutil.copytree(
+        ROOT / "cognitionos",
+        context / "cognitionos",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
+    out = tmp_path / "lib"
+    result = subprocess.run(
+        [sys.executable, "-c", "from setuptools import setup; setup()",
+         "-q", "build_py", "--build-lib", str(out)],
+        cwd=context, capture_output=True, text=True, timeout=170,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    packed = {str(f.relative_to(out)) for f in out.rglob("*") if f.is_file()}
+    tracked = subprocess.run(
+        ["git", "ls-files", "cognitionos"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert len(tracked) > 50
+    assert not [f for f in tracked if f not in packed]
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"cognitionos": "cognitionos.cli:main"}  # the image's CMD
