@@ -18,8 +18,9 @@ import httpx
 import pytest
 import redis
 
+from cognitionos.db import migrate
 from cognitionos.embedded import free_port
-from tests.conftest import TEST_SECRET, Stack
+from tests.conftest import TEST_SECRET, Stack, _truncate
 from tests.llm_fake import FakeLLM
 from tests.otlp import Receiver, Span, by_id, descends
 from tests.support import GQL
@@ -39,6 +40,21 @@ def receiver() -> Iterator[Receiver]:
     live.stop()
 
 
+TRACED_DATABASE = "cognitionos_tracing"
+
+
+@pytest.fixture(autouse=True)
+def traced_database(stack: Stack) -> str:
+    """A database of these tests' own, emptied for each: the session's in-process workers
+    reconcile the shared one, and would take (and run, untraced) a step whose dispatch a
+    test here loses on purpose."""
+    stack.postgres.ensure_database(TRACED_DATABASE)
+    url = stack.postgres.url(TRACED_DATABASE)
+    migrate(url)
+    asyncio.run(_truncate(url.replace("postgresql+asyncpg://", "postgresql://")))
+    return url
+
+
 def _env(stack: Stack, receiver: Receiver, llm_fake: FakeLLM, **extra: str) -> dict[str, str]:
     env = {
         k: v
@@ -48,7 +64,7 @@ def _env(stack: Stack, receiver: Receiver, llm_fake: FakeLLM, **extra: str) -> d
     }
     env.update(
         COGNITIONOS_ENV="production",
-        DATABASE_URL=stack.database_url,
+        DATABASE_URL=stack.postgres.url(TRACED_DATABASE),
         # Database 3: no in-process worker of this test session takes these jobs.
         REDIS_URL=stack.redis.url.rsplit("/", 1)[0] + "/3",
         SECRET_KEY=TEST_SECRET,
