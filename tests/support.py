@@ -20,7 +20,7 @@ STRONG_PASSWORD = "correct-horse-42"
 EXECUTION = """query($id: ID!) { execution(id: $id) {
     id status inputs outputs error tokens costUsd startedAt finishedAt
     workflow { key version }
-    steps { id stepKey status attempt output error startedAt finishedAt } } }"""
+    steps { id stepKey status attempt inputs output error startedAt finishedAt } } }"""
 CREATE_WORKFLOW = """mutation($input: CreateWorkflowInput!) { createWorkflow(input: $input) {
     id key version steps { key kind dependsOn } } }"""
 EXECUTE = """mutation($input: ExecuteWorkflowInput!) { executeWorkflow(input: $input) {

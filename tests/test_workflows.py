@@ -122,6 +122,20 @@ def test_diamond_runs_with_inputs_and_dependency_outputs(gql: GQL, token: str) -
     assert [e["position"] for e in tail] == positions[-2:]
 
 
+def test_steps_show_their_config_as_rendered(gql: GQL, token: str) -> None:
+    create(
+        gql,
+        token,
+        "rendered",
+        [transform("a", '"{{ inputs.who }}"'), transform("b", "hi {{ steps.a.output }}", "a")],
+    )
+    execution = run(gql, token, "rendered", {"who": "ada"})
+    assert execution["status"] == "SUCCEEDED", execution
+    steps = {s["stepKey"]: s for s in execution["steps"]}
+    assert steps["a"]["inputs"] == {"template": '"ada"'}
+    assert steps["b"]["inputs"] == {"template": "hi ada"}
+
+
 def test_inputs_must_match_the_schema(gql: GQL, token: str) -> None:
     create(
         gql,
@@ -159,6 +173,7 @@ def test_retries_with_backoff_then_success(gql: GQL, token: str, flaky: Any) -> 
     assert step["attempt"] == 3
     assert step["output"]["status"] == 200
     assert step["output"]["body"] == {"echo": {"hello": "world"}}
+    assert step["inputs"] == {"method": "POST", "url": url, "body": {"hello": "world"}}
     history = gql.ok(
         "query($id: ID!) { events(streamId: $id) { type data } }",
         {"id": execution["id"]},
@@ -299,6 +314,7 @@ def test_approval_waits_then_continues_or_fails(gql: GQL, token: str) -> None:
     assert waiting["status"] == "WAITING"
     ask = waiting["steps"][0]
     assert ask["status"] == "WAITING_APPROVAL"
+    assert ask["inputs"] == {"prompt": "Ship v2?"}
     events = gql.ok(
         "query($id: ID!) { events(streamId: $id) { type data } }",
         {"id": waiting["id"]},

@@ -136,6 +136,12 @@ class StepExecution:
     attempt: int
     max_attempts: int
     agent: strawberry.ID | None
+    inputs: JSON | None = strawberry.field(
+        description=(
+            "the step's config as rendered for its latest attempt; null before it runs "
+            "or when rendering failed"
+        )
+    )
     output: JSON | None
     error: str | None
     cost_usd: float | None
@@ -155,6 +161,7 @@ class StepExecution:
             attempt=row.attempt,
             max_attempts=row.max_attempts,
             agent=strawberry.ID(str(row.agent_id)) if row.agent_id else None,
+            inputs=JSON(row.resolved_inputs) if row.resolved_inputs is not None else None,
             output=JSON(row.output) if row.output is not None else None,
             error=row.error,
             cost_usd=_money(row.cost_usd),
@@ -170,6 +177,7 @@ class StepExecution:
         status = StepStatus(state["status"])
         agent = state.get("agentId")
         output = state.get("output")
+        inputs = state.get("inputs")
         return cls(
             id=strawberry.ID(state["id"]),
             execution_id=strawberry.ID(execution_id),
@@ -179,6 +187,7 @@ class StepExecution:
             attempt=state["attempt"],
             max_attempts=state["maxAttempts"],
             agent=strawberry.ID(agent) if agent else None,
+            inputs=JSON(inputs) if inputs is not None else None,
             output=JSON(output) if output is not None else None,
             error=state.get("error"),
             cost_usd=_money(state.get("costUsd")),

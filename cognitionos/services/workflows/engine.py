@@ -354,6 +354,7 @@ class Engine:
                         started_at=None,
                         lease_losses=0,
                         next_attempt_at=None,
+                        resolved_inputs=None,
                     )
             execution.status = ExecutionStatus.RUNNING
             execution.error = None
@@ -479,14 +480,16 @@ class Engine:
                 await self.apply(effects)
                 return None
             if kind is not None and kind.waits_for_approval:
-                set_step(execution, step, StepStatus.WAITING_APPROVAL, started_at=now())
-                await record(
-                    session,
-                    effects,
+                prompt, rendered = await self._approval_prompt(spec, execution, loaded, needs)
+                set_step(
                     execution,
-                    "STEP_WAITING_APPROVAL",
-                    step=step,
-                    prompt=await self._approval_prompt(spec, execution, loaded, needs),
+                    step,
+                    StepStatus.WAITING_APPROVAL,
+                    started_at=now(),
+                    resolved_inputs=rendered,
+                )
+                await record(
+                    session, effects, execution, "STEP_WAITING_APPROVAL", step=step, prompt=prompt
                 )
                 await finish_if_done(session, effects, execution)
                 await session.commit()
@@ -502,6 +505,7 @@ class Engine:
                 lease_expires_at=now() + lease,
                 started_at=now(),
                 next_attempt_at=None,
+                resolved_inputs=None,  # this attempt's, once rendered
             )
             await record(session, effects, execution, "STEP_STARTED", step=step)
             _describe_span({"cognitionos.step.attempt": step.attempt})
@@ -535,11 +539,12 @@ class Engine:
         execution: WorkflowExecution,
         loaded: list[StepExecution],
         needs: set[str],
-    ) -> Any:
-        """The prompt an approver reads, rendered over the run's inputs and outputs."""
+    ) -> tuple[Any, dict[str, Any] | None]:
+        """The prompt an approver reads, rendered over the run's inputs and outputs, and
+        the step's config with it rendered (None when rendering failed)."""
         prompt = spec.config.get("prompt")
         if not isinstance(prompt, str):
-            return prompt
+            return prompt, dict(spec.config)
         variables = {
             "inputs": dict(execution.inputs),
             "steps": {
@@ -549,11 +554,12 @@ class Engine:
             },
         }
         try:
-            return await render_value(
+            rendered = await render_value(
                 prompt, variables, settings=self.settings, time_limit=spec.timeout_seconds
             )
         except TemplateFailure as exc:
-            return f"{prompt} ({exc})"
+            return f"{prompt} ({exc})", None
+        return rendered, {**spec.config, "prompt": rendered}
 
     async def _run_inline(
         self,
@@ -576,6 +582,7 @@ class Engine:
                 settings=self.settings,
                 time_limit=claimed.spec.timeout_seconds,
             )
+            step.resolved_inputs = config
             output = await asyncio.wait_for(kind.run(ctx, config), claimed.spec.timeout_seconds)
             json.dumps(output)
         except (TemplateFailure, StepFailure, TypeError, ValueError) as exc:
@@ -648,8 +655,10 @@ class Engine:
         tokens: int = 0,
         served_by: list[str] | None = None,
         notes: dict[str, Any] | None = None,
+        inputs: dict[str, Any] | None = None,
     ) -> bool:
-        """``notes``: more for the STEP_SUCCEEDED event (e.g. how its LLM calls went)."""
+        """``notes``: more for the STEP_SUCCEEDED event (e.g. how its LLM calls went);
+        ``inputs``: the config as rendered for this attempt."""
         _describe_span({"cognitionos.step.outcome": "succeeded"})
         effects = Effects()
         async with self.sessionmaker() as session:
@@ -657,6 +666,7 @@ class Engine:
             if owned is None:
                 return False
             execution, _, steps, step = owned
+            step.resolved_inputs = inputs
             await succeed_step(
                 session,
                 effects,
@@ -674,7 +684,15 @@ class Engine:
         await self.apply(effects)
         return True
 
-    async def defer(self, step_id: uuid.UUID, owner: str, reason: str, *, delay: float) -> bool:
+    async def defer(
+        self,
+        step_id: uuid.UUID,
+        owner: str,
+        reason: str,
+        *,
+        delay: float,
+        inputs: dict[str, Any] | None = None,
+    ) -> bool:
         """Give a running step back to run again after ``delay``; the attempt is not used."""
         effects = Effects()
         async with self.sessionmaker() as session:
@@ -691,6 +709,7 @@ class Engine:
                 lease_owner=None,
                 lease_expires_at=None,
                 next_attempt_at=now() + timedelta(seconds=delay),
+                resolved_inputs=inputs,
             )
             requeue(step, effects, defer=delay)
             await record(session, effects, execution, "STEP_DEFERRED", step=step, reason=reason)
@@ -698,7 +717,15 @@ class Engine:
         await self.apply(effects)
         return True
 
-    async def fail(self, step_id: uuid.UUID, owner: str, error: str, *, retryable: bool) -> bool:
+    async def fail(
+        self,
+        step_id: uuid.UUID,
+        owner: str,
+        error: str,
+        *,
+        retryable: bool,
+        inputs: dict[str, Any] | None = None,
+    ) -> bool:
         span = trace.get_current_span()
         span.set_status(trace.StatusCode.ERROR, error[:200])
         _describe_span(
@@ -710,6 +737,7 @@ class Engine:
             if owned is None:
                 return False
             execution, definition, steps, step = owned
+            step.resolved_inputs = inputs
             await fail_step(
                 session, effects, execution, definition, steps, step, error, retryable=retryable
             )

@@ -61,30 +61,38 @@ async def run_claimed(engine: Engine, claimed: ClaimedStep, owner: str) -> None:
         log.warning("lease lost; another worker owns the step now", step=claimed.step_key)
         return
     if verdict == HeartbeatResult.CANCELLED:
-        await engine.fail(step_id, owner, "cancelled", retryable=False)
+        await engine.fail(step_id, owner, "cancelled", retryable=False, inputs=config)
         return
     try:
         output = task.result()
     except TimeoutError:
-        await engine.fail(step_id, owner, f"timed out after {timeout:g}s", retryable=True)
+        await engine.fail(
+            step_id, owner, f"timed out after {timeout:g}s", retryable=True, inputs=config
+        )
         return
     except StepFailure as exc:
-        await engine.fail(step_id, owner, str(exc), retryable=exc.retryable)
+        await engine.fail(step_id, owner, str(exc), retryable=exc.retryable, inputs=config)
         return
     except StepDeferred as exc:
-        await engine.defer(step_id, owner, str(exc), delay=exc.delay)
+        await engine.defer(step_id, owner, str(exc), delay=exc.delay, inputs=config)
         return
     except CognitionError as exc:  # e.g. BUDGET_EXCEEDED, LLM_UNAVAILABLE: retrying won't help
-        await engine.fail(step_id, owner, f"{exc.code}: {exc.message}", retryable=False)
+        await engine.fail(
+            step_id, owner, f"{exc.code}: {exc.message}", retryable=False, inputs=config
+        )
         return
     except Exception as exc:
         log.exception("step raised", step=claimed.step_key)
-        await engine.fail(step_id, owner, f"{type(exc).__name__}: {exc}", retryable=True)
+        await engine.fail(
+            step_id, owner, f"{type(exc).__name__}: {exc}", retryable=True, inputs=config
+        )
         return
     try:
         json.dumps(output)
     except (TypeError, ValueError) as exc:
-        await engine.fail(step_id, owner, f"output is not JSON: {exc}", retryable=False)
+        await engine.fail(
+            step_id, owner, f"output is not JSON: {exc}", retryable=False, inputs=config
+        )
         return
     await engine.complete(
         step_id,
@@ -94,4 +102,5 @@ async def run_claimed(engine: Engine, claimed: ClaimedStep, owner: str) -> None:
         tokens=ctx.tokens,
         served_by=ctx.served_by or None,
         notes=ctx.llm_notes() or None,
+        inputs=config,
     )

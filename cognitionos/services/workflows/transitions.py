@@ -307,6 +307,7 @@ def step_state(step: StepExecution) -> dict[str, Any]:
         "attempt": step.attempt,
         "maxAttempts": step.max_attempts,
         "agentId": str(step.agent_id) if step.agent_id is not None else None,
+        "inputs": step.resolved_inputs,
         "output": step.output,
         "error": step.error,
         "costUsd": _money(step.cost_usd),

@@ -9,7 +9,7 @@ export const REFRESH = `mutation Refresh($refreshToken: String!) {
 export const LOGOUT = `mutation Logout($refreshToken: String!) { logout(refreshToken: $refreshToken) }`;
 export const ME = `query Me { me { id email fullName role } }`;
 
-const STEP = `id executionId stepKey kind status attempt maxAttempts agent output error
+const STEP = `id executionId stepKey kind status attempt maxAttempts agent inputs output error
   costUsd tokens startedAt finishedAt nextAttemptAt`;
 const EXECUTION_ROW = `id status error costUsd tokens createdAt startedAt finishedAt
   workflow { key version name } steps { id status }`;

@@ -1,7 +1,7 @@
 // Every subscription document the console sends, in one place: the real-time contract
 // (DESIGN §7) is what these rely on, so a change to it is a change here.
 
-const STEP = `id executionId stepKey kind status attempt maxAttempts agent output error
+const STEP = `id executionId stepKey kind status attempt maxAttempts agent inputs output error
   costUsd tokens startedAt finishedAt nextAttemptAt`;
 
 /** An execution's every state change, each as it was at that event (`data` as stored);

@@ -1,5 +1,5 @@
 // The selected step beside the graph: state, attempts, agent, tokens, cost, output
-// (or the tokens streaming in), error, approval, and its configuration.
+// (or the tokens streaming in), error, approval, and its inputs (its config as rendered).
 
 import { STREAMING_KINDS, stateBadge, word } from "../states.js";
 import { count, elapsed, empty, exact, h, money, pre, relTime } from "../ui.js";
@@ -71,7 +71,14 @@ export function stepDetails({ def, step, streamed, history, agents, comment, onA
       e.data.error ? h("div", { class: "error-box" }, e.data.error) : null)))
     : h("p", { class: "sub" }, "Nothing has happened to this step yet."));
 
-  panel.append(h("h3", {}, "Inputs (its configuration, before templating)"), pre(def.config || {}));
+  // The config as rendered for the latest attempt; before that (or when rendering
+  // failed), the definition's config as written.
+  if (step?.inputs != null) {
+    panel.append(h("h3", {}, "Inputs"), pre(step.inputs, { "data-testid": "step-inputs", "data-rendered": "true" }));
+  } else {
+    panel.append(h("h3", {}, "Inputs ", h("span", { class: "sub" }, "config (not yet rendered)")),
+      pre(def.config || {}, { "data-testid": "step-inputs", "data-rendered": "false" }));
+  }
   panel.append(h("p", { class: "sub" }, `Retries: up to ${def.retry?.maxAttempts ?? 1} attempts; timeout ${def.timeoutSeconds} s.`));
   return panel;
 }
