@@ -212,6 +212,9 @@ def test_a_run_with_an_approval_is_live_reload_safe_and_notifies(
     expect(page).to_have_url(re.compile(r"step=draft"))
     expect(page.get_by_test_id("step-output")).to_contain_text("Release notes:")
     expect(node(page, "draft")).to_have_attribute("data-status", "SUCCEEDED")
+    inputs = page.get_by_test_id("step-inputs")  # its config as rendered for the attempt
+    expect(inputs).to_have_attribute("data-rendered", "true")
+    expect(inputs).to_contain_text("Write release notes for v2")
     expect(node(page, "ask")).to_have_attribute("data-status", "WAITING_APPROVAL")
     expect(page.get_by_test_id("execution-status")).to_have_attribute("data-status", "WAITING")
     expect(output).to_contain_text("a console that stays live")
