@@ -23,8 +23,8 @@ from cognitionos.schema.common import parse_id
 from cognitionos.schema.permissions import IsAdmin, IsMember, IsViewer
 from cognitionos.schema.workflows import Workflow
 from cognitionos.services import agents, llm
-from cognitionos.services.agents.planner import plan_workflow
 from cognitionos.services.errors import Forbidden
+from cognitionos.services.workflows.planner import plan_workflow
 
 __all__ = ["AgentMutation", "AgentQuery"]
 

@@ -1,4 +1,5 @@
-"""Agents (LLM personas with roles), their versioned prompts, assignment and the planner."""
+"""Agents (LLM personas with roles), their versioned prompts and assignment. The planner,
+which turns a goal into a workflow, lives with the workflows it makes."""
 
 from __future__ import annotations
 

@@ -20,13 +20,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cognitionos.config import Settings
 from cognitionos.db.models import Agent, AgentRole, AgentStatus, Workflow, WorkflowExecution
 from cognitionos.observability import get_logger
-from cognitionos.services.agents.plan_schema import plan_schema
 from cognitionos.services.agents.runtime import AgentCall, ask, wait_for_agent
 from cognitionos.services.auth import Principal
 from cognitionos.services.errors import BadUserInput
 from cognitionos.services.llm import JSONOutputError, Router, UsageTag, parse_json_output
-from cognitionos.services.workflows import Engine, create_workflow, get_workflow, validate_steps
-from cognitionos.services.workflows.definitions import MAX_STEPS, controls_key
+from cognitionos.services.workflows._plan_schema import plan_schema
+from cognitionos.services.workflows.definitions import (
+    MAX_STEPS,
+    controls_key,
+    create_workflow,
+    get_workflow,
+    validate_steps,
+)
+from cognitionos.services.workflows.engine import Engine
 
 __all__ = ["PlanResult", "plan_workflow"]
 
