@@ -11,11 +11,16 @@ import pytest
 
 from tests.support import CREATE_WORKFLOW, EXECUTE, GQL, LiveServer
 from tests.test_agents_api import admin
-from tests.test_workflows import create, run, transform
+from tests.test_workflows import create, run, transform, workflow_input
 
 SCHEDULE = """mutation($input: ScheduleInput!) { createSchedule(input: $input) {
     id workflowVersion } }"""
 EVENTS = "query($id: ID!) { events(streamId: $id) { type data } }"
+
+
+def every(key: str, seconds: int, **extra: Any) -> dict[str, Any]:
+    """``createSchedule``'s variables: an INTERVAL schedule of ``key``."""
+    return {"input": {"workflowKey": key, "kind": "INTERVAL", "expression": str(seconds), **extra}}
 
 
 @pytest.fixture
@@ -28,18 +33,8 @@ def test_only_the_owner_or_an_admin_adds_versions(gql: GQL, db: Any) -> None:
     mallory = gql.member("mallory@example.com")
     create(gql, alice, "payroll", [transform("a", "alice's")])
 
-    hijack = gql.error(
-        CREATE_WORKFLOW,
-        {
-            "input": {
-                "key": "payroll",
-                "version": "9.0.0",
-                "name": "payroll",
-                "steps": [transform("a", "mallory's")],
-            }
-        },
-        token=mallory,
-    )
+    mallorys = workflow_input("payroll", [transform("a", "mallory's")], version="9.0.0")
+    hijack = gql.error(CREATE_WORKFLOW, mallorys, token=mallory)
     assert hijack["extensions"]["code"] == "FORBIDDEN"
     assert hijack["extensions"]["field"] == "key"
     # Alice's unpinned run still runs Alice's steps.
@@ -59,14 +54,7 @@ def test_two_members_racing_for_a_new_key_one_wins(gql: GQL) -> None:
     results: list[Any] = [None] * len(tokens)
 
     def attempt(i: int) -> None:
-        body = {
-            "input": {
-                "key": "contested",
-                "version": f"1.0.{i}",
-                "name": "contested",
-                "steps": [transform("a", str(i))],
-            }
-        }
+        body = workflow_input("contested", [transform("a", str(i))], version=f"1.0.{i}")
         results[i] = gql.post(CREATE_WORKFLOW, body, token=tokens[i]).json()
 
     threads = [threading.Thread(target=attempt, args=(i,)) for i in range(len(tokens))]
@@ -87,21 +75,14 @@ def test_a_schedule_pins_the_version_unless_its_owner_follows_their_own_key(gql:
 
     pinned = gql.ok(
         SCHEDULE,
-        {"input": {"workflowKey": "report", "kind": "INTERVAL", "expression": "3600"}},
+        every("report", 3600),
         token=bob,
     )["createSchedule"]
     assert pinned["workflowVersion"] == "1.0.0"
 
     refused = gql.error(
         SCHEDULE,
-        {
-            "input": {
-                "workflowKey": "report",
-                "kind": "INTERVAL",
-                "expression": "3600",
-                "followLatest": True,
-            }
-        },
+        every("report", 3600, followLatest=True),
         token=bob,
     )
     assert refused["extensions"]["code"] == "FORBIDDEN"
@@ -109,14 +90,7 @@ def test_a_schedule_pins_the_version_unless_its_owner_follows_their_own_key(gql:
 
     follows = gql.ok(
         SCHEDULE,
-        {
-            "input": {
-                "workflowKey": "report",
-                "kind": "INTERVAL",
-                "expression": "3600",
-                "followLatest": True,
-            }
-        },
+        every("report", 3600, followLatest=True),
         token=alice,
     )["createSchedule"]
     assert follows["workflowVersion"] is None
@@ -128,7 +102,7 @@ def test_bobs_pinned_schedule_keeps_running_the_version_he_chose(gql: GQL) -> No
     create(gql, alice, "digest", [transform("a", "v1")])
     gql.ok(
         SCHEDULE,
-        {"input": {"workflowKey": "digest", "kind": "INTERVAL", "expression": "1"}},
+        every("digest", 1),
         token=bob,
     )
     create(gql, alice, "digest", [transform("a", "v2")], version="2.0.0")
@@ -171,7 +145,7 @@ def test_a_schedule_does_not_fire_for_a_suspended_or_demoted_owner(
     create(gql, owner, "nightly", [transform("a", "ran")])
     schedule = gql.ok(
         SCHEDULE,
-        {"input": {"workflowKey": "nightly", "kind": "INTERVAL", "expression": "1"}},
+        every("nightly", 1),
         token=owner,
     )["createSchedule"]
     fired = _wait_event(gql, owner, schedule["id"], "SCHEDULE_FIRED")

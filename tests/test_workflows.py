@@ -24,10 +24,17 @@ def transform(key: str, template: str, *deps: str, **extra: Any) -> dict[str, An
     }
 
 
-def create(gql: GQL, token: str, key: str, steps: list[dict[str, Any]], **extra: Any) -> Any:
+def workflow_input(key: str, steps: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """``createWorkflow``'s variables: version 1.0.0 and the key as name unless given."""
     payload = {"key": key, "version": extra.pop("version", "1.0.0"), "name": key, "steps": steps}
     payload.update(extra)
-    return gql.ok(CREATE_WORKFLOW, {"input": payload}, token=token)["createWorkflow"]
+    return {"input": payload}
+
+
+def create(gql: GQL, token: str, key: str, steps: list[dict[str, Any]], **extra: Any) -> Any:
+    return gql.ok(CREATE_WORKFLOW, workflow_input(key, steps, **extra), token=token)[
+        "createWorkflow"
+    ]
 
 
 def run(gql: GQL, token: str, key: str, inputs: dict[str, Any] | None = None, **extra: Any) -> Any:
@@ -410,18 +417,7 @@ def test_definition_errors_name_the_step_and_field(gql: GQL, token: str) -> None
     assert error([transform("a", "x")], version="one")["extensions"]["field"] == "version"
 
     create(gql, token, "dup", [transform("a", "x")])
-    conflict = gql.error(
-        CREATE_WORKFLOW,
-        {
-            "input": {
-                "key": "dup",
-                "version": "1.0.0",
-                "name": "dup",
-                "steps": [transform("a", "y")],
-            }
-        },
-        token=token,
-    )
+    conflict = gql.error(CREATE_WORKFLOW, workflow_input("dup", [transform("a", "y")]), token=token)
     assert conflict["extensions"]["code"] == "CONFLICT"
 
 
