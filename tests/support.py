@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from starlette.applications import Starlette
 from cognitionos.app import server_config
 from cognitionos.config import Settings
 from cognitionos.embedded import free_port
+from cognitionos.services.workflows.steps import StepContext
 
 STRONG_PASSWORD = "correct-horse-42"
 
@@ -25,6 +27,19 @@ CREATE_WORKFLOW = """mutation($input: CreateWorkflowInput!) { createWorkflow(inp
     id key version steps { key kind dependsOn } } }"""
 EXECUTE = """mutation($input: ExecuteWorkflowInput!) { executeWorkflow(input: $input) {
     id status } }"""
+
+
+def step_context(settings: Settings) -> StepContext:
+    """What a step kind sees, for running one directly (no database behind it)."""
+    return StepContext(
+        settings=settings,
+        sessionmaker=None,  # type: ignore[arg-type]
+        execution_id=uuid.uuid4(),
+        step_id=uuid.uuid4(),
+        step_key="s",
+        attempt=1,
+        actor_id=None,
+    )
 
 
 class LiveServer:

@@ -27,9 +27,10 @@ from cognitionos.services.outbound import (
     check_destination,
     pinned_client,
 )
-from cognitionos.services.workflows.steps import StepContext, StepFailure, get_kind
+from cognitionos.services.workflows.steps import StepFailure, get_kind
 from tests.conftest import TEST_SECRET
 from tests.peers import HttpPeer
+from tests.support import step_context
 
 
 class FakeDNS:
@@ -70,18 +71,6 @@ def _fresh_peer(peer: HttpPeer) -> None:
 
 def settings(**overrides: Any) -> Settings:
     return Settings(secret_key=TEST_SECRET, **overrides)
-
-
-def step_context(values: Settings) -> StepContext:
-    return StepContext(
-        settings=values,
-        sessionmaker=None,  # type: ignore[arg-type]
-        execution_id=uuid.uuid4(),
-        step_id=uuid.uuid4(),
-        step_key="call",
-        attempt=1,
-        actor_id=None,
-    )
 
 
 async def http_step(values: Settings, config: dict[str, Any]) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,8 +17,9 @@ from cognitionos.services.auth import Principal
 from cognitionos.services.workflows import Dispatch, Engine, create_schedule, create_workflow, tick
 from cognitionos.services.workflows.definitions import RetryPolicy
 from cognitionos.services.workflows.schedules import next_fire
-from cognitionos.services.workflows.steps import SqlPool, StepContext, StepFailure, get_kind
+from cognitionos.services.workflows.steps import SqlPool, StepFailure, get_kind
 from tests.conftest import Stack
+from tests.support import step_context
 
 
 class Recorder:
@@ -30,23 +30,11 @@ class Recorder:
         self.sent.extend(items)
 
 
-def _ctx(settings: Settings) -> StepContext:
-    return StepContext(
-        settings=settings,
-        sessionmaker=None,  # type: ignore[arg-type]
-        execution_id=uuid.uuid4(),
-        step_id=uuid.uuid4(),
-        step_key="s",
-        attempt=1,
-        actor_id=None,
-    )
-
-
 async def test_python_steps_are_off_by_default() -> None:
     kind = get_kind("PYTHON")
     assert kind is not None
     with pytest.raises(StepFailure, match="COGNITIONOS_PYTHON_STEPS_ENABLED"):
-        await kind.run(_ctx(Settings()), {"code": "result = 1"})
+        await kind.run(step_context(Settings()), {"code": "result = 1"})
 
 
 async def test_python_memory_limit_kills_the_child_not_the_server() -> None:
@@ -54,8 +42,8 @@ async def test_python_memory_limit_kills_the_child_not_the_server() -> None:
     assert kind is not None
     settings = Settings(python_steps_enabled=True, python_step_memory_mb=128)
     with pytest.raises(StepFailure, match="python step failed: MemoryError"):
-        await kind.run(_ctx(settings), {"code": "x = bytearray(512 * 1024 * 1024)"})
-    assert await kind.run(_ctx(settings), {"code": "result = [1, 2]"}) == [1, 2]
+        await kind.run(step_context(settings), {"code": "x = bytearray(512 * 1024 * 1024)"})
+    assert await kind.run(step_context(settings), {"code": "result = [1, 2]"}) == [1, 2]
 
 
 def test_backoff_grows_with_jitter_and_caps() -> None:
@@ -141,7 +129,7 @@ async def test_python_cpu_and_file_limits(code: str, limits: dict[str, int], rea
     assert kind is not None
     settings = Settings(python_steps_enabled=True, python_step_wall_seconds=20, **limits)
     with pytest.raises(StepFailure, match=reason):
-        await kind.run(_ctx(settings), {"code": code})
+        await kind.run(step_context(settings), {"code": code})
 
 
 async def test_sql_statement_timeout(stack: Stack) -> None:
@@ -149,7 +137,7 @@ async def test_sql_statement_timeout(stack: Stack) -> None:
     assert kind is not None
     pool = SqlPool(stack.sql_step_url, size=1)
     try:
-        ctx = _ctx(Settings(sql_statement_timeout_ms=200))
+        ctx = step_context(Settings(sql_statement_timeout_ms=200))
         ctx.sql = pool
         with pytest.raises(StepFailure, match="statement timeout") as caught:
             await kind.run(ctx, {"query": "SELECT pg_sleep(3)"})
@@ -178,7 +166,9 @@ async def test_http_response_size_is_capped() -> None:
     settings = Settings(http_allow_hosts=["127.0.0.1"], http_max_response_bytes=10_000)
     try:
         with pytest.raises(StepFailure, match="response larger than 10000 bytes"):
-            await kind.run(_ctx(settings), {"url": f"http://127.0.0.1:{server.server_port}/"})
+            await kind.run(
+                step_context(settings), {"url": f"http://127.0.0.1:{server.server_port}/"}
+            )
     finally:
         server.shutdown()
         server.server_close()
