@@ -54,7 +54,7 @@ def build_schema(settings: Settings | None = None) -> CognitionSchema:
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
-    documents = DocumentCache(entries=settings.document_cache_size)
+    documents = DocumentCache(entries=settings.document_cache_size, max_tokens=settings.max_tokens)
     # Last: it must see the refusals the extensions above set before validation.
     extensions.append(partial(CachedDocuments, cache=documents))
     typed: list[type[SchemaExtension]] = extensions

@@ -33,9 +33,12 @@ class DocumentCache:
     """A bounded LRU: at most ``entries`` documents and ``chars`` characters of text
     (which bounds the syntax trees too: the token limit applies to each)."""
 
-    def __init__(self, *, entries: int, chars: int = 4_000_000) -> None:
+    def __init__(
+        self, *, entries: int, chars: int = 4_000_000, max_tokens: int | None = None
+    ) -> None:
         self.max_entries = entries
         self.max_chars = chars
+        self.max_tokens = max_tokens  # the schema's token limit, for parses outside it
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._chars = 0
         self._lock = Lock()  # a schema may serve several threads (tests, sync execution)

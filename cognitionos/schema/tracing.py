@@ -52,8 +52,8 @@ def parse_for_span(documents: DocumentCache, query: str) -> DocumentNode | None:
     entry = documents.get(query)
     if entry is not None:
         return entry.document
-    try:
-        return parse(query)
+    try:  # never beyond the token limit the operation itself gets
+        return parse(query, max_tokens=documents.max_tokens)
     except GraphQLError:
         return None
 

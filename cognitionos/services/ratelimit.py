@@ -54,14 +54,24 @@ class RateLimiter:
             read=tuple(reply[2]) if read else (),
         )
 
-    async def check(self, key: str, *, limit: int, window_seconds: int, what: str) -> None:
-        """Count a hit and raise RATE_LIMITED when ``limit`` is passed."""
-        verdict = await self.hit(key, limit=limit, window_seconds=window_seconds)
+    async def check(
+        self,
+        key: str,
+        *,
+        limit: int,
+        window_seconds: int,
+        what: str,
+        read: Sequence[str] = (),
+    ) -> tuple[bytes | None, ...]:
+        """Count a hit and raise RATE_LIMITED when ``limit`` is passed; returns the values
+        of ``read`` (see ``hit``)."""
+        verdict = await self.hit(key, limit=limit, window_seconds=window_seconds, read=read)
         if not verdict.allowed:
             raise RateLimited(
                 f"too many {what}; try again in {max(1, round(verdict.retry_after))}s",
                 retry_after=verdict.retry_after,
             )
+        return verdict.read
 
     async def reset(self, key: str) -> None:
         await self._redis.delete(self._prefix + key)

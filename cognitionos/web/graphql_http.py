@@ -276,20 +276,18 @@ class GraphQLHTTP:
         """One hit on ``who``'s GraphQL limit (RequestError 429 over it), reading ``read``
         in the same round trip."""
         settings = self.services.settings
-        verdict = await self.services.rate_limiter.hit(
-            f"graphql:{who}",
-            limit=settings.graphql_rate_limit,
-            window_seconds=settings.rate_limit_window_seconds,
-            read=read,
-        )
-        if not verdict.allowed:
-            retry = max(1, round(verdict.retry_after))
-            raise RequestError(
-                429,
-                RateLimited(f"rate limit exceeded; retry in {retry}s", retry_after=retry),
-                {"Retry-After": str(retry)},
+        try:
+            return await self.services.rate_limiter.check(
+                f"graphql:{who}",
+                limit=settings.graphql_rate_limit,
+                window_seconds=settings.rate_limit_window_seconds,
+                what="requests",
+                read=read,
             )
-        return verdict.read
+        except RateLimited as exc:
+            raise RequestError(
+                429, exc, {"Retry-After": str(exc.extensions["retryAfter"])}
+            ) from None
 
     # -- execution -----------------------------------------------------------------
 

@@ -104,10 +104,6 @@ class SocketGuard:
         self._loops: list[asyncio.Task[None]] = []
         self._checks: set[asyncio.Task[None]] = set()
 
-    @property
-    def socket_count(self) -> int:
-        return sum(len(sockets) for sockets in self._sockets.values())
-
     def start(self) -> None:
         self._loops = [
             asyncio.create_task(self._listen(), name="ws-credential-changes"),
@@ -225,16 +221,18 @@ class SocketGuard:
             )
 
     async def _rate_limit(self, principal: Principal) -> RateLimited | None:
+        """The same per-user limit as HTTP (``GraphQLHTTP._rate_limit``)."""
         settings = self._services.settings
-        verdict = await self._services.rate_limiter.hit(
-            f"graphql:user:{principal.user_id}",
-            limit=settings.graphql_rate_limit,
-            window_seconds=settings.rate_limit_window_seconds,
-        )
-        if verdict.allowed:
-            return None
-        retry = max(1, round(verdict.retry_after))
-        return RateLimited(f"rate limit exceeded; retry in {retry}s", retry_after=retry)
+        try:
+            await self._services.rate_limiter.check(
+                f"graphql:user:{principal.user_id}",
+                limit=settings.graphql_rate_limit,
+                window_seconds=settings.rate_limit_window_seconds,
+                what="requests",
+            )
+        except RateLimited as exc:
+            return exc
+        return None
 
     def _adopt(self, socket: GuardedSocket, principal: Principal) -> None:
         """Make ``principal`` the socket's: new operations get its rights."""

@@ -21,7 +21,7 @@ from cognitionos.services.auth.api_keys import (
 from cognitionos.services.auth.audit import AuditKind, ClientInfo, list_audit_events
 from cognitionos.services.auth.cache import CredentialCache, ReadStamps
 from cognitionos.services.auth.changes import CredentialChange
-from cognitionos.services.auth.identify import credential_from_headers, identify, identify_user
+from cognitionos.services.auth.identify import credential_from_headers, identify
 from cognitionos.services.auth.principal import API_KEY_SCOPES, Principal, role_at_least
 from cognitionos.services.auth.sessions import (
     TokenPair,
@@ -54,7 +54,6 @@ __all__ = [
     "decode_access_token",
     "get_user",
     "identify",
-    "identify_user",
     "issue_tokens",
     "list_api_keys",
     "list_audit_events",

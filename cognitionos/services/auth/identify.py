@@ -8,11 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cognitionos.db.models.auth import RefreshToken, User, UserStatus
 from cognitionos.services.auth.api_keys import authenticate_api_key, looks_like_api_key
 from cognitionos.services.auth.principal import Principal
-from cognitionos.services.auth.sessions import TokenPolicy, session_is_live
+from cognitionos.services.auth.sessions import TokenPolicy
 from cognitionos.services.auth.tokens import decode_access_token
 from cognitionos.services.errors import Unauthenticated
 
-__all__ = ["credential_from_headers", "identify", "identify_user"]
+__all__ = ["credential_from_headers", "identify"]
 
 
 def credential_from_headers(authorization: str | None, api_key: str | None) -> str | None:
@@ -48,12 +48,16 @@ async def identify(
     An access token is self-contained until it expires; with ``check_session`` (long-lived
     connections) it is also refused once its login was ended (logout, refresh reuse).
     For an access token this is one statement and no ORM row (a websocket checks again
-    on every operation); ``identify_user`` when the row itself is wanted."""
+    on every operation)."""
     if looks_like_api_key(credential):
-        principal, _ = await identify_user(
-            session, credential=credential, policy=policy, check_session=check_session
+        user, key = await authenticate_api_key(session, secret=credential)
+        return Principal(
+            user_id=user.id,
+            role=user.role,
+            api_key_id=key.id,
+            scopes=frozenset(key.scopes),
+            expires_at=key.expires_at,
         )
-        return principal
     claims = decode_access_token(credential, secret=policy.secret, issuer=policy.issuer)
     if check_session and claims.session_id is not None:
         result = await session.execute(
@@ -72,36 +76,3 @@ async def identify(
         session_id=claims.session_id,
         expires_at=claims.expires_at,
     )
-
-
-async def identify_user(
-    session: AsyncSession, *, credential: str, policy: TokenPolicy, check_session: bool = False
-) -> tuple[Principal, User]:
-    """``identify``, also returning the user row it read (as of this request)."""
-    if looks_like_api_key(credential):
-        user, key = await authenticate_api_key(session, secret=credential)
-        principal = Principal(
-            user_id=user.id,
-            role=user.role,
-            api_key_id=key.id,
-            scopes=frozenset(key.scopes),
-            expires_at=key.expires_at,
-        )
-        return principal, user
-    claims = decode_access_token(credential, secret=policy.secret, issuer=policy.issuer)
-    found = await session.get(User, claims.user_id)
-    if found is None or found.status is not UserStatus.ACTIVE:
-        raise Unauthenticated("the token's account is not active", reason="ACCOUNT_INACTIVE")
-    if (
-        check_session
-        and claims.session_id is not None
-        and not await session_is_live(session, claims.session_id)
-    ):
-        raise Unauthenticated("the token's login has ended; log in again", reason="SESSION_ENDED")
-    principal = Principal(
-        user_id=found.id,
-        role=found.role,
-        session_id=claims.session_id,
-        expires_at=claims.expires_at,
-    )
-    return principal, found

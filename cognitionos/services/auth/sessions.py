@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cognitionos.db.models.auth import RefreshToken, User, UserStatus
@@ -26,7 +26,6 @@ __all__ = [
     "issue_tokens",
     "revoke_session",
     "rotate_refresh_token",
-    "session_is_live",
     "start_session",
 ]
 
@@ -81,17 +80,6 @@ async def _revoke_family(session: AsyncSession, family_id: uuid.UUID, now: datet
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-
-
-async def session_is_live(session: AsyncSession, family_id: uuid.UUID) -> bool:
-    """A login is live while its family holds an unrevoked refresh token: logout and
-    reuse detection revoke them all, a rotation revokes one and adds its successor."""
-    live = await session.scalar(
-        select(
-            exists().where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-        )
-    )
-    return bool(live)
 
 
 async def rotate_refresh_token(
