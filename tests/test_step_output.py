@@ -128,3 +128,37 @@ async def test_a_retry_is_a_new_attempt_the_client_can_tell_apart(
     assert "".join(one_attempt) == first
     done = await asyncio.to_thread(gql.wait_execution, execution_id, token)
     assert next(s for s in done["steps"] if s["stepKey"] == "ask")["output"] == {"city": "Paris"}
+
+
+async def first_message(ws: WS, op_id: str) -> dict[str, Any]:
+    while True:
+        message = await ws.recv()
+        if message.get("id") == op_id:
+            return message
+
+
+@pytest.mark.parametrize("document", [OUTPUT, CHUNKS], ids=["stepOutput", "stepOutputChunks"])
+async def test_another_members_step_output_is_refused_and_bad_ids_are_clear(
+    engine_server: LiveServer, gql: GQL, document: str
+) -> None:
+    owner = await asyncio.to_thread(gql.member, "owner@example.com")
+    nosy = await asyncio.to_thread(gql.member, "nosy@example.com")
+    _, _, step_id = await asyncio.to_thread(gated, gql, owner, "private")
+    async with WS(engine_server.url) as ws:
+        await ws.init(nosy)
+        cases = {
+            "theirs": (step_id, {"FORBIDDEN", "NOT_FOUND"}),
+            "unknown": ("00000000-0000-0000-0000-000000000007", {"NOT_FOUND"}),
+            "malformed": ("not-an-id", {"BAD_USER_INPUT"}),
+        }
+        for op_id, (target, codes) in cases.items():
+            await ws.subscribe(op_id, document, {"id": target})
+            message = await first_message(ws, op_id)
+            errors = (
+                message["payload"]
+                if message["type"] == "error"
+                else message["payload"].get("errors") or []
+            )
+            assert errors, message  # no data for someone else's step, ever
+            assert errors[0]["extensions"]["code"] in codes, message
+            assert "data" not in message["payload"] or not message["payload"]["data"]
