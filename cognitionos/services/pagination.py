@@ -54,11 +54,13 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise BadUserInput("invalid pagination cursor", field="after") from None
 
 
-def check_page_size(first: int | None, *, default: int = 20, maximum: int = 100) -> int:
+def check_page_size(
+    first: int | None, *, default: int = 20, maximum: int = 100, field: str = "first"
+) -> int:
     if first is None:
         return default
     if first < 1 or first > maximum:
-        raise BadUserInput(f"first must be between 1 and {maximum}", field="first")
+        raise BadUserInput(f"{field} must be between 1 and {maximum}", field=field)
     return first
 
 

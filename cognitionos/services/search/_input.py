@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cognitionos.services.errors import BadUserInput
+from cognitionos.services.pagination import check_page_size
 from cognitionos.services.search._types import SearchFilter, SearchType
 
 __all__ = [
@@ -100,19 +101,11 @@ def _id_range(text: str) -> tuple[uuid.UUID, uuid.UUID] | None:
 
 
 def page_size(first: int | None) -> int:
-    if first is None:
-        return 20
-    if not 1 <= first <= MAX_PAGE:
-        raise BadUserInput(f"first must be between 1 and {MAX_PAGE}", field="first")
-    return first
+    return check_page_size(first, maximum=MAX_PAGE)
 
 
 def suggestion_limit(limit: int | None) -> int:
-    if limit is None:
-        return 8
-    if not 1 <= limit <= MAX_SUGGESTIONS:
-        raise BadUserInput(f"limit must be between 1 and {MAX_SUGGESTIONS}", field="limit")
-    return limit
+    return check_page_size(limit, default=8, maximum=MAX_SUGGESTIONS, field="limit")
 
 
 def check_types(types: Sequence[SearchType] | None) -> tuple[SearchType, ...]:
