@@ -14,6 +14,7 @@ from sqlalchemy import Select, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from cognitionos.db.rows import plain_rows
 from cognitionos.services.errors import BadUserInput
 
 __all__ = ["Page", "decode_cursor", "encode_cursor", "paginate"]
@@ -73,7 +74,7 @@ async def paginate(
     after: str | None,
     maximum: int = 100,
 ) -> Page[T]:
-    """One page of ``stmt`` (a ``select(model)``), newest first, after a cursor."""
+    """One page of ``stmt`` (a ``select(model)`` or ``plain_select(model)``), newest first."""
     limit = check_page_size(first, maximum=maximum)
     created_at: InstrumentedAttribute[datetime] = model.created_at
     id_: InstrumentedAttribute[uuid.UUID] = model.id
@@ -81,5 +82,8 @@ async def paginate(
         at, last_id = decode_cursor(after)
         stmt = stmt.where(or_(created_at < at, and_(created_at == at, id_ < last_id)))
     stmt = stmt.order_by(created_at.desc(), id_.desc()).limit(limit + 1)
-    rows: list[T] = list((await session.scalars(stmt)).all())
+    result = await session.execute(stmt)
+    # ``select(model)`` gives instances; ``plain_select(model)`` (db/rows.py) plain rows.
+    one_entity = len(stmt.column_descriptions) == 1
+    rows: list[T] = list(result.scalars().all() if one_entity else plain_rows(result, model))
     return Page(items=rows[:limit], has_next_page=len(rows) > limit)

@@ -1,4 +1,8 @@
-"""Reading executions, steps and events; batch loads for the dataloaders."""
+"""Reading executions, steps and events; batch loads for the dataloaders.
+
+The lists and batch loads answer plain rows (``db/rows.py``): everything that reads them
+only shows them.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from cognitionos.db.models.workflows import (
     Workflow,
     WorkflowExecution,
 )
+from cognitionos.db.rows import plain_rows, plain_select
 from cognitionos.services.auth import Principal
 from cognitionos.services.errors import Forbidden, NotFound
 from cognitionos.services.pagination import Page, paginate
@@ -59,7 +64,7 @@ async def list_executions(
     status: ExecutionStatus | None = None,
     workflow_key: str | None = None,
 ) -> Page[WorkflowExecution]:
-    stmt = select(WorkflowExecution)
+    stmt = plain_select(WorkflowExecution)
     if not principal.is_admin:
         stmt = stmt.where(WorkflowExecution.created_by == principal.user_id)
     if status is not None:
@@ -74,13 +79,14 @@ async def list_executions(
 async def steps_by_execution(
     session: AsyncSession, execution_ids: Sequence[uuid.UUID]
 ) -> list[list[StepExecution]]:
-    rows = (
-        await session.scalars(
-            select(StepExecution)
+    rows = plain_rows(
+        await session.execute(
+            plain_select(StepExecution)
             .where(StepExecution.execution_id.in_(execution_ids))
             .order_by(StepExecution.created_at, StepExecution.step_key)
-        )
-    ).all()
+        ),
+        StepExecution,
+    )
     grouped: dict[uuid.UUID, list[StepExecution]] = {i: [] for i in execution_ids}
     for row in rows:
         grouped[row.execution_id].append(row)
@@ -90,7 +96,8 @@ async def steps_by_execution(
 async def workflows_by_id(
     session: AsyncSession, workflow_ids: Sequence[uuid.UUID]
 ) -> list[Workflow | None]:
-    rows = (await session.scalars(select(Workflow).where(Workflow.id.in_(workflow_ids)))).all()
+    result = await session.execute(plain_select(Workflow).where(Workflow.id.in_(workflow_ids)))
+    rows = plain_rows(result, Workflow)
     found = {row.id: row for row in rows}
     return [found.get(i) for i in workflow_ids]
 

@@ -1,0 +1,130 @@
+"""The plain-leaf shortcut (schema/execution.py) answers exactly what graphql-core would.
+
+Each query runs on two schemas built from the same types: strawberry's own execution
+context and ``FastLeaves``. Data, errors, messages and paths must be identical,
+including the cases the shortcut hands back (nulls, values that do not coerce, fields
+with resolvers or arguments) and those around it (aliases, fragments, directives).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import pytest
+import strawberry
+
+from cognitionos.schema.execution import FastLeaves, fast_leaves_for, plain_leaves
+
+
+@strawberry.enum
+class Colour(enum.Enum):
+    RED = "red"
+    GREEN = "green"
+
+
+@strawberry.type
+class Item:
+    id: strawberry.ID
+    name: str
+    count: int
+    ratio: float | None
+    colour: Colour
+    note: str | None
+    required: str  # the source sometimes holds None: a non-null error
+
+    @strawberry.field
+    def shout(self, times: int = 1) -> str:
+        return self.name.upper() * times
+
+
+class Source:
+    """A source object whose attributes may break the declared types."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+
+GOOD = Source(
+    id="i1", name="one", count=3, ratio=0.5, colour=Colour.GREEN, note=None, required="r"
+)
+BAD = Source(
+    id="i2", name="two", count="many", ratio="x", colour="purple", note=7, required=None
+)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def items(self) -> list[Item]:
+        return [GOOD, BAD]  # type: ignore[list-item]
+
+    @strawberry.field
+    def good(self) -> Item:
+        return GOOD  # type: ignore[return-value]
+
+
+QUERIES = [
+    "{ good { id name count ratio colour note required } }",
+    "{ good { a: name b: name count } }",
+    "{ good { ...F } } fragment F on Item { id colour shout(times: 2) }",
+    "query ($s: Boolean!) { good { name @skip(if: $s) count @include(if: $s) } }",
+    "{ items { id name } }",
+    "{ items { count } }",  # "many" does not coerce to Int
+    "{ items { ratio } }",  # "x" does not coerce to Float (nullable: data null + error)
+    "{ items { colour } }",  # not a member of the enum
+    "{ items { note } }",  # 7 as String
+    "{ items { required } }",  # None in a non-null field: the list item becomes null
+    "{ items { id shout } }",
+    "{ __typename good { __typename id } }",
+]
+
+
+def run(schema: strawberry.Schema, query: str) -> dict[str, Any]:
+    result = schema.execute_sync(query, variable_values={"s": True})
+    return {
+        "data": result.data,
+        "errors": [(e.message, e.path) for e in result.errors or []],
+    }
+
+
+@pytest.fixture(scope="module")
+def schemas() -> tuple[strawberry.Schema, strawberry.Schema]:
+    reference = strawberry.Schema(query=Query)
+    fast = strawberry.Schema(query=Query)
+    fast.execution_context_class = fast_leaves_for(fast._schema)
+    return reference, fast
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_same_answer_as_graphql_core(
+    schemas: tuple[strawberry.Schema, strawberry.Schema], query: str
+) -> None:
+    reference, fast = schemas
+    assert run(fast, query) == run(reference, query)
+
+
+def test_only_plain_scalar_fields_take_the_shortcut(
+    schemas: tuple[strawberry.Schema, strawberry.Schema],
+) -> None:
+    leaves = plain_leaves(schemas[1]._schema)
+    assert set(leaves["Item"]) == {"id", "name", "count", "ratio", "colour", "note", "required"}
+    assert "Query" not in leaves  # resolvers, and object types, go through graphql-core
+    assert issubclass(schemas[1].execution_context_class, FastLeaves)
+
+
+def test_the_shortcut_answers_good_values_itself(
+    schemas: tuple[strawberry.Schema, strawberry.Schema], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a vacuous comparison: good leaves never reach graphql-core's execute_field."""
+    fast = schemas[1]
+    reached: list[str] = []
+    original = FastLeaves.__mro__[1].execute_field
+
+    def spy(self: Any, parent_type: Any, source: Any, fields: Any, *rest: Any) -> Any:
+        reached.append(f"{parent_type.name}.{fields[0].node.name.value}")
+        return original(self, parent_type, source, fields, *rest)
+
+    monkeypatch.setattr(FastLeaves.__mro__[1], "execute_field", spy)
+    assert run(fast, "{ good { id name count colour note } }")["errors"] == []
+    assert reached == ["Query.good", "Item.note"]  # note is None: graphql-core answers it
