@@ -75,7 +75,11 @@ def create_app(settings: Settings) -> Starlette:
         # here, so the app starts (and reports 503) while Redis is down.
         redis = ArqRedis.from_url(redis_url, health_check_interval=30)
         sessionmaker = create_sessionmaker(engine)
-        pubsub = PubSubHub(redis_url, queue_size=settings.pubsub_queue_size)
+        pubsub = PubSubHub(
+            redis_url,
+            queue_size=settings.pubsub_queue_size,
+            on_reconnect=metrics.pubsub_reconnects.labels("hub").inc,
+        )
         pubsub.start()
         llm = Router(settings, sessionmaker, metrics=metrics)
         try:  # the default agents and v1 prompts; a worker's start retries it

@@ -4,7 +4,8 @@ arq polls its queue every ``poll_delay`` (10 ms here, for dispatch latency): a h
 Redis round trips a second from an idle worker. This one polls that often only while
 jobs run; idle, it sleeps until a dispatch publishes on ``WAKE_CHANNEL``, until the
 earliest deferred job in the queue is due, or ``idle_poll`` seconds at most (which
-bounds what a lost wake-up costs).
+bounds what a lost wake-up costs). A lost subscription is made again, and
+``on_reconnect`` called each time it is back (the worker counts it in its metrics).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 from arq.connections import create_pool
@@ -26,9 +28,16 @@ log = get_logger("cognitionos.worker")
 
 
 class WakingWorker(Worker):
-    def __init__(self, *args: Any, idle_poll: float, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        idle_poll: float,
+        on_reconnect: Callable[[], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.idle_poll = idle_poll
+        self._on_reconnect = on_reconnect
         self._wake = asyncio.Event()
 
     async def main(self) -> None:
@@ -86,10 +95,17 @@ class WakingWorker(Worker):
 
     async def _listen(self) -> None:
         """Set the wake event on every published dispatch; resubscribe after a failure."""
+        subscribed = lost = False
         while True:
             pubsub = self.pool.pubsub()
             try:
                 await pubsub.subscribe(WAKE_CHANNEL)
+                subscribed = True
+                if lost:
+                    lost = False
+                    if self._on_reconnect is not None:
+                        self._on_reconnect()
+                    log.info("worker wake-up subscription is back")
                 self._wake.set()  # whatever was published while we were not listening
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
@@ -97,6 +113,7 @@ class WakingWorker(Worker):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                lost, subscribed = lost or subscribed, False
                 log.warning("worker wake-up subscription failed; retrying", error=str(exc))
                 await asyncio.sleep(1.0)
             finally:

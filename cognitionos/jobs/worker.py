@@ -188,6 +188,7 @@ def create_worker(
         on_shutdown=on_shutdown,
         poll_delay=settings.worker_poll_delay_seconds,
         idle_poll=settings.worker_idle_poll_seconds,
+        on_reconnect=metrics.pubsub_reconnects.labels("wake").inc if metrics else None,
         max_jobs=settings.worker_max_jobs,
         handle_signals=handle_signals,
         health_check_interval=10,

@@ -40,6 +40,11 @@ _HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 _MAX_MODELS = 50  # distinct LLM model labels before the rest are counted as "other"
 _MAX_WORKFLOWS = 50  # distinct workflow keys, likewise
 _RUN_TIMES = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+# What the server sends: graphql-transport-ws, then legacy graphql-ws's own types.
+_WS_MESSAGE_TYPES = (
+    "connection_ack", "next", "error", "complete", "ping", "pong",
+    "connection_error", "data", "ka",
+)  # fmt: skip
 _M = TypeVar("_M", Counter, Histogram)
 
 
@@ -123,6 +128,27 @@ class Metrics:
         )
         self.ws_connections = Gauge(
             "cognitionos_websocket_connections", "Open websocket connections", registry=r
+        )
+        self.ws_messages_sent = Counter(
+            "cognitionos_websocket_messages_sent_total",
+            "Websocket messages sent, by protocol message type (graphql-transport-ws: "
+            "connection_ack, next, error, complete, ping, pong; graphql-ws: also "
+            "connection_error, data, ka)",
+            ["type"],
+            registry=r,
+        )
+        # Made up front: every type's series exists from the start, and counting one is a
+        # dict lookup on the fan-out path.
+        self._ws_sent = {
+            kind: self.ws_messages_sent.labels(kind) for kind in (*_WS_MESSAGE_TYPES, OTHER)
+        }
+        self.pubsub_reconnects = Counter(
+            "cognitionos_pubsub_reconnects_total",
+            "Redis pub/sub connections re-established after being lost: a web process's "
+            "hub (hub; every live subscription then backfills from the event log) and a "
+            "worker's wake-up subscription (wake)",
+            ["connection"],
+            registry=r,
         )
         self.db_pool_checked_out = Gauge(
             "cognitionos_db_pool_checked_out", "DB connections in use", registry=r
@@ -247,6 +273,12 @@ class Metrics:
             buckets=_LATENCY,
             registry=r,
         )
+
+    def ws_message_sent(self, kind: object) -> None:
+        """Count one websocket message by its ``type``: one of the protocols' own, else
+        ``other``."""
+        child = self._ws_sent.get(kind) if isinstance(kind, str) else None
+        (child or self._ws_sent[OTHER]).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -4,7 +4,8 @@ One connection per process pattern-subscribes to every ``cognitionos:*`` channel
 hands each message to the local subscribers of that channel. Each subscriber has a
 bounded queue: one that cannot keep up is cut off with a clear reason instead of eating
 memory. When the connection drops, the hub reconnects with backoff and tells every
-subscriber to resynchronize (backfill what it may have missed from the event log).
+subscriber to resynchronize (backfill what it may have missed from the event log); each
+time it is back, ``on_reconnect`` is called (the process counts it in its metrics).
 
 broadcaster's Redis backend (DESIGN §1) has unbounded per-subscriber queues and no
 reconnect; wrapping it would have meant replacing both, so this is the small hub itself.
@@ -16,7 +17,7 @@ import asyncio
 import contextlib
 import json
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Generic, TypeVar
 
 from redis.asyncio import Redis
@@ -112,13 +113,20 @@ class Subscriber:
 
 
 class PubSubHub:
-    def __init__(self, redis_url: str, *, queue_size: int = 1000) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        queue_size: int = 1000,
+        on_reconnect: Callable[[], None] | None = None,
+    ) -> None:
         self.redis_url = redis_url
         self.queue_size = queue_size
+        self._on_reconnect = on_reconnect
         self._subscribers: dict[str, set[Subscriber]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
-        self.reconnects = 0
+        self.reconnects = 0  # times the connection came back after being lost
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="pubsub-hub")
@@ -163,12 +171,17 @@ class PubSubHub:
 
     async def _run(self) -> None:
         delay = 0.1
+        lost = False  # connected once, then lost: the next connection is a reconnect
         while True:
             client = Redis.from_url(self.redis_url, decode_responses=True)
             pubsub = client.pubsub()
             try:
                 await pubsub.psubscribe(PATTERN)
-                if self.reconnects:
+                if lost:
+                    lost = False
+                    self.reconnects += 1
+                    if self._on_reconnect is not None:
+                        self._on_reconnect()
                     log.info("pub/sub reconnected", reconnects=self.reconnects)
                 # Anything published while we were not listening: subscribers backfill.
                 self._resync_all()
@@ -181,8 +194,8 @@ class PubSubHub:
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
+                lost = lost or self.connected.is_set()
                 self.connected.clear()
-                self.reconnects += 1
                 log.warning("pub/sub connection lost; reconnecting", error=str(exc), delay=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)

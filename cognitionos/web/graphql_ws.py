@@ -5,8 +5,8 @@ Strawberry's view speaks both protocols. We add: credentials in ``connection_ini
 forbidden close (4403), and held to account for the socket's whole life (``ws_guard``:
 re-checked per operation and on every credential change, rate limited like HTTP, a
 connection cap per user); messages over ``max_body_bytes`` refused (1009); server
-keep-alive pings on graphql-transport-ws; and a Context per connection whose resolvers
-open their own sessions.
+keep-alive pings on graphql-transport-ws; every message sent counted by type; and a
+Context per connection whose resolvers open their own sessions.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
 from json import JSONDecodeError
 from typing import Any, cast
@@ -56,13 +56,30 @@ __all__ = ["GraphQLWebSocket"]
 log = get_logger("cognitionos.ws")
 
 
-class _SizedAdapter(ASGIWebSocketAdapter):
-    """Refuses a message over ``max_body_bytes`` by closing with 1009, as HTTP answers 413.
-    ``cognitionos serve`` sets uvicorn's frame limit to the same size, so there the message
-    is never even buffered; this holds under any other ASGI server."""
+class _Adapter(ASGIWebSocketAdapter):
+    """The socket as both protocol handlers use it: every message either sends passes
+    here, and is counted by type (``cognitionos_websocket_messages_sent_total``).
+
+    A message received over ``max_body_bytes`` is refused by closing with 1009, as HTTP
+    answers 413. ``cognitionos serve`` sets uvicorn's frame limit to the same size, so
+    there the message is never even buffered; this holds under any other ASGI server."""
+
+    @property
+    def services(self) -> Services:
+        return cast("GraphQLWebSocket", self.view).services
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        await super().send_json(message)
+        self.services.metrics.ws_message_sent(message.get("type"))
+
+    async def send_encoded(self, text: str, kind: str) -> None:
+        """Send a message already serialized (a shared stream's ``next``); errors of the
+        socket itself (WebSocketDisconnect, RuntimeError) propagate unchanged."""
+        await self.ws.send_text(text)
+        self.services.metrics.ws_message_sent(kind)
 
     async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object]:
-        limit = cast("GraphQLWebSocket", self.view).services.settings.max_body_bytes
+        limit = self.services.settings.max_body_bytes
         try:
             while self.ws.application_state != WebSocketState.DISCONNECTED:
                 text = await self.ws.receive_text()
@@ -173,8 +190,9 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 if operation.completed:
                     return
                 # The payload was serialized once for every socket sharing the stream.
-                await self.websocket.ws.send_text(  # type: ignore[attr-defined]
-                    f'{{"id":{json.dumps(operation.id)},"type":"next","payload":{payload}}}'
+                await cast(_Adapter, self.websocket).send_encoded(
+                    f'{{"id":{json.dumps(operation.id)},"type":"next","payload":{payload}}}',
+                    "next",
                 )
         except SlowConsumer as exc:
             await operation.send_operation_message(
@@ -307,7 +325,7 @@ def _principal_key(principal: Any) -> str:
 class GraphQLWebSocket(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = _TransportWSHandler
     graphql_ws_handler_class = _LegacyWSHandler
-    websocket_adapter_class = _SizedAdapter
+    websocket_adapter_class = _Adapter
 
     def __init__(self, schema: CognitionSchema, services: Services) -> None:
         from datetime import timedelta
