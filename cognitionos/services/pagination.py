@@ -12,7 +12,6 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Select, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
 from cognitionos.db.rows import plain_rows
 from cognitionos.services.errors import BadUserInput
@@ -76,8 +75,9 @@ async def paginate(
 ) -> Page[T]:
     """One page of ``stmt`` (a ``select(model)`` or ``plain_select(model)``), newest first."""
     limit = check_page_size(first, maximum=maximum)
-    created_at: InstrumentedAttribute[datetime] = model.created_at
-    id_: InstrumentedAttribute[uuid.UUID] = model.id
+    # Table columns work in both kinds of statement and keep a plain one free of the ORM.
+    columns: Any = model.__table__.c  # type: ignore[attr-defined]
+    created_at, id_ = columns.created_at, columns.id
     if after:
         at, last_id = decode_cursor(after)
         stmt = stmt.where(or_(created_at < at, and_(created_at == at, id_ < last_id)))

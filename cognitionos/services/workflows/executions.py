@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cognitionos.db.models.workflows import (
@@ -32,6 +32,20 @@ __all__ = [
     "steps_by_execution",
     "workflows_by_id",
 ]
+
+
+_EXECUTIONS: Table = WorkflowExecution.__table__  # type: ignore[assignment]
+_WORKFLOWS: Table = Workflow.__table__  # type: ignore[assignment]
+_STEPS: Table = StepExecution.__table__  # type: ignore[assignment]
+# Built once: a statement object memoizes its cache key, so a batch load builds nothing.
+_STEPS_OF = (
+    plain_select(StepExecution)
+    .where(_STEPS.c.execution_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_STEPS.c.created_at, _STEPS.c.step_key)
+)
+_WORKFLOWS_BY_ID = plain_select(Workflow).where(
+    _WORKFLOWS.c.id.in_(bindparam("ids", expanding=True))
+)
 
 
 async def get_execution(
@@ -64,14 +78,15 @@ async def list_executions(
     status: ExecutionStatus | None = None,
     workflow_key: str | None = None,
 ) -> Page[WorkflowExecution]:
+    executions, workflows = _EXECUTIONS.c, _WORKFLOWS.c
     stmt = plain_select(WorkflowExecution)
     if not principal.is_admin:
-        stmt = stmt.where(WorkflowExecution.created_by == principal.user_id)
+        stmt = stmt.where(executions.created_by == principal.user_id)
     if status is not None:
-        stmt = stmt.where(WorkflowExecution.status == status)
+        stmt = stmt.where(executions.status == status)
     if workflow_key is not None:
-        stmt = stmt.join(Workflow, Workflow.id == WorkflowExecution.workflow_id).where(
-            Workflow.key == workflow_key
+        stmt = stmt.join(_WORKFLOWS, workflows.id == executions.workflow_id).where(
+            workflows.key == workflow_key
         )
     return await paginate(session, WorkflowExecution, stmt, first=first, after=after)
 
@@ -79,14 +94,8 @@ async def list_executions(
 async def steps_by_execution(
     session: AsyncSession, execution_ids: Sequence[uuid.UUID]
 ) -> list[list[StepExecution]]:
-    rows = plain_rows(
-        await session.execute(
-            plain_select(StepExecution)
-            .where(StepExecution.execution_id.in_(execution_ids))
-            .order_by(StepExecution.created_at, StepExecution.step_key)
-        ),
-        StepExecution,
-    )
+    result = await session.execute(_STEPS_OF, {"ids": list(execution_ids)})
+    rows = plain_rows(result, StepExecution)
     grouped: dict[uuid.UUID, list[StepExecution]] = {i: [] for i in execution_ids}
     for row in rows:
         grouped[row.execution_id].append(row)
@@ -96,7 +105,7 @@ async def steps_by_execution(
 async def workflows_by_id(
     session: AsyncSession, workflow_ids: Sequence[uuid.UUID]
 ) -> list[Workflow | None]:
-    result = await session.execute(plain_select(Workflow).where(Workflow.id.in_(workflow_ids)))
+    result = await session.execute(_WORKFLOWS_BY_ID, {"ids": list(workflow_ids)})
     rows = plain_rows(result, Workflow)
     found = {row.id: row for row in rows}
     return [found.get(i) for i in workflow_ids]
