@@ -45,12 +45,8 @@ class Source:
         self.__dict__.update(values)
 
 
-GOOD = Source(
-    id="i1", name="one", count=3, ratio=0.5, colour=Colour.GREEN, note=None, required="r"
-)
-BAD = Source(
-    id="i2", name="two", count="many", ratio="x", colour="purple", note=7, required=None
-)
+GOOD = Source(id="i1", name="one", count=3, ratio=0.5, colour=Colour.GREEN, note=None, required="r")
+BAD = Source(id="i2", name="two", count="many", ratio="x", colour="purple", note=7, required=None)
 
 
 @strawberry.type
@@ -77,6 +73,10 @@ QUERIES = [
     "{ items { required } }",  # None in a non-null field: the list item becomes null
     "{ items { id shout } }",
     "{ __typename good { __typename id } }",
+    "{ good { __typename ... on Item { id note } ...L } } fragment L on Item { count }",
+    "{ items { __typename id note ratio } }",  # all leaves: one loop, or graphql-core
+    "{ items { id required } }",  # the second item falls back whole
+    "query ($s: Boolean!) { items { id @include(if: $s) name @skip(if: $s) } }",
 ]
 
 
@@ -127,4 +127,7 @@ def test_the_shortcut_answers_good_values_itself(
 
     monkeypatch.setattr(FastLeaves.__mro__[1], "execute_field", spy)
     assert run(fast, "{ good { id name count colour note } }")["errors"] == []
-    assert reached == ["Query.good", "Item.note"]  # note is None: graphql-core answers it
+    assert reached == ["Query.good"]  # the whole Item in one loop, its null note included
+    reached.clear()
+    assert run(fast, "{ good { id shout } }")["errors"] == []
+    assert reached == ["Query.good", "Item.shout"]  # a resolver: only that field leaves

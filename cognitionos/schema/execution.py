@@ -14,6 +14,13 @@ computes that directly and hands every other case back to graphql-core's own
 an exception, a value that does not coerce — so errors and null propagation are
 unchanged. Fields with any resolve middleware (an extension implementing ``resolve``)
 always take graphql-core's path.
+
+An object whose selected fields are all such leaves (a step's ``id stepKey status``, a
+workflow's ``key version name``) is completed in one loop: graphql-core would walk
+completion, field collection and a field execution for each one, about 10 µs an object
+before its fields. The selection is collected by graphql-core itself (fragments,
+``@skip``/``@include`` and variables apply as usual) and anything the loop cannot answer
+exactly sends the whole object back to graphql-core.
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 __all__ = ["FastLeaves", "fast_leaves_for", "plain_leaves"]
 
 Leaf = tuple[str, Callable[[Any], Any]]  # (python attribute, coerce_output_value)
+# An all-leaf selection: (response name, attribute or None for __typename, coerce or the
+# type name, nullable).
+Plan = tuple[tuple[str, str | None, Any, bool], ...]
 
 
 def plain_leaves(schema: GraphQLSchema) -> dict[str, dict[str, Leaf]]:
@@ -80,6 +90,85 @@ class FastLeaves(StrawberryGraphQLCoreExecutionContext):
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
         )
+
+    def complete_object_value(
+        self,
+        return_type: GraphQLObjectType,
+        field_details_list: Any,
+        info: Any,
+        path: Any,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        plan = self._plan(return_type, field_details_list)
+        if plan is not None:
+            completed: dict[str, Any] = {}
+            for response_name, attribute, coerce, nullable in plan:
+                if attribute is None:
+                    completed[response_name] = coerce  # __typename
+                    continue
+                value = getattr(result, attribute, None)
+                if value is None:
+                    if not nullable:
+                        break  # a non-null error: graphql-core's message and path
+                    completed[response_name] = None
+                    continue
+                if isinstance(value, Exception):
+                    break
+                try:
+                    coerced = coerce(value)
+                except Exception:
+                    break
+                if coerced is None or coerced is Undefined:
+                    break
+                completed[response_name] = coerced
+            else:
+                return completed
+        return super().complete_object_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
+    def _plan(self, return_type: GraphQLObjectType, field_details_list: Any) -> Plan | None:
+        """The all-leaf plan of this selection on ``return_type``, or None; per execution."""
+        plans: dict[tuple[str, int], tuple[Any, Plan | None]] | None
+        plans = self.__dict__.get("_plans")
+        if plans is None:
+            plans = self.__dict__["_plans"] = {}
+        # Like graphql-core's own memo: keyed by the list's identity, the list kept alive.
+        key = (return_type.name, id(field_details_list))
+        cached = plans.get(key)
+        if cached is None:
+            cached = plans[key] = (
+                field_details_list,
+                self._make_plan(return_type, field_details_list),
+            )
+        return cached[1]
+
+    def _make_plan(self, return_type: GraphQLObjectType, field_details_list: Any) -> Plan | None:
+        fields = self.leaves.get(return_type.name)
+        if fields is None or return_type.is_type_of is not None or self._has_middleware():
+            return None
+        grouped, defer_usages, _ = self.collect_subfields(return_type, field_details_list)
+        if defer_usages:
+            return None
+        plan: list[tuple[str, str | None, Any, bool]] = []
+        for response_name, details in grouped.items():
+            node = details[0].node
+            if node.arguments or (
+                node.directives
+                and any(d.name.value not in ("skip", "include") for d in node.directives)
+            ):
+                return None
+            name = node.name.value
+            if name == "__typename":
+                plan.append((response_name, None, return_type.name, False))
+                continue
+            leaf = fields.get(name)
+            if leaf is None:
+                return None
+            nullable = not is_non_null_type(return_type.fields[name].type)
+            plan.append((response_name, leaf[0], leaf[1], nullable))
+        return tuple(plan)
 
     def _has_middleware(self) -> bool:
         manager = self.middleware_manager
