@@ -9,8 +9,10 @@ so it does not measure itself on these cores. Rows:
 * CognitionOS ``{ __typename }`` anonymous, ``{ me { id email } }`` authenticated, and a
   page of 20 executions with their steps and workflow (embedded PostgreSQL + Redis).
 
-Prints req/s, p50 and p99 per row, each row's ratio to raw Starlette and to bare
-strawberry, and the SQL statements one request of each CognitionOS row runs.
+Prints req/s, p50 and p99 per row, the server process's CPU time per request (read from
+/proc around the run: unlike req/s it barely moves when other work shares the cores),
+each row's ratio to raw Starlette and to bare strawberry, and the SQL statements one
+request of each CognitionOS row runs.
 Usage: python bench/http_requests.py [seconds]   (needs Debian's ``wrk``; says so and exits 0
 without it). Internally: ``python bench/http_requests.py --serve KIND PORT`` runs one server.
 """
@@ -107,6 +109,7 @@ class Row:
     p50_ms: float
     p99_ms: float
     failures: int
+    cpu_ms: float  # server CPU per request
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -117,9 +120,15 @@ def _ms(text: str) -> float:
     return float(value) * _UNITS[unit]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(
     url: str, body: str, headers: dict[str, str], seconds: int
-) -> tuple[float, float, float, int]:
+) -> tuple[float, float, float, int, int]:
     lua = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body)}"]
     lua += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
@@ -148,10 +157,11 @@ def wrk(
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*timeout (\d+)", out)
     failures = (int(bad.group(1)) if bad else 0) + (int(errors.group(1)) if errors else 0)
-    return rps, p50, p99, failures
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return rps, p50, p99, failures, total
 
 
-def measure(name: str, url: str, query: str, token: str | None = None) -> Row:
+def measure(name: str, url: str, query: str, pid: int, token: str | None = None) -> Row:
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -159,7 +169,10 @@ def measure(name: str, url: str, query: str, token: str | None = None) -> Row:
     answer = httpx.post(url, content=body, headers=headers, timeout=30).json()
     assert "errors" not in answer and answer.get("data"), answer
     wrk(url, body, headers, 2)  # warm-up: imports, pools, caches
-    return Row(name, *wrk(url, body, headers, SECONDS))
+    before = cpu_seconds(pid)
+    rps, p50, p99, failures, total = wrk(url, body, headers, SECONDS)
+    cpu_ms = (cpu_seconds(pid) - before) * 1000 / max(total, 1)
+    return Row(name, rps, p50, p99, failures, cpu_ms)
 
 
 def start(kind: str, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -328,14 +341,14 @@ def run_rows(env: dict[str, str], data: Path, token: str, counts: dict[str, int]
     for kind, name in (("starlette", "raw Starlette JSON"), ("strawberry", "bare strawberry me")):
         process, url = start(kind, env, data / f"{kind}.log")
         try:
-            rows.append(measure(name, url, ME))
+            rows.append(measure(name, url, ME, process.pid))
         finally:
             stop(process)
     process, url = start("cognitionos", env, data / "cognitionos.log")
     try:
-        rows.append(measure("CognitionOS __typename", url, TYPENAME))
-        rows.append(measure("CognitionOS me (auth)", url, ME, token))
-        rows.append(measure("CognitionOS 20 executions", url, PAGE, token))
+        rows.append(measure("CognitionOS __typename", url, TYPENAME, process.pid))
+        rows.append(measure("CognitionOS me (auth)", url, ME, process.pid, token))
+        rows.append(measure("CognitionOS 20 executions", url, PAGE, process.pid, token))
     finally:
         stop(process)
     raw, bare = rows[0].rps, rows[1].rps
@@ -344,13 +357,14 @@ def run_rows(env: dict[str, str], data: Path, token: str, counts: dict[str, int]
         f"{os.cpu_count()} cores; PostgreSQL and Redis embedded on the same machine"
     )
     print(
-        f"{'request':<28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+        f"{'request':<28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/req':>11}"
         f" {'÷ Starlette':>12} {'÷ strawberry':>13}"
     )
     for row in rows:
         failed = f"  ({row.failures} failed)" if row.failures else ""
         print(
             f"{row.name:<28} {row.rps:9.0f} {row.p50_ms:8.1f} {row.p99_ms:8.1f} "
+            f"{row.cpu_ms:11.2f} "
             f"{row.rps / raw:12.2f} {row.rps / bare:13.2f}{failed}"
         )
     print("SQL statements per request: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
