@@ -199,14 +199,19 @@ def test_executions_are_found_by_status_workflow_and_id_prefix_as_they_change(
 def test_suggestions_complete_names_keys_tags_and_capabilities(gql: GQL) -> None:
     token = gql.member()
     wid = workflow(gql, token, "churn-model", "Churn forecast", tags=["forecasting"])
+    # The key and the name are completions of their own, the shortest first.
     assert gql.ok(SUGGEST, {"p": "chu"}, token=token)["suggest"] == [
+        {"text": "churn-model", "type": "WORKFLOW", "id": wid},
+        {"text": "Churn forecast", "type": "WORKFLOW", "id": wid},
+    ]
+    assert gql.ok(SUGGEST, {"p": "churn fore"}, token=token)["suggest"] == [
         {"text": "Churn forecast", "type": "WORKFLOW", "id": wid}
     ]
-    assert gql.ok(SUGGEST, {"p": "churn fore"}, token=token)["suggest"][0]["id"] == wid
     tags = gql.ok(SUGGEST, {"p": "forecasti"}, token=token)["suggest"]
     assert tags == [{"text": "forecasting", "type": "WORKFLOW", "id": wid}]
+    # The default summarizer agent: its name and its capability.
     caps = gql.ok(SUGGEST, {"p": "summariz", "types": ["AGENT"]}, token=token)["suggest"]
-    assert [s["text"] for s in caps] == ["summarizer"]
+    assert [s["text"] for s in caps] == ["summarizer", "summarization"]
     assert len(gql.ok(SUGGEST, {"p": "e", "limit": 2}, token=token)["suggest"]) <= 2
 
 

@@ -1,4 +1,4 @@
-"""The search migration indexes the rows that were there before it, and undoes cleanly."""
+"""The search migrations index the rows that were there before them, and undo cleanly."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import asyncpg
 from cognitionos.db import create_engine, create_reader, migrate
 from cognitionos.db.models import Role
 from cognitionos.services.auth import Principal
-from cognitionos.services.search import SearchType, search
+from cognitionos.services.search import SearchType, search, suggest
 from tests.conftest import Stack
 
 DATABASE = "cognitionos_search_backfill"
+WRITTEN_AFTER = "cognitionos_search_triggers"
 OWNER = uuid.uuid4()
 
 ROWS = [
@@ -62,6 +63,29 @@ async def _search(url: str, query: str) -> dict[SearchType, int]:
         await engine.dispose()
 
 
+async def _suggest(url: str, prefix: str) -> set[tuple[str, str, str]]:
+    engine = create_engine(url, pool_size=1, pre_ping=False)
+    try:
+        me = Principal(user_id=OWNER, role=Role.MEMBER)
+        found = await suggest(create_reader(engine), principal=me, prefix=prefix)
+        return {(s.type.value, s.field, s.text) for s in found}
+    finally:
+        await engine.dispose()
+
+
+async def _suggestions(dsn: str) -> list[tuple[object, ...]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT audience, type, tail, term, field, label, id, refs FROM search_suggestions "
+            "WHERE label NOT IN ('planner', 'executor', 'critic', 'summarizer') "
+            "ORDER BY audience, type, tail, term, field, label"
+        )
+        return [tuple(r) for r in rows]
+    finally:
+        await conn.close()
+
+
 def test_rows_written_before_the_migration_are_found_after_it(stack: Stack) -> None:
     stack.postgres.ensure_database(DATABASE)
     url = stack.postgres.url(DATABASE)
@@ -81,6 +105,21 @@ def test_rows_written_before_the_migration_are_found_after_it(stack: Stack) -> N
     assert asyncio.run(_search(url, "jammed")) == {SearchType.EXECUTION: 1}
     assert asyncio.run(_search(url, "cellar")) == {SearchType.MEMORY: 1}
     assert asyncio.run(_search(url, "basment vault")) == {SearchType.MEMORY: 1}  # a typo
+    # The key says what the name says: offered once for the workflow; the run's key too.
+    legacy = {("WORKFLOW", "name", "Legacy import"), ("EXECUTION", "key", "legacy-import")}
+    assert asyncio.run(_suggest(url, "legacy")) == legacy
+    assert asyncio.run(_suggest(url, "archi")) == {
+        ("WORKFLOW", "tag", "archive"),
+        ("NOTIFICATION", "subject", "Archive ready"),
+    }
+    # What the backfill wrote is what the triggers write for the same rows.
+    stack.postgres.ensure_database(WRITTEN_AFTER)
+    after_url = stack.postgres.url(WRITTEN_AFTER)
+    migrate(after_url)
+    asyncio.run(_insert(after_url.replace("postgresql+asyncpg://", "postgresql://"), ids))
+    backfilled = asyncio.run(_suggestions(dsn))
+    assert len(backfilled) == 9  # 2 + 2 workflow terms, 1 tag, 2 execution, 2 subject
+    assert backfilled == asyncio.run(_suggestions(after_url.replace("+asyncpg", "")))
 
     # Down and up again: the vectors are rebuilt the same way.
     migrate_down(url)
@@ -89,6 +128,8 @@ def test_rows_written_before_the_migration_are_found_after_it(stack: Stack) -> N
         SearchType.WORKFLOW: 1,
         SearchType.NOTIFICATION: 1,
     }
+    assert asyncio.run(_suggest(url, "legacy")) == legacy
+    assert asyncio.run(_suggestions(dsn)) == backfilled
 
 
 def migrate_down(url: str) -> None:

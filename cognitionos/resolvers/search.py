@@ -94,8 +94,9 @@ class SearchQuery:
 
     @strawberry.field(
         permission_classes=[IsViewer],
-        description="As-you-type completions: names, keys, tags, capabilities and your "
-        "notifications' subjects.",
+        description="As-you-type completions: workflows' names, keys and tags, agents' "
+        "names and capabilities, your executions' workflow keys and your notifications' "
+        "subjects.",
     )
     async def suggest(
         self,

@@ -133,8 +133,11 @@ class SearchResultType:
 class SuggestionType:
     text: str
     type: SearchType
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="The newest row that offers it.")
+    field: str = strawberry.field(
+        description="What the text is: name, key, tag, capability or subject."
+    )
 
     @classmethod
     def from_suggestion(cls, s: Suggestion) -> SuggestionType:
-        return cls(text=s.text, type=s.type, id=strawberry.ID(str(s.id)))
+        return cls(text=s.text, type=s.type, id=strawberry.ID(str(s.id)), field=s.field)

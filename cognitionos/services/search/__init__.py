@@ -4,6 +4,7 @@ correction, facets and highlights, authorized in SQL (see README "Search")."""
 from __future__ import annotations
 
 from cognitionos.services.search._input import MAX_PAGE, MAX_QUERY, MAX_SUGGESTIONS
+from cognitionos.services.search._suggest import suggest
 from cognitionos.services.search._types import (
     Facet,
     FacetValue,
@@ -14,7 +15,7 @@ from cognitionos.services.search._types import (
     SearchType,
     Suggestion,
 )
-from cognitionos.services.search.service import search, suggest
+from cognitionos.services.search.service import search
 
 __all__ = [
     "MAX_PAGE",

@@ -27,6 +27,7 @@ __all__ = [
     "page_size",
     "parse_query",
     "suggestion_limit",
+    "words_of",
 ]
 
 MAX_QUERY = 200  # characters
@@ -77,13 +78,18 @@ class Query:
         return Query(text=" ".join(words), words=tuple(words))
 
 
+def words_of(text: str) -> tuple[str, ...]:
+    """Lower-case letters and digits, as typed words are split (and suggestion terms)."""
+    return tuple(w.lower() for w in _WORD.findall(text))
+
+
 def parse_query(raw: str, *, field: str = "query") -> Query:
     text = raw.strip()
     if not text:
         raise BadUserInput(f"{field} is empty: type something to search for", field=field)
     if len(raw) > MAX_QUERY:
         raise BadUserInput(f"{field} is longer than {MAX_QUERY} characters", field=field)
-    words = tuple(w.lower() for w in _WORD.findall(text))
+    words = words_of(text)
     if not words:
         raise BadUserInput(f"{field} has no letters or digits to search for", field=field)
     if len(words) > MAX_WORDS:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from cognitionos.services.search._types import SearchFilter, SearchType
 
-__all__ = ["DRESS", "TYPES", "match_statement", "suggest_statement"]
+__all__ = ["DRESS", "TYPES", "match_statement"]
 
 # The query, parsed once: every branch and every row's rank reads it from here.
 _Q = """q AS MATERIALIZED (
@@ -29,10 +29,12 @@ def _score(doc: str, titles: list[str], weights: str = _WEIGHTS) -> str:
     score = f"""ts_rank({weights}, {doc}, q.q, 1)
         + CASE WHEN q.multi AND {doc} @@ q.phrase THEN 0.5 ELSE 0 END"""
     if titles:
-        lowered = [f"lower({t})" for t in titles]
-        exact = " OR ".join(f"{t} = :lowered" for t in lowered)
-        prefix = " OR ".join(f"{t} LIKE :prefix" for t in lowered)
-        score += f"\n        + CASE WHEN {exact} THEN 0.6 WHEN {prefix} THEN 0.3 ELSE 0 END"
+        # lower() of the first :n characters only (lower maps character to character), so
+        # a long title (a memory's content) costs no more than a short one.
+        starts = " OR ".join(f"lower(left({t}, :n)) = :lowered" for t in titles)
+        exact = " OR ".join(f"(char_length({t}) = :n AND lower({t}) = :lowered)" for t in titles)
+        boost = f"CASE WHEN {exact} THEN 0.6 ELSE 0.3 END"
+        score += f"\n        + CASE WHEN {starts} THEN {boost} ELSE 0 END"
     return f"({score})::float8"
 
 
@@ -96,7 +98,7 @@ TYPES: dict[SearchType, _Type] = {
         doc="w.search_tsv",
         titles=["w.name", "w.key"],
         tags="w.tags",
-        distinct="w.key",
+        distinct='w.key COLLATE "C"',  # byte order: the same groups, a cheaper sort
         latest="w.major DESC, w.minor DESC, w.patch DESC, w.is_release DESC",
     ),
     SearchType.EXECUTION: _Type(
@@ -138,7 +140,8 @@ _FACETS = """
 UNION ALL
 SELECT 'type', type, NULL, NULL, NULL, count(*) FROM m GROUP BY type
 UNION ALL (
-    SELECT 'tag', t, NULL, NULL, NULL, count(*) FROM m CROSS JOIN unnest(m.tags) AS t
+    SELECT 'tag', t, NULL, NULL, NULL, count(*)
+    FROM (SELECT unnest(tags) AS t FROM m WHERE tags <> '{}') AS tagged
     GROUP BY t ORDER BY count(*) DESC, t LIMIT 20
 )
 UNION ALL
@@ -217,38 +220,3 @@ UNION ALL
 SELECT 'NOTIFICATION', n.id, coalesce(n.subject, left(n.body, 80)), {_hl("n.body", whole=False)},
     jsonb_build_object('title', {_hl("n.subject", whole=True)})
 FROM notifications n CROSS JOIN q WHERE n.id = ANY(CAST(:ids AS uuid[]))"""  # noqa: S608
-
-
-# As-you-type: every word typed, the last one as a prefix, among titles, keys, tags and
-# capabilities (weights A and B, indexed as typed).
-_SUGGEST: dict[SearchType, str] = {
-    SearchType.WORKFLOW: """SELECT * FROM (
-        SELECT DISTINCT ON (w.key) 'WORKFLOW' AS type, w.id, w.name AS title,
-            array_prepend(w.key::text, w.tags::text[]) AS labels, w.created_at
-        FROM workflows w CROSS JOIN p WHERE w.search_tsv @@ p.q
-        ORDER BY w.key, w.major DESC, w.minor DESC, w.patch DESC, w.is_release DESC
-    ) AS w_latest""",
-    SearchType.AGENT: """SELECT 'AGENT' AS type, a.id, a.name AS title,
-            a.capabilities::text[] AS labels, a.created_at
-        FROM agents a CROSS JOIN p WHERE a.search_tsv @@ p.q""",
-    SearchType.NOTIFICATION: """SELECT 'NOTIFICATION' AS type, n.id, n.subject AS title,
-            '{}'::text[] AS labels, n.created_at
-        FROM notifications n CROSS JOIN p
-        WHERE n.search_tsv @@ p.q AND n.subject IS NOT NULL {owner}""",
-}
-
-
-def suggest_statement(types: tuple[SearchType, ...], *, admin: bool) -> str | None:
-    branches = [
-        _SUGGEST[t].replace("{owner}", "" if admin else "AND n.user_id = :me")
-        for t in types
-        if t in _SUGGEST
-    ]
-    if not branches:
-        return None
-    union = "\nUNION ALL\n".join(branches)
-    # Titles that start with the prefix first, then the shortest, then the newest.
-    return f"""WITH p AS MATERIALIZED (SELECT to_tsquery('simple', :tsquery) AS q)
-SELECT type, id, title, labels FROM ({union}) AS s
-ORDER BY lower(title) LIKE :prefix DESC, length(title), created_at DESC
-LIMIT :limit"""  # noqa: S608 (fragments)

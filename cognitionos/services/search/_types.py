@@ -92,4 +92,5 @@ class SearchResult:
 class Suggestion:
     text: str
     type: SearchType
-    id: uuid.UUID
+    id: uuid.UUID  # the newest row that offers it
+    field: str = "name"  # name, key, tag, capability or subject

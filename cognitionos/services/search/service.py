@@ -1,5 +1,5 @@
-"""Search and as-you-type suggestions across workflows, executions, agents, memories and
-notifications, authorized in SQL: a row the asker may not see is never matched, so it
+"""Search across workflows, executions, agents, memories and notifications, authorized in
+SQL: a row the asker may not see is never matched, so it
 shows in no hit, snippet, total, facet count or correction."""
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from cognitionos.services.search._input import (
     encode_cursor,
     page_size,
     parse_query,
-    suggestion_limit,
 )
-from cognitionos.services.search._sql import DRESS, match_statement, suggest_statement
+from cognitionos.services.search._sql import DRESS, match_statement
 from cognitionos.services.search._types import (
     Facet,
     FacetValue,
@@ -34,11 +33,10 @@ from cognitionos.services.search._types import (
     SearchHit,
     SearchResult,
     SearchType,
-    Suggestion,
 )
 from cognitionos.services.search._typos import correct
 
-__all__ = ["search", "suggest"]
+__all__ = ["search"]
 
 # Fewer hits than this and a query with unknown words is corrected.
 FEW = 3
@@ -53,11 +51,6 @@ class _Match:
     has_next_page: bool
     total: int
     facets: list[Facet]
-
-
-def _like_prefix(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "%"
 
 
 async def _match(
@@ -83,7 +76,7 @@ async def _match(
         "plain": query.plain,
         "words": len(query.words),
         "lowered": query.text.lower(),
-        "prefix": _like_prefix(query.text.lower()),
+        "n": len(query.text.lower()),
         "me": principal.user_id,
         "limit": limit + 1,
     }
@@ -199,56 +192,3 @@ async def search(
         corrected=corrected,
         types=list(kinds),
     )
-
-
-def _suggestion_text(title: str, labels: Sequence[str], words: tuple[str, ...]) -> str:
-    """The title, key, tag or capability the typed words complete."""
-    for candidate in (title, *labels):
-        tokens = parse_query(candidate).words if candidate and candidate.strip() else ()
-        if all(any(t.startswith(w) for t in tokens) for w in words):
-            return candidate
-    return title
-
-
-def _prefix_tsquery(words: tuple[str, ...]) -> str:
-    # Words are letters and digits only (see parse_query), so quoting them is enough.
-    *whole, last = words
-    return " & ".join([*(f"'{w}':AB" for w in whole), f"'{last}':*AB"])
-
-
-async def suggest(
-    reader: async_sessionmaker[AsyncSession],
-    *,
-    principal: Principal,
-    prefix: str,
-    types: Sequence[SearchType] | None = None,
-    limit: int | None = None,
-) -> list[Suggestion]:
-    """Completions of what is typed so far: names, keys, tags, capabilities and (your own)
-    notification subjects; every word typed, the last as a prefix."""
-    parsed = parse_query(prefix, field="prefix")
-    kinds = check_types(types)
-    size = suggestion_limit(limit)
-    sql = suggest_statement(kinds, admin=principal.is_admin)
-    if sql is None:
-        return []
-    params = {
-        "tsquery": _prefix_tsquery(parsed.words),
-        "prefix": _like_prefix(parsed.text.lower()),
-        "me": principal.user_id,
-        "limit": size * 3,  # room for the ones that say the same
-    }
-    async with reader() as session:
-        rows = (await session.execute(text(sql), params)).all()
-    seen: set[tuple[str, str]] = set()
-    out: list[Suggestion] = []
-    for type_, id_, title, labels in rows:
-        label = _suggestion_text(title or "", labels or [], parsed.words)
-        key = (type_, label.lower())
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(Suggestion(text=label, type=SearchType(type_), id=id_))
-        if len(out) == size:
-            break
-    return out
