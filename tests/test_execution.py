@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import strawberry
 
-from cognitionos.schema.execution import FastLeaves, fast_leaves_for, plain_leaves
+from cognitionos.schema.execution import FastLeaves, fast_leaves_for, lean_resolvers, plain_leaves
 
 
 @strawberry.enum
@@ -36,6 +36,31 @@ class Item:
     @strawberry.field
     def shout(self, times: int = 1) -> str:
         return self.name.upper() * times
+
+    @strawberry.field
+    def described(self, info: strawberry.Info) -> str:
+        selected = [f.name for f in info.selected_fields]
+        return f"{info.field_name} of {self.name} at {info.path.as_list()}: {selected}"
+
+    @strawberry.field
+    def broken(self) -> str:
+        raise ValueError(f"{self.name} is broken")
+
+    @strawberry.field
+    def later(self) -> str:  # a synchronous resolver that answers an awaitable
+        async def value() -> str:
+            return f"{self.name} later"
+
+        return value()  # type: ignore[return-value]
+
+    @strawberry.field
+    @staticmethod
+    def constant() -> int:
+        return 42
+
+    @strawberry.field
+    def friend(self) -> Item | None:
+        return GOOD if self is not GOOD else None  # type: ignore[return-value]
 
 
 class Source:
@@ -77,11 +102,19 @@ QUERIES = [
     "{ items { __typename id note ratio } }",  # all leaves: one loop, or graphql-core
     "{ items { id required } }",  # the second item falls back whole
     "query ($s: Boolean!) { items { id @include(if: $s) name @skip(if: $s) } }",
+    "{ items { described x: described } }",
+    "{ items { id broken } }",  # an error at each item's path; the items become null
+    "{ good { constant friend { name friend { name } } } }",
 ]
+ASYNC_QUERIES = ["{ items { later name } }", "{ good { later broken } }"]
 
 
 def run(schema: strawberry.Schema, query: str) -> dict[str, Any]:
     result = schema.execute_sync(query, variable_values={"s": True})
+    return shown(result)
+
+
+def shown(result: Any) -> dict[str, Any]:
     return {
         "data": result.data,
         "errors": [(e.message, e.path) for e in result.errors or []],
@@ -93,6 +126,16 @@ def schemas() -> tuple[strawberry.Schema, strawberry.Schema]:
     reference = strawberry.Schema(query=Query)
     fast = strawberry.Schema(query=Query)
     fast.execution_context_class = fast_leaves_for(fast._schema)
+    lean = lean_resolvers(fast)
+    assert sorted(lean) == [
+        "Item.broken",
+        "Item.constant",
+        "Item.described",
+        "Item.friend",
+        "Item.later",
+        "Query.good",
+        "Query.items",
+    ]
     return reference, fast
 
 
@@ -102,6 +145,14 @@ def test_same_answer_as_graphql_core(
 ) -> None:
     reference, fast = schemas
     assert run(fast, query) == run(reference, query)
+
+
+@pytest.mark.parametrize("query", ASYNC_QUERIES)
+async def test_same_answer_for_awaitables(
+    schemas: tuple[strawberry.Schema, strawberry.Schema], query: str
+) -> None:
+    reference, fast = schemas
+    assert shown(await fast.execute(query)) == shown(await reference.execute(query))
 
 
 def test_only_plain_scalar_fields_take_the_shortcut(

@@ -21,7 +21,7 @@ from cognitionos.resolvers import Mutation, Query
 from cognitionos.schema.common import SCALAR_OVERRIDES
 from cognitionos.schema.documents import CachedDocuments, DocumentCache
 from cognitionos.schema.errors import ErrorFormatter
-from cognitionos.schema.execution import fast_leaves_for
+from cognitionos.schema.execution import fast_leaves_for, lean_resolvers
 from cognitionos.schema.permissions import ReadOnlyCredentials
 from cognitionos.schema.storable import RefuseUnstorableStrings
 from cognitionos.schema.tracing import OperationSpan
@@ -36,6 +36,7 @@ class CognitionSchema(strawberry.Schema):
         self.documents = documents  # parsed and validated documents (schema/documents.py)
         # Plain scalar fields skip graphql-core's per-field machinery (schema/execution.py).
         self.execution_context_class = fast_leaves_for(self._schema)
+        lean_resolvers(self)
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
