@@ -19,7 +19,7 @@ from cognitionos.schema.agents import (
     UpdateAgentInput,
     UsageSummary,
 )
-from cognitionos.schema.common import parse_id
+from cognitionos.schema.common import parse_id, to_spec
 from cognitionos.schema.permissions import IsAdmin, IsMember, IsViewer
 from cognitionos.schema.workflows import Workflow
 from cognitionos.services import agents, llm
@@ -27,22 +27,6 @@ from cognitionos.services.errors import Forbidden
 from cognitionos.services.workflows.planner import plan_workflow
 
 __all__ = ["AgentMutation", "AgentQuery"]
-
-
-def _spec(data: AgentInput | UpdateAgentInput) -> agents.AgentSpec:
-    return agents.AgentSpec(
-        name=data.name,
-        role=data.role,
-        description=data.description,
-        capabilities=data.capabilities,
-        provider=data.provider,
-        model=data.model,
-        prompt_version=data.prompt_version,
-        temperature=data.temperature,
-        max_tokens=data.max_tokens,
-        max_concurrency=data.max_concurrency,
-        status=getattr(data, "status", None),
-    )
 
 
 @strawberry.type
@@ -115,7 +99,7 @@ class AgentMutation:
             row = await agents.register_agent(
                 session,
                 principal=info.context.require_principal(),
-                spec=_spec(input),
+                spec=to_spec(agents.AgentSpec, input),
                 settings=services.settings,
             )
         await agents.publish_agents(services.redis, [row])
@@ -130,7 +114,7 @@ class AgentMutation:
                 session,
                 principal=info.context.require_principal(),
                 agent_id=parse_id(id, "id"),
-                spec=_spec(input),
+                spec=to_spec(agents.AgentPatch, input),
             )
         await agents.publish_agents(info.context.services.redis, [row])
         return Agent.from_model(row)

@@ -7,7 +7,7 @@ from strawberry import Info
 
 from cognitionos.context import Context
 from cognitionos.db.models import MemoryScope
-from cognitionos.schema.common import connection_from_page, json_object, parse_id
+from cognitionos.schema.common import connection_from_page, parse_id, to_spec
 from cognitionos.schema.memory import (
     ConsolidationResult,
     ConversationMessageInput,
@@ -20,10 +20,14 @@ from cognitionos.schema.memory import (
     UpdateMemoryInput,
 )
 from cognitionos.schema.permissions import IsMember, IsViewer
-from cognitionos.services.memory import MemoryInput, MemoryPatch
+from cognitionos.services.memory import MemoryFilter, MemoryInput, MemoryPatch
 from cognitionos.services.memory.extraction import consolidate_memories, remember_conversation
 
 __all__ = ["MemoryMutation", "MemoryQuery"]
+
+
+def _filter(filter: MemoryFilterInput | None) -> MemoryFilter | None:
+    return to_spec(MemoryFilter, filter, "filter") if filter is not None else None
 
 
 @strawberry.type
@@ -44,7 +48,7 @@ class MemoryQuery:
     ) -> MemoryConnection:
         ctx = info.context
         page = await ctx.services.memory.page(
-            ctx.require_principal(), filter.to_filter() if filter else None, first, after
+            ctx.require_principal(), _filter(filter), first, after
         )
         return connection_from_page(page, Memory.from_model)
 
@@ -61,7 +65,7 @@ class MemoryQuery:
     ) -> list[MemoryHitType]:
         ctx = info.context
         hits = await ctx.services.memory.search(
-            ctx.require_principal(), query, limit, filter.to_filter() if filter else None
+            ctx.require_principal(), query, limit, _filter(filter)
         )
         return [MemoryHitType.from_hit(h) for h in hits]
 
@@ -75,17 +79,7 @@ class MemoryMutation:
     async def store_memory(self, info: Info[Context, None], input: StoreMemoryInput) -> Memory:
         ctx = info.context
         stored = await ctx.services.memory.store(
-            ctx.require_principal(),
-            MemoryInput(
-                content=input.content,
-                type=input.type,
-                scope=input.scope,
-                scope_id=input.scope_id,
-                importance=input.importance,
-                confidence=input.confidence,
-                metadata=json_object(input.metadata, "metadata"),
-                ttl_seconds=input.ttl_seconds,
-            ),
+            ctx.require_principal(), to_spec(MemoryInput, input)
         )
         return Memory.from_model(stored.memory, stored.outcome)
 
@@ -95,18 +89,7 @@ class MemoryMutation:
     ) -> Memory:
         ctx = info.context
         row = await ctx.services.memory.update(
-            ctx.require_principal(),
-            parse_id(id, "id"),
-            MemoryPatch(
-                content=input.content,
-                type=input.type,
-                importance=input.importance,
-                confidence=input.confidence,
-                metadata=json_object(input.metadata, "metadata")
-                if input.metadata is not None
-                else None,
-                ttl_seconds=input.ttl_seconds,
-            ),
+            ctx.require_principal(), parse_id(id, "id"), to_spec(MemoryPatch, input)
         )
         return Memory.from_model(row)
 

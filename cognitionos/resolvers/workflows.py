@@ -10,7 +10,7 @@ from strawberry.types.nodes import FragmentSpread, InlineFragment, Selection
 
 from cognitionos.context import Context
 from cognitionos.db.models import WorkflowExecution as WorkflowExecutionRow
-from cognitionos.schema.common import connection_from_page, json_object, parse_id
+from cognitionos.schema.common import connection_from_page, input_data, json_object, parse_id
 from cognitionos.schema.permissions import IsMember, IsViewer
 from cognitionos.schema.workflows import (
     CreateWorkflowInput,
@@ -168,7 +168,7 @@ class WorkflowMutation:
                 key=input.key,
                 version=input.version,
                 name=input.name,
-                steps=[s.as_json() for s in input.steps],
+                steps=[input_data(s) for s in input.steps],
                 description=input.description,
                 tags=input.tags or [],
                 input_schema=json_object(input.input_schema, "inputSchema") or None,

@@ -10,6 +10,7 @@ import strawberry
 
 from cognitionos.db import models
 from cognitionos.db.models import AgentRole, AgentStatus
+from cognitionos.services.agents import AgentPatch, AgentSpec
 from cognitionos.services.llm import UsageGroup, UsageRow
 
 __all__ = [
@@ -93,38 +94,14 @@ class Agent:
         )
 
 
-@strawberry.input
+@strawberry.experimental.pydantic.input(model=AgentSpec, all_fields=True)
 class AgentInput:
-    name: str
-    role: AgentRole
-    capabilities: list[str] = strawberry.field(default_factory=list)
-    description: str | None = None
-    provider: str | None = strawberry.field(
-        default=None, description="openai, anthropic or compatible; null: inferred"
-    )
-    model: str | None = strawberry.field(default=None, description="null: the default model")
-    prompt_version: int | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    max_concurrency: int | None = None
+    pass
 
 
-@strawberry.input
+@strawberry.experimental.pydantic.input(model=AgentPatch, all_fields=True)
 class UpdateAgentInput:
-    name: str | None = None
-    role: AgentRole | None = None
-    capabilities: list[str] | None = None
-    description: str | None = None
-    provider: str | None = None
-    model: str | None = None
-    prompt_version: int | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    max_concurrency: int | None = None
-    status: AgentStatus | None = strawberry.field(
-        default=None,
-        description="OFFLINE takes the agent out; IDLE brings it back (and resets ERROR)",
-    )
+    pass
 
 
 @strawberry.input(name="AgentFilter")

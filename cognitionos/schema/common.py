@@ -10,9 +10,12 @@ from typing import Any, Generic, TypeVar
 import strawberry
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.scalars import JSON
+from strawberry.types.base import has_object_definition
+from strawberry.utils.str_converters import to_camel_case
 
 from cognitionos.services.errors import BadUserInput
 from cognitionos.services.pagination import Page
+from cognitionos.services.specs import Spec
 
 __all__ = [
     "JSON",
@@ -22,11 +25,14 @@ __all__ = [
     "Health",
     "PageInfo",
     "connection_from_page",
+    "input_data",
     "json_object",
     "parse_id",
+    "to_spec",
 ]
 
 T = TypeVar("T")
+S = TypeVar("S", bound=Spec)
 
 
 def _finite_decimal(value: object) -> decimal.Decimal:
@@ -93,6 +99,27 @@ def parse_id(value: object, field: str) -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise BadUserInput(f"{field} is not a valid id", field=field) from None
+
+
+def input_data(value: Any) -> Any:
+    """An input object as the client sent it: its GraphQL (camelCase) names, nested inputs
+    too; JSON values as they are."""
+    if has_object_definition(value) and not isinstance(value, type):
+        return {
+            f.graphql_name or to_camel_case(f.python_name): input_data(
+                getattr(value, f.python_name)
+            )
+            for f in value.__strawberry_definition__.fields
+        }
+    if isinstance(value, list):
+        return [input_data(item) for item in value]
+    return value
+
+
+def to_spec(model: type[S], value: Any, field: str | None = None) -> S:
+    """An input object as the model it stands for, validated by that model: errors name
+    the input's field as the client wrote it (inside ``field``, the argument, if given)."""
+    return model.parse(input_data(value), field=field)
 
 
 def json_object(value: Any, field: str) -> dict[str, Any]:

@@ -9,7 +9,14 @@ import strawberry
 from cognitionos.db import models
 from cognitionos.db.models import MemoryScope, MemoryType
 from cognitionos.schema.common import JSON, Connection
-from cognitionos.services.memory import MemoryFilter, MemoryHit, MetadataCondition, StoreOutcome
+from cognitionos.services.memory import (
+    MemoryFilter,
+    MemoryHit,
+    MemoryInput,
+    MemoryPatch,
+    MetadataCondition,
+    StoreOutcome,
+)
 from cognitionos.services.memory.extraction import MemoryChange, MemoryEvent
 
 __all__ = [
@@ -100,72 +107,33 @@ class MemoryHitType:
         )
 
 
-@strawberry.input(name="MetadataCondition")
+# The models' ``Any`` values (and their JSON objects) are JSON here.
+@strawberry.experimental.pydantic.input(
+    model=MetadataCondition, all_fields=True, name="MetadataCondition"
+)
 class MetadataConditionInput:
-    key: str
-    eq: JSON | None = None
-    in_: list[JSON] | None = strawberry.field(default=None, name="in")
-    contains: JSON | None = None
-    gt: JSON | None = None
-    gte: JSON | None = None
-    lt: JSON | None = None
-    lte: JSON | None = None
-
-    def to_condition(self) -> MetadataCondition:
-        return MetadataCondition(
-            key=self.key,
-            eq=self.eq,
-            in_=list(self.in_) if self.in_ is not None else None,
-            contains=self.contains,
-            gt=self.gt,
-            gte=self.gte,
-            lt=self.lt,
-            lte=self.lte,
-        )
+    eq: JSON | None
+    in_: list[JSON] | None
+    contains: JSON | None
+    gt: JSON | None
+    gte: JSON | None
+    lt: JSON | None
+    lte: JSON | None
 
 
-@strawberry.input(name="MemoryFilter")
+@strawberry.experimental.pydantic.input(model=MemoryFilter, all_fields=True, name="MemoryFilter")
 class MemoryFilterInput:
-    types: list[MemoryType] | None = None
-    scope: MemoryScope | None = None
-    scope_id: str | None = None
-    min_confidence: float | None = None
-    metadata: list[MetadataConditionInput] | None = None
-    created_after: datetime | None = None
-
-    def to_filter(self) -> MemoryFilter:
-        return MemoryFilter(
-            types=self.types,
-            scope=self.scope,
-            scope_id=self.scope_id,
-            min_confidence=self.min_confidence,
-            metadata=[c.to_condition() for c in self.metadata or []],
-            created_after=self.created_after,
-        )
+    metadata: list[MetadataConditionInput] | None
 
 
-@strawberry.input
+@strawberry.experimental.pydantic.input(model=MemoryInput, all_fields=True)
 class StoreMemoryInput:
-    content: str
-    type: MemoryType = MemoryType.LONG_TERM
-    scope: MemoryScope = MemoryScope.USER
-    scope_id: str | None = None
-    importance: float = 0.5
-    confidence: float = 1.0
-    metadata: JSON | None = None
-    ttl_seconds: int | None = strawberry.field(
-        default=None, description="Default: settings for WORKING and SHORT_TERM, none otherwise."
-    )
+    metadata: JSON | None
 
 
-@strawberry.input
+@strawberry.experimental.pydantic.input(model=MemoryPatch, all_fields=True)
 class UpdateMemoryInput:
-    content: str | None = None
-    type: MemoryType | None = None
-    importance: float | None = None
-    confidence: float | None = None
-    metadata: JSON | None = strawberry.field(default=None, description="Replaces the metadata.")
-    ttl_seconds: int | None = None
+    metadata: JSON | None
 
 
 strawberry.enum(MemoryEvent, name="MemoryEventKind")

@@ -12,6 +12,7 @@ from strawberry import Info
 
 from cognitionos.db import models
 from cognitionos.schema.common import JSON, Connection
+from cognitionos.services import workflows as wf
 from cognitionos.services.errors import Unauthenticated
 
 __all__ = [
@@ -45,43 +46,15 @@ def _when(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
-@strawberry.type
+@strawberry.experimental.pydantic.type(model=wf.RetryPolicy, all_fields=True)
 class RetryPolicy:
-    max_attempts: int
-    initial_delay_seconds: float
-    backoff_factor: float
-    max_delay_seconds: float
+    pass
 
 
-@strawberry.type
+@strawberry.experimental.pydantic.type(model=wf.StepSpec, all_fields=True)
 class StepDefinition:
-    key: str
-    name: str | None
-    kind: str
-    agent_capability: str | None
     config: JSON
     depends_on: list[str]
-    retry: RetryPolicy
-    timeout_seconds: float
-
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> StepDefinition:
-        retry = raw.get("retry") or {}
-        return cls(
-            key=raw["key"],
-            name=raw.get("name"),
-            kind=raw["kind"],
-            agent_capability=raw.get("agentCapability"),
-            config=JSON(raw.get("config") or {}),
-            depends_on=list(raw.get("dependsOn") or []),
-            retry=RetryPolicy(
-                max_attempts=retry.get("maxAttempts", 1),
-                initial_delay_seconds=retry.get("initialDelaySeconds", 1.0),
-                backoff_factor=retry.get("backoffFactor", 2.0),
-                max_delay_seconds=retry.get("maxDelaySeconds", 60.0),
-            ),
-            timeout_seconds=raw.get("timeoutSeconds") or 300.0,
-        )
 
 
 @strawberry.type
@@ -101,7 +74,7 @@ class Workflow:
     def steps(self) -> list[StepDefinition]:
         # Built when asked for: a page of executions names each one's workflow, rarely
         # its steps.
-        return [StepDefinition.from_json(s) for s in self.model.steps]
+        return [StepDefinition.from_pydantic(wf.StepSpec.from_json(s)) for s in self.model.steps]
 
     @strawberry.field(description="Your newest executions of this workflow (all, for admins).")
     async def executions(self, info: Info) -> list[Execution]:
@@ -342,14 +315,13 @@ WorkflowConnection = Connection[Workflow]
 ExecutionConnection = Connection[Execution]
 
 
-@strawberry.input
+@strawberry.experimental.pydantic.input(model=wf.RetryPolicy, all_fields=True)
 class RetryInput:
-    max_attempts: int = 1
-    initial_delay_seconds: float = 1.0
-    backoff_factor: float = 2.0
-    max_delay_seconds: float = 60.0
+    pass
 
 
+# Written out rather than derived from StepSpec: here every optional field is nullable,
+# a null meaning the default, as clients have always sent it. StepSpec validates it.
 @strawberry.input
 class StepInput:
     key: str
@@ -360,26 +332,6 @@ class StepInput:
     depends_on: list[str] | None = None
     retry: RetryInput | None = None
     timeout_seconds: float | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        retry = self.retry
-        return {
-            "key": self.key,
-            "name": self.name,
-            "kind": self.kind,
-            "agentCapability": self.agent_capability,
-            "config": self.config or {},
-            "dependsOn": self.depends_on or [],
-            "retry": None
-            if retry is None
-            else {
-                "maxAttempts": retry.max_attempts,
-                "initialDelaySeconds": retry.initial_delay_seconds,
-                "backoffFactor": retry.backoff_factor,
-                "maxDelaySeconds": retry.max_delay_seconds,
-            },
-            "timeoutSeconds": self.timeout_seconds,
-        }
 
 
 @strawberry.input

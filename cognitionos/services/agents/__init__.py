@@ -13,6 +13,7 @@ from cognitionos.services.agents.prompts import (
 from cognitionos.services.agents.registry import (
     DEFAULT_AGENTS,
     AgentFilter,
+    AgentPatch,
     AgentSpec,
     agent_message,
     ensure_default_agents,
@@ -28,6 +29,7 @@ __all__ = [
     "DEFAULT_AGENTS",
     "AgentFilter",
     "AgentLease",
+    "AgentPatch",
     "AgentSpec",
     "agent_message",
     "ask",

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import uuid
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field, StrictInt
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +19,7 @@ from cognitionos.services.errors import BadUserInput, Forbidden, NotFound
 from cognitionos.services.templating import TemplateFailure, check_template, render
 
 __all__ = [
+    "PromptVersion",
     "create_prompt_version",
     "ensure_prompts",
     "list_prompts",
@@ -25,6 +27,9 @@ __all__ = [
     "render_prompt",
     "resolve_prompt",
 ]
+
+# A pinned prompt version (an agent's, an AGENT step's); versions count from 1.
+PromptVersion = Annotated[StrictInt, Field(ge=1)]
 
 
 def packaged_prompt(role: AgentRole) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator, Field, StrictInt, StrictStr
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -16,14 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cognitionos.config import Settings
 from cognitionos.db.models import Agent, AgentRole, AgentStatus
 from cognitionos.observability import get_logger
+from cognitionos.services.agents.prompts import PromptVersion
 from cognitionos.services.auth import Principal
-from cognitionos.services.errors import BadUserInput, Conflict, Forbidden, NotFound
+from cognitionos.services.errors import Conflict, Forbidden, NotFound
 from cognitionos.services.events import agents_channel
-from cognitionos.services.llm import PROVIDER_NAMES
+from cognitionos.services.llm import LLMOptions
+from cognitionos.services.specs import spec_error
 
 __all__ = [
     "DEFAULT_AGENTS",
     "AgentFilter",
+    "AgentPatch",
     "AgentSpec",
     "agent_message",
     "ensure_default_agents",
@@ -49,51 +53,54 @@ DEFAULT_AGENTS: list[tuple[str, AgentRole, list[str], str]] = [
     ("summarizer", AgentRole.SUMMARIZER, ["summarization"], "Condenses text faithfully."),
 ]
 
-_SETTABLE = (
-    "description",
-    "capabilities",
-    "provider",
-    "model",
-    "prompt_version",
-    "temperature",
-    "max_tokens",
-    "max_concurrency",
-)
+# What an agent registered without them gets (the default four too).
+DEFAULT_TEMPERATURE = 0.2
+DEFAULT_CONCURRENCY = 4
 
 
-@dataclass
-class AgentSpec:
-    """Fields of ``registerAgent`` / ``updateAgent``; None means unset (or unchanged)."""
+def _name(name: str) -> str:
+    if not name.strip():
+        raise spec_error("name is required")
+    return name.strip()
 
-    name: str | None = None
+
+def _capabilities(capabilities: list[str]) -> list[str]:
+    return sorted({c.strip() for c in capabilities if c.strip()})
+
+
+def _settable(status: AgentStatus) -> AgentStatus:
+    if status not in (AgentStatus.IDLE, AgentStatus.OFFLINE):
+        raise spec_error("status can be set to IDLE or OFFLINE only")
+    return status
+
+
+Name = Annotated[StrictStr, AfterValidator(_name)]
+Capabilities = Annotated[list[StrictStr], AfterValidator(_capabilities)]
+
+
+class _AgentSettings(LLMOptions):
+    description: StrictStr | None = None
+    prompt_version: PromptVersion | None = None
+    max_concurrency: StrictInt | None = Field(None, ge=1)
+
+
+class AgentSpec(_AgentSettings):
+    """A new agent: ``registerAgent``'s input. A setting left out takes its default."""
+
+    name: Name
+    role: AgentRole
+    capabilities: Capabilities = []
+
+
+class AgentPatch(_AgentSettings):
+    """``updateAgent``'s input: None leaves a field as it is."""
+
+    name: Name | None = None
     role: AgentRole | None = None
-    description: str | None = None
-    capabilities: list[str] | None = None
-    provider: str | None = None
-    model: str | None = None
-    prompt_version: int | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    max_concurrency: int | None = None
-    status: AgentStatus | None = None
-
-    def check(self) -> None:
-        if self.name is not None and not self.name.strip():
-            raise BadUserInput("name is required", field="name")
-        if self.temperature is not None and not 0 <= self.temperature <= 2:
-            raise BadUserInput("temperature must be between 0 and 2", field="temperature")
-        if self.max_tokens is not None and self.max_tokens < 1:
-            raise BadUserInput("maxTokens must be positive", field="maxTokens")
-        if self.max_concurrency is not None and self.max_concurrency < 1:
-            raise BadUserInput("maxConcurrency must be at least 1", field="maxConcurrency")
-        if self.prompt_version is not None and self.prompt_version < 1:
-            raise BadUserInput("promptVersion must be at least 1", field="promptVersion")
-        if self.status not in (None, AgentStatus.IDLE, AgentStatus.OFFLINE):
-            raise BadUserInput("status can be set to IDLE or OFFLINE only", field="status")
-        if self.provider is not None and self.provider not in PROVIDER_NAMES:
-            raise BadUserInput("provider must be openai, anthropic or compatible", field="provider")
-        if self.capabilities is not None:
-            self.capabilities = sorted({c.strip() for c in self.capabilities if c.strip()})
+    capabilities: Capabilities | None = None
+    status: Annotated[AgentStatus, AfterValidator(_settable)] | None = Field(
+        None, description="OFFLINE takes the agent out; IDLE brings it back (and resets ERROR)"
+    )
 
 
 @dataclass(frozen=True)
@@ -146,23 +153,12 @@ async def register_agent(
     session: AsyncSession, *, principal: Principal, spec: AgentSpec, settings: Settings
 ) -> Agent:
     _require_admin(principal)
-    spec.check()
-    if spec.name is None or spec.role is None:
-        raise BadUserInput(
-            "name and role are required", field="name" if spec.name is None else "role"
-        )
     agent = Agent(
-        name=spec.name.strip(),
-        role=spec.role,
-        description=spec.description,
-        capabilities=spec.capabilities or [],
-        provider=spec.provider,
+        **spec.model_dump(exclude={"model", "temperature", "max_concurrency"}),
         model=spec.model or settings.llm_model,
-        prompt_version=spec.prompt_version,
-        temperature=0.2 if spec.temperature is None else spec.temperature,
-        max_tokens=spec.max_tokens,
-        max_concurrency=spec.max_concurrency or 4,
-        status=spec.status or AgentStatus.IDLE,
+        temperature=DEFAULT_TEMPERATURE if spec.temperature is None else spec.temperature,
+        max_concurrency=spec.max_concurrency or DEFAULT_CONCURRENCY,
+        status=AgentStatus.IDLE,
     )
     session.add(agent)
     try:
@@ -174,21 +170,14 @@ async def register_agent(
 
 
 async def update_agent(
-    session: AsyncSession, *, principal: Principal, agent_id: uuid.UUID, spec: AgentSpec
+    session: AsyncSession, *, principal: Principal, agent_id: uuid.UUID, spec: AgentPatch
 ) -> Agent:
     _require_admin(principal)
-    spec.check()
     agent = await session.get(Agent, agent_id, with_for_update=True)
     if agent is None:
         raise NotFound("no such agent")
-    if spec.name is not None:
-        agent.name = spec.name.strip()
-    if spec.role is not None:
-        agent.role = spec.role
-    for name in _SETTABLE:
-        value = getattr(spec, name)
-        if value is not None:
-            setattr(agent, name, value)
+    for name, value in spec.model_dump(exclude_none=True, exclude={"status"}).items():
+        setattr(agent, name, value)
     if spec.status is AgentStatus.OFFLINE:
         agent.status = AgentStatus.OFFLINE
     elif spec.status is AgentStatus.IDLE:  # back online; clears an ERROR too
@@ -235,8 +224,8 @@ async def ensure_default_agents(session: AsyncSession, settings: Settings) -> No
                 capabilities=capabilities,
                 provider=settings.llm_provider,
                 model=settings.llm_model,
-                temperature=0.2,
-                max_concurrency=4,
+                temperature=DEFAULT_TEMPERATURE,
+                max_concurrency=DEFAULT_CONCURRENCY,
                 current_load=0,
                 status=AgentStatus.IDLE,
                 failures=0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cognitionos.services.llm.budget import get_budget, set_budget
 from cognitionos.services.llm.json_output import JSONOutputError, parse_json_output
+from cognitionos.services.llm.options import LLMOptions
 from cognitionos.services.llm.pricing import PRICES, cost_of
 from cognitionos.services.llm.providers import Provider, build_providers
 from cognitionos.services.llm.router import PROVIDER_NAMES, Router, Target
@@ -21,6 +22,7 @@ __all__ = [
     "ChatRequest",
     "ChatResult",
     "JSONOutputError",
+    "LLMOptions",
     "Provider",
     "ProviderError",
     "Router",

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Self
 
+from pydantic import AfterValidator, Field, StrictStr, ValidationInfo, model_validator
 from sqlalchemy import ColumnElement, Numeric, and_, cast, func, literal, or_, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 
 from cognitionos.db.models import Memory, MemoryScope, MemoryType
 from cognitionos.services.auth import Principal
-from cognitionos.services.errors import BadUserInput, Forbidden
+from cognitionos.services.errors import Forbidden
+from cognitionos.services.specs import Number, Spec, WhenRendered, spec_error
 
 __all__ = [
     "MemoryFilter",
@@ -26,45 +27,47 @@ __all__ = [
 _OPS = ("eq", "in_", "contains", "gt", "gte", "lt", "lte")
 
 
-@dataclass(frozen=True)
-class MetadataCondition:
-    """One test on ``metadata[key]``: equality, membership (``in_``), containment (an
+def _bound(value: Any, info: ValidationInfo) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise spec_error(f"{info.field_name} takes a number or a string")
+    return value
+
+
+Bound = Annotated[Any, AfterValidator(_bound)]
+
+
+class MetadataCondition(Spec):
+    """One test on ``metadata[key]``: equality, membership (``in``), containment (an
     array holding the value(s), or a string holding the substring) and ranges (numbers
     compare as numbers, strings — ISO-8601 dates — as text)."""
 
-    key: str
+    key: StrictStr
     eq: Any = None
-    in_: list[Any] | None = None
+    in_: list[Any] | None = Field(None, alias="in")
     contains: Any = None
-    gt: Any = None
-    gte: Any = None
-    lt: Any = None
-    lte: Any = None
+    gt: Bound = None
+    gte: Bound = None
+    lt: Bound = None
+    lte: Bound = None
 
-    def check(self, where: str) -> None:
+    @model_validator(mode="after")
+    def _tests_something(self) -> Self:
         if not self.key:
-            raise BadUserInput("a metadata condition needs a key", field=f"{where}.key")
+            raise spec_error("a metadata condition needs a key", field="key")
         if all(getattr(self, op) is None for op in _OPS):
-            raise BadUserInput(
-                "a metadata condition needs one of eq, in, contains, gt, gte, lt, lte",
-                field=where,
-            )
-        for op in ("gt", "gte", "lt", "lte"):
-            value = getattr(self, op)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, (int, float, str))
-            ):
-                raise BadUserInput(f"{op} takes a number or a string", field=f"{where}.{op}")
+            raise spec_error("a metadata condition needs one of eq, in, contains, gt, gte, lt, lte")
+        return self
 
 
-@dataclass(frozen=True)
-class MemoryFilter:
+class MemoryFilter(Spec):
+    """What ``memories`` and ``searchMemories`` (and a MEMORY_SEARCH step) narrow to."""
+
     types: list[MemoryType] | None = None
     scope: MemoryScope | None = None
-    scope_id: str | None = None
-    min_confidence: float | None = None
-    metadata: list[MetadataCondition] = field(default_factory=list)
-    created_after: datetime | None = None
+    scope_id: StrictStr | None = None
+    min_confidence: Number | None = None
+    metadata: list[MetadataCondition] = []
+    created_after: Annotated[datetime | None, WhenRendered] = None
 
 
 def live(at: datetime | None = None) -> ColumnElement[bool]:
@@ -141,8 +144,7 @@ def conditions(principal: Principal, f: MemoryFilter | None) -> list[ColumnEleme
     where = [visible(principal), live()]
     if f is None:
         return where
-    for index, condition in enumerate(f.metadata):
-        condition.check(f"filter.metadata[{index}]")
+    for condition in f.metadata:
         where.append(_metadata(condition))
     if f.types:
         where.append(Memory.type.in_(f.types))

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator, Field, StrictInt, StrictStr
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cognitionos.config import Settings
 from cognitionos.db.models import Memory, MemoryScope, MemoryType
 from cognitionos.services.auth import Principal
-from cognitionos.services.errors import BadUserInput, NotFound
+from cognitionos.services.errors import NotFound
 from cognitionos.services.memory.embeddings import Embedder
 from cognitionos.services.memory.filters import (
     MemoryFilter,
@@ -24,6 +25,7 @@ from cognitionos.services.memory.filters import (
     live,
 )
 from cognitionos.services.pagination import Page, paginate
+from cognitionos.services.specs import Number, Spec, spec_error
 
 __all__ = [
     "MemoryInput",
@@ -46,37 +48,44 @@ class StoreOutcome(StrEnum):
     MERGED = "MERGED"  # a near-duplicate in the same scope was updated instead
 
 
-@dataclass
-class MemoryInput:
-    content: str
+def _content(text: str) -> str:
+    text = text.strip()
+    if not text:
+        raise spec_error("content is empty")
+    if len(text) > MAX_CONTENT:
+        raise spec_error(f"content is longer than {MAX_CONTENT} characters")
+    return text
+
+
+Content = Annotated[StrictStr, AfterValidator(_content)]
+Share = Annotated[Number, Field(ge=0, le=1)]  # importance, confidence
+Seconds = Annotated[StrictInt, Field(gt=0)]
+
+
+class MemoryInput(Spec):
+    """A memory to store: ``storeMemory``'s input, a MEMORY_STORE step's config."""
+
+    content: Content
     type: MemoryType = MemoryType.LONG_TERM
     scope: MemoryScope = MemoryScope.USER
-    scope_id: str | None = None
-    importance: float = 0.5
-    confidence: float = 1.0
-    metadata: dict[str, Any] = field(default_factory=dict)
-    ttl_seconds: int | None = None
-
-    def check(self) -> None:
-        self.content = self.content.strip()
-        if not self.content:
-            raise BadUserInput("content is empty", field="content")
-        if len(self.content) > MAX_CONTENT:
-            raise BadUserInput(f"content is longer than {MAX_CONTENT} characters", field="content")
-        _unit_interval(self.importance, "importance")
-        _unit_interval(self.confidence, "confidence")
-        if self.ttl_seconds is not None and self.ttl_seconds <= 0:
-            raise BadUserInput("ttlSeconds must be positive", field="ttlSeconds")
+    scope_id: StrictStr | None = None
+    importance: Share = 0.5
+    confidence: Share = 1.0
+    metadata: dict[str, Any] | None = None  # a JSON default cannot be shown in GraphQL
+    ttl_seconds: Seconds | None = Field(
+        None, description="Default: settings for WORKING and SHORT_TERM, none otherwise."
+    )
 
 
-@dataclass
-class MemoryPatch:
-    content: str | None = None
+class MemoryPatch(Spec):
+    """``updateMemory``'s input: None leaves a field as it is."""
+
+    content: Content | None = None
     type: MemoryType | None = None
-    importance: float | None = None
-    confidence: float | None = None
-    metadata: dict[str, Any] | None = None  # replaces the metadata
-    ttl_seconds: int | None = None
+    importance: Share | None = None
+    confidence: Share | None = None
+    metadata: dict[str, Any] | None = Field(None, description="Replaces the metadata.")
+    ttl_seconds: Seconds | None = None
 
 
 @dataclass
@@ -84,11 +93,6 @@ class Stored:
     memory: Memory
     outcome: StoreOutcome
     similarity: float | None = None  # to the memory it merged into
-
-
-def _unit_interval(value: float | None, name: str) -> None:
-    if value is not None and not 0 <= value <= 1:
-        raise BadUserInput(f"{name} must be between 0 and 1", field=name)
 
 
 def _default_ttl(settings: Settings, kind: MemoryType) -> int | None:
@@ -135,7 +139,6 @@ async def store_memory(
     vector: list[float] | None = None,
 ) -> Stored:
     """Store, or merge into a near-duplicate (cosine ≥ the threshold, same scope). Commits."""
-    data.check()
     can_write(data.scope, None, principal)
     if vector is None:
         (vector,) = await embedder.embed([data.content])
@@ -153,7 +156,7 @@ async def store_memory(
         memory.importance = max(memory.importance, data.importance)
         memory.access_count += 1
         memory.last_accessed_at = now
-        memory.extra = {**memory.extra, **data.metadata}
+        memory.extra = {**memory.extra, **(data.metadata or {})}
         expiry = _expiry(settings, data.type, data.ttl_seconds)
         if memory.expires_at is not None:
             memory.expires_at = None if expiry is None else max(memory.expires_at, expiry)
@@ -170,7 +173,7 @@ async def store_memory(
         embedder=embedder.name,
         importance=data.importance,
         confidence=data.confidence,
-        extra=data.metadata,
+        extra=data.metadata or {},
         expires_at=_expiry(settings, data.type, data.ttl_seconds),
         updated_at=now,
     )
@@ -205,14 +208,9 @@ async def update_memory(
         raise NotFound("no such memory (or it expired)")
     check_readable(memory, principal)
     can_write(memory.scope, memory.owner_id, principal)
-    _unit_interval(patch.importance, "importance")
-    _unit_interval(patch.confidence, "confidence")
     if patch.content is not None:
-        content = patch.content.strip()
-        if not content:
-            raise BadUserInput("content is empty", field="content")
-        (memory.embedding,) = await embedder.embed([content])
-        memory.content, memory.embedder = content, embedder.name
+        (memory.embedding,) = await embedder.embed([patch.content])
+        memory.content, memory.embedder = patch.content, embedder.name
     if patch.type is not None:
         memory.type = patch.type
     if patch.importance is not None:
@@ -222,8 +220,6 @@ async def update_memory(
     if patch.metadata is not None:
         memory.extra = patch.metadata
     if patch.ttl_seconds is not None:
-        if patch.ttl_seconds <= 0:
-            raise BadUserInput("ttlSeconds must be positive", field="ttlSeconds")
         memory.expires_at = datetime.now(UTC) + timedelta(seconds=patch.ttl_seconds)
     memory.updated_at = datetime.now(UTC)
     await session.commit()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from cognitionos.services.workflows.definitions import (
-    RetryPolicy,
-    StepSpec,
     create_workflow,
     get_workflow,
     list_workflows,
@@ -30,6 +28,7 @@ from cognitionos.services.workflows.schedules import (
     tick,
     update_schedule,
 )
+from cognitionos.services.workflows.spec import RetryPolicy, StepSpec
 from cognitionos.services.workflows.steps import SqlPool, UnsafeSqlRole
 from cognitionos.services.workflows.transitions import Dispatch
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import random
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
@@ -18,6 +16,7 @@ from cognitionos.db.models.workflows import Workflow
 from cognitionos.services.errors import BadUserInput, Conflict, Forbidden, NotFound
 from cognitionos.services.pagination import Page, paginate
 from cognitionos.services.workflows import dag
+from cognitionos.services.workflows.spec import KEY, RetryPolicy, StepSpec
 from cognitionos.services.workflows.steps import get_kind, kind_names
 from cognitionos.services.workflows.templates import (
     check_template,
@@ -37,78 +36,10 @@ __all__ = [
     "validate_steps",
 ]
 
-_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,99}$")
 _SEMVER = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$"
 )
 MAX_STEPS = 500
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 1
-    initial_delay_seconds: float = 1.0
-    backoff_factor: float = 2.0
-    max_delay_seconds: float = 60.0
-
-    def delay(self, attempt: int) -> float:
-        """Exponential backoff with jitter (half fixed, half random) after ``attempt``."""
-        base = min(
-            self.max_delay_seconds,
-            self.initial_delay_seconds * self.backoff_factor ** max(0, attempt - 1),
-        )
-        return base / 2 + random.uniform(0, base / 2)
-
-    def as_json(self) -> dict[str, float]:
-        return {
-            "maxAttempts": self.max_attempts,
-            "initialDelaySeconds": self.initial_delay_seconds,
-            "backoffFactor": self.backoff_factor,
-            "maxDelaySeconds": self.max_delay_seconds,
-        }
-
-
-@dataclass(frozen=True)
-class StepSpec:
-    key: str
-    kind: str
-    name: str | None = None
-    agent_capability: str | None = None
-    config: dict[str, Any] = field(default_factory=dict)
-    depends_on: tuple[str, ...] = ()
-    retry: RetryPolicy = RetryPolicy()
-    timeout_seconds: float = 300.0
-
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> StepSpec:
-        retry = raw.get("retry") or {}
-        return cls(
-            key=raw["key"],
-            kind=raw["kind"],
-            name=raw.get("name"),
-            agent_capability=raw.get("agentCapability"),
-            config=dict(raw.get("config") or {}),
-            depends_on=tuple(raw.get("dependsOn") or ()),
-            retry=RetryPolicy(
-                max_attempts=int(retry.get("maxAttempts", 1)),
-                initial_delay_seconds=float(retry.get("initialDelaySeconds", 1.0)),
-                backoff_factor=float(retry.get("backoffFactor", 2.0)),
-                max_delay_seconds=float(retry.get("maxDelaySeconds", 60.0)),
-            ),
-            timeout_seconds=float(raw.get("timeoutSeconds") or 300.0),
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "name": self.name,
-            "kind": self.kind,
-            "agentCapability": self.agent_capability,
-            "config": self.config,
-            "dependsOn": list(self.depends_on),
-            "retry": self.retry.as_json(),
-            "timeoutSeconds": self.timeout_seconds,
-        }
 
 
 def parse_semver(version: str) -> tuple[int, int, int, bool]:
@@ -119,77 +50,17 @@ def parse_semver(version: str) -> tuple[int, int, int, bool]:
     return int(major), int(minor), int(patch), pre is None
 
 
-def _check_retry(raw: Any, field: str) -> None:
-    if raw is None:
-        return
-    if not isinstance(raw, dict):
-        raise BadUserInput("retry must be an object", field=field)
-    attempts = raw.get("maxAttempts", 1)
-    if not isinstance(attempts, int) or not 1 <= attempts <= 50:
-        raise BadUserInput("maxAttempts must be 1 to 50", field=f"{field}.maxAttempts")
-    for name in ("initialDelaySeconds", "maxDelaySeconds"):
-        value = raw.get(name, 0)
-        if not isinstance(value, (int, float)) or not 0 <= value <= 86400:
-            raise BadUserInput(f"{name} must be 0 to 86400", field=f"{field}.{name}")
-    factor = raw.get("backoffFactor", 2)
-    if not isinstance(factor, (int, float)) or not 1 <= factor <= 10:
-        raise BadUserInput("backoffFactor must be 1 to 10", field=f"{field}.backoffFactor")
-
-
-def _check_step_shape(raw: Any, index: int, seen: set[str]) -> str:
-    where = f"steps[{index}]"
-    if not isinstance(raw, dict):
-        raise BadUserInput("a step must be an object", field=where)
-    key = raw.get("key")
-    if not isinstance(key, str) or not _KEY.match(key):
-        raise BadUserInput(
-            "step key must start with a letter or _ and use letters, digits, _ or -",
-            field=f"{where}.key",
-        )
-    if key in seen:
-        raise BadUserInput(f"duplicate step key {key!r}", field=f"{where}.key", step=key)
-    kind = raw.get("kind")
-    if get_kind(str(kind)) is None:
-        raise BadUserInput(
-            f"step {key!r}: unknown kind {kind!r}; known kinds: {', '.join(kind_names())}",
-            field=f"{where}.kind",
-            step=key,
-        )
-    capability = raw.get("agentCapability")
-    if capability is not None and (not isinstance(capability, str) or not capability.strip()):
-        raise BadUserInput(
-            "agentCapability must be a non-empty string", field=f"{where}.agentCapability"
-        )
-    if getattr(get_kind(str(kind)), "needs_capability", False) and capability is None:
-        raise BadUserInput(
-            f"step {key!r}: a {kind} step needs agentCapability (the capability of the agent "
-            "that runs it)",
-            field=f"{where}.agentCapability",
-            step=key,
-        )
-    deps = raw.get("dependsOn") or []
-    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
-        raise BadUserInput("dependsOn must be a list of step keys", field=f"{where}.dependsOn")
-    config = raw.get("config") or {}
-    if not isinstance(config, dict):
-        raise BadUserInput("config must be an object", field=f"{where}.config", step=key)
-    timeout = raw.get("timeoutSeconds")
-    if timeout is not None and (not isinstance(timeout, (int, float)) or not 0 < timeout <= 86400):
-        raise BadUserInput("timeoutSeconds must be in (0, 86400]", field=f"{where}.timeoutSeconds")
-    _check_retry(raw.get("retry"), f"{where}.retry")
-    return key
-
-
 def validate_steps(raw_steps: Sequence[Any]) -> list[StepSpec]:
     """Every rule a definition must pass; errors name the step and the field."""
     if not raw_steps:
         raise BadUserInput("a workflow needs at least one step", field="steps")
     if len(raw_steps) > MAX_STEPS:
         raise BadUserInput(f"at most {MAX_STEPS} steps", field="steps")
+    specs: list[StepSpec] = []
     seen: set[str] = set()
     for index, raw in enumerate(raw_steps):
-        seen.add(_check_step_shape(raw, index, seen))
-    specs = [StepSpec.from_json(raw) for raw in raw_steps]
+        specs.append(_shaped(raw, f"steps[{index}]", seen))
+        seen.add(specs[-1].key)
     graph = {s.key: list(s.depends_on) for s in specs}
     for index, spec in enumerate(specs):
         for dep in spec.depends_on:
@@ -206,9 +77,32 @@ def validate_steps(raw_steps: Sequence[Any]) -> list[StepSpec]:
         kind = get_kind(spec.kind)
         assert kind is not None
         where = f"steps[{index}].config"
-        kind.validate(spec.config, field=where)
+        kind.validate(spec.config, field=where, step=spec.key)
         _check_templates(spec, kind.templated, graph, where)
     return specs
+
+
+def _shaped(raw: Any, where: str, seen: set[str]) -> StepSpec:
+    """One step's own fields, its kind, and a key no earlier step has."""
+    key = raw.get("key") if isinstance(raw, dict) else None
+    spec = StepSpec.parse(raw, field=where, step=key if isinstance(key, str) else None)
+    if spec.key in seen:
+        raise BadUserInput(f"duplicate step key {key!r}", field=f"{where}.key", step=key)
+    kind = get_kind(spec.kind)
+    if kind is None:
+        raise BadUserInput(
+            f"step {key!r}: unknown kind {spec.kind!r}; known kinds: {', '.join(kind_names())}",
+            field=f"{where}.kind",
+            step=key,
+        )
+    if kind.needs_capability and spec.agent_capability is None:
+        raise BadUserInput(
+            f"step {key!r}: a {spec.kind} step needs agentCapability (the capability of the "
+            "agent that runs it)",
+            field=f"{where}.agentCapability",
+            step=key,
+        )
+    return spec
 
 
 def _check_templates(
@@ -284,7 +178,7 @@ async def create_workflow(
 ) -> Workflow:
     """Validate and store a new immutable version; commits. CONFLICT if it exists,
     FORBIDDEN if the key belongs to someone else."""
-    if not _KEY.match(key):
+    if not KEY.match(key):
         raise BadUserInput(
             "key must start with a letter and use letters, digits, _ or -", field="key"
         )
@@ -320,7 +214,7 @@ async def create_workflow(
         name=name.strip(),
         description=description,
         tags=sorted(set(tags)),
-        steps=[s.as_json() for s in specs],
+        steps=[s.dump() for s in specs],
         input_schema=input_schema,
         extra=metadata or {},
         created_by=actor_id,

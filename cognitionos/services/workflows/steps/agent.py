@@ -6,19 +6,24 @@ answer; below the threshold the step fails retryably and the next attempt sees t
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BeforeValidator, Field, StrictStr
 
 from cognitionos.db.models import AgentRole
 from cognitionos.observability import get_logger
+from cognitionos.services.agents.prompts import PromptVersion
 from cognitionos.services.agents.runtime import agents_exist, ask, lease_agent, render_context
-from cognitionos.services.errors import BadUserInput, LLMUnavailable
+from cognitionos.services.errors import LLMUnavailable
 from cognitionos.services.llm import JSONOutputError, UsageTag, parse_json_output
+from cognitionos.services.specs import Number, Spec, spec_error
 from cognitionos.services.workflows.steps.base import (
+    Kind,
+    StepConfig,
     StepContext,
     StepDeferred,
     StepFailure,
     register,
-    require_fields,
 )
 from cognitionos.services.workflows.steps.llm import (
     need_router,
@@ -28,7 +33,7 @@ from cognitionos.services.workflows.steps.llm import (
 )
 from cognitionos.services.workflows.steps.memory import owner_principal
 
-__all__ = ["CRITIC_SCHEMA", "AgentStep"]
+__all__ = ["CRITIC_SCHEMA", "AgentConfig", "AgentStep", "Critic"]
 
 log = get_logger("cognitionos.agents")
 
@@ -41,15 +46,30 @@ CRITIC_SCHEMA: dict[str, Any] = {
     },
     "additionalProperties": False,
 }
-DEFAULT_THRESHOLD = 0.7
 
 
-def _critic_options(raw: Any) -> tuple[float, str | None] | None:
-    if raw is None or raw is False:
+class Critic(Spec):
+    """A critic scores the answer; below ``threshold`` the attempt fails. Without a
+    ``capability``, any agent with the CRITIC role reviews."""
+
+    threshold: Number = Field(0.7, ge=0, le=1)
+    capability: StrictStr | None = None
+
+
+def _critic(value: Any) -> Any:
+    if value is True:
+        return Critic()
+    if value is False:
         return None
-    if raw is True:
-        return DEFAULT_THRESHOLD, None
-    return float(raw.get("threshold", DEFAULT_THRESHOLD)), raw.get("capability")
+    if not isinstance(value, (dict, Critic)):
+        raise spec_error("critic must be true, false or an object")
+    return value
+
+
+class AgentConfig(StepConfig):
+    instruction: StrictStr
+    critic: Annotated[Critic | None, BeforeValidator(_critic)] = None
+    prompt_version: PromptVersion | None = None
 
 
 async def _memories(ctx: StepContext, instruction: str) -> list[str]:
@@ -87,32 +107,18 @@ def _answer(text: str) -> Any:
     return text
 
 
-class AgentStep:
+class AgentStep(Kind):
     name: ClassVar[str] = "AGENT"
+    config_model = AgentConfig
     templated: ClassVar[tuple[str, ...]] = ("instruction",)
-    waits_for_approval: ClassVar[bool] = False
-    inline: ClassVar[bool] = False
     needs_capability: ClassVar[bool] = True
 
-    def validate(self, config: dict[str, Any], *, field: str) -> None:
-        require_fields(
-            config, field, {"instruction": str}, {"critic": (bool, dict), "promptVersion": int}
-        )
-        critic = config.get("critic")
-        if isinstance(critic, dict):
-            require_fields(
-                critic, f"{field}.critic", {}, {"threshold": (int, float), "capability": str}
-            )
-            if not 0 <= critic.get("threshold", DEFAULT_THRESHOLD) <= 1:
-                raise BadUserInput(
-                    "critic threshold must be between 0 and 1", field=f"{field}.critic.threshold"
-                )
-
-    async def run(self, ctx: StepContext, config: dict[str, Any]) -> Any:
+    async def run(self, ctx: StepContext, raw: dict[str, Any]) -> Any:
+        config = AgentConfig.read(raw)
         router = need_router(ctx)
         capability = ctx.agent_capability
         settings = ctx.settings
-        task = _task(ctx, config["instruction"], await _memories(ctx, config["instruction"]))
+        task = _task(ctx, config.instruction, await _memories(ctx, config.instruction))
         tag = UsageTag(
             purpose="AGENT_STEP",
             user_id=ctx.actor_id,
@@ -133,15 +139,14 @@ class AgentStep:
                     lease,
                     messages=[{"role": "user", "content": task}],
                     tag=tag,
-                    prompt_version=config.get("promptVersion"),
+                    prompt_version=config.prompt_version,
                     on_token=token_streamer(ctx),
                 )
             except LLMUnavailable as exc:
                 raise unavailable(exc) from None
         ctx.charge(call.result)
-        critic = _critic_options(config.get("critic"))
-        if critic is not None:
-            await self._review(ctx, task, call.result.text, *critic)
+        if config.critic is not None:
+            await self._review(ctx, task, call.result.text, config.critic)
         return _answer(call.result.text)
 
     async def _none_free(
@@ -158,9 +163,8 @@ class AgentStep:
             f"waiting for a free agent with {wanted}", delay=ctx.settings.agent_wait_seconds
         )
 
-    async def _review(
-        self, ctx: StepContext, task: str, answer: str, threshold: float, capability: str | None
-    ) -> None:
+    async def _review(self, ctx: StepContext, task: str, answer: str, critic: Critic) -> None:
+        threshold, capability = critic.threshold, critic.capability
         router = need_router(ctx)
         role = None if capability else AgentRole.CRITIC
         async with lease_agent(

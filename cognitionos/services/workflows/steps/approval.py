@@ -4,23 +4,26 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from cognitionos.services.workflows.steps.base import StepContext, register, require_fields
+from pydantic import StrictStr
 
-__all__ = ["ApprovalStep"]
+from cognitionos.services.workflows.steps.base import Kind, StepConfig, StepContext, register
+
+__all__ = ["ApprovalConfig", "ApprovalStep"]
 
 
-class ApprovalStep:
+class ApprovalConfig(StepConfig):
+    prompt: StrictStr | None = None
+
+
+class ApprovalStep(Kind):
     name: ClassVar[str] = "APPROVAL"
+    config_model = ApprovalConfig
     templated: ClassVar[tuple[str, ...]] = ("prompt",)
     waits_for_approval: ClassVar[bool] = True
-    inline: ClassVar[bool] = False
 
-    def validate(self, config: dict[str, Any], *, field: str) -> None:
-        require_fields(config, field, {}, {"prompt": str})
-
-    async def run(self, ctx: StepContext, config: dict[str, Any]) -> Any:
+    async def run(self, ctx: StepContext, raw: dict[str, Any]) -> Any:
         # The engine parks the step in WAITING_APPROVAL instead of calling this.
-        return {"prompt": config.get("prompt")}
+        return {"prompt": ApprovalConfig.read(raw).prompt}
 
 
 register(ApprovalStep())

@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, runtime_checkable
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cognitionos.config import Settings
-from cognitionos.services.errors import BadUserInput
+from cognitionos.services.specs import UNRENDERED, Spec, invalid
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -20,15 +21,15 @@ if TYPE_CHECKING:
     from cognitionos.services.workflows.steps.sql_pool import SqlPool
 
 __all__ = [
+    "Kind",
+    "StepConfig",
     "StepContext",
     "StepDeferred",
     "StepFailure",
     "StepKind",
-    "enum_value",
     "get_kind",
     "kind_names",
     "register",
-    "require_fields",
 ]
 
 
@@ -102,20 +103,60 @@ class StepContext:
         return {"inputs": self.inputs, "steps": self.steps}
 
 
+class StepConfig(Spec):
+    """A step kind's config: unknown keys are refused. It is checked as written when the
+    workflow is created, and read again as rendered when the step runs."""
+
+    @classmethod
+    def check(cls, config: Any, *, field: str, step: str | None = None) -> None:
+        """BAD_USER_INPUT naming the step and the field; a template passes where a
+        rendered value would be checked (``WhenRendered``)."""
+        cls.parse(config, field=field, step=step, context=UNRENDERED)
+
+    @classmethod
+    def read(cls, config: dict[str, Any]) -> Self:
+        """The config as rendered for an attempt. A definition stored by an earlier version
+        may hold keys this one no longer knows: they are passed over."""
+        try:
+            return cls.model_validate(config, extra="ignore")
+        except ValidationError as exc:
+            error = invalid(exc, cls, field="config")
+            raise StepFailure(f"{error.code}: {error.message}", retryable=False) from None
+
+
 @runtime_checkable
 class StepKind(Protocol):
-    """What a step kind provides. ``templated`` names the config fields rendered with
-    Jinja2 before ``run`` (``("*",)``: all of them). An ``inline`` kind is pure and quick
-    (no I/O): it runs inside the claiming transaction, so a crash simply rolls it back."""
+    """What a step kind provides. ``config_model`` is the shape of its config;
+    ``templated`` names the config fields rendered with Jinja2 before ``run`` (``("*",)``:
+    all of them). An ``inline`` kind is pure and quick (no I/O): it runs inside the
+    claiming transaction, so a crash simply rolls it back. A ``needs_capability`` kind
+    runs on an agent with the step's ``agentCapability``."""
 
     name: ClassVar[str]
     templated: ClassVar[tuple[str, ...]]
     waits_for_approval: ClassVar[bool]
     inline: ClassVar[bool]
+    needs_capability: ClassVar[bool]
 
-    def validate(self, config: dict[str, Any], *, field: str) -> None: ...
+    @property
+    def config_model(self) -> type[StepConfig]: ...
+
+    def validate(self, config: Any, *, field: str, step: str | None = None) -> None: ...
 
     async def run(self, ctx: StepContext, config: dict[str, Any]) -> Any: ...
+
+
+class Kind:
+    """The defaults of a step kind, and the check of its config against its model."""
+
+    config_model: ClassVar[type[StepConfig]]
+    templated: ClassVar[tuple[str, ...]] = ()
+    waits_for_approval: ClassVar[bool] = False
+    inline: ClassVar[bool] = False
+    needs_capability: ClassVar[bool] = False
+
+    def validate(self, config: Any, *, field: str, step: str | None = None) -> None:
+        self.config_model.check(config, field=field, step=step)
 
 
 _REGISTRY: dict[str, StepKind] = {}
@@ -132,36 +173,3 @@ def get_kind(name: str) -> StepKind | None:
 
 def kind_names() -> list[str]:
     return sorted(_REGISTRY)
-
-
-def enum_value(cls: Any, value: Any, field: str) -> Any:
-    """``cls(value)``, or BAD_USER_INPUT naming the field and the allowed values."""
-    try:
-        return cls(value)
-    except ValueError:
-        allowed = [m.value for m in cls]
-        raise BadUserInput(f"{value!r} is not one of {allowed}", field=field) from None
-
-
-def require_fields(
-    config: dict[str, Any],
-    field: str,
-    required: dict[str, type | tuple[type, ...]],
-    optional: dict[str, type | tuple[type, ...]] | None = None,
-) -> None:
-    """Check a config's keys and types; name the offending field."""
-    allowed = {**required, **(optional or {})}
-    for key in config:
-        if key not in allowed:
-            raise BadUserInput(
-                f"unknown config field {key!r}; expected {sorted(allowed)}", field=f"{field}.{key}"
-            )
-    for key in required:
-        if key not in config:
-            raise BadUserInput(f"config needs {key!r}", field=f"{field}.{key}")
-    for key, types in allowed.items():
-        if key in config and config[key] is not None and not isinstance(config[key], types):
-            names = (
-                types.__name__ if isinstance(types, type) else "/".join(t.__name__ for t in types)
-            )
-            raise BadUserInput(f"{key!r} must be {names}", field=f"{field}.{key}")

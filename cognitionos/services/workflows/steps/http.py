@@ -5,67 +5,73 @@ the address that was checked, redirects are not followed; the response size is c
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import AfterValidator, StrictStr
 
-from cognitionos.services.errors import BadUserInput
 from cognitionos.services.outbound import DestinationRefused, pinned_client
+from cognitionos.services.specs import Number, WhenRendered, spec_error
 from cognitionos.services.workflows.steps.base import (
+    Kind,
+    StepConfig,
     StepContext,
     StepFailure,
     register,
-    require_fields,
 )
 
-__all__ = ["HttpStep"]
+__all__ = ["HttpConfig", "HttpStep"]
 
 _METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 
 
-class HttpStep:
+def _url(url: str) -> str:
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise spec_error("url must be http(s)")
+    return url
+
+
+def _method(method: str) -> str:
+    if method.upper() not in _METHODS:
+        raise spec_error(f"unsupported method {method.upper()}")
+    return method.upper()
+
+
+def _body(body: Any) -> Any:
+    if not isinstance(body, (str, dict, list)):
+        raise spec_error("body must be a string, an object or a list")
+    return body
+
+
+class HttpConfig(StepConfig):
+    url: Annotated[StrictStr, AfterValidator(_url), WhenRendered]
+    method: Annotated[StrictStr, AfterValidator(_method)] = "GET"
+    headers: dict[str, Any] = {}
+    body: Annotated[Any, AfterValidator(_body)] = None
+    timeout_seconds: Number | None = None
+
+
+class HttpStep(Kind):
     name: ClassVar[str] = "HTTP"
+    config_model = HttpConfig
     templated: ClassVar[tuple[str, ...]] = ("*",)
-    waits_for_approval: ClassVar[bool] = False
-    inline: ClassVar[bool] = False
 
-    def validate(self, config: dict[str, Any], *, field: str) -> None:
-        require_fields(
-            config,
-            field,
-            {"url": str},
-            {
-                "method": str,
-                "headers": dict,
-                "body": (str, dict, list),
-                "timeoutSeconds": (int, float),
-            },
-        )
-        method = str(config.get("method", "GET")).upper()
-        if method not in _METHODS:
-            raise BadUserInput(f"unsupported method {method}", field=f"{field}.method")
-        url = config["url"]
-        if "{{" not in url and urlsplit(url).scheme not in ("http", "https"):
-            raise BadUserInput("url must be http(s)", field=f"{field}.url")
-
-    async def run(self, ctx: StepContext, config: dict[str, Any]) -> Any:
+    async def run(self, ctx: StepContext, raw: dict[str, Any]) -> Any:
+        config = HttpConfig.read(raw)
         settings = ctx.settings
-        url = config["url"]
-        body = config.get("body")
-        headers = {str(k): str(v) for k, v in (config.get("headers") or {}).items()}
+        url, body = config.url, config.body
+        headers = {str(k): str(v) for k, v in config.headers.items()}
         kwargs: dict[str, Any] = {}
         if isinstance(body, (dict, list)):
             kwargs["json"] = body
         elif body is not None:
             kwargs["content"] = body.encode()
-        timeout = float(config.get("timeoutSeconds") or settings.http_timeout_seconds)
+        timeout = float(config.timeout_seconds or settings.http_timeout_seconds)
         limit = settings.http_max_response_bytes
         try:
             async with pinned_client(url, settings, timeout_seconds=timeout) as client:
-                async with client.stream(
-                    config.get("method", "GET").upper(), url, headers=headers, **kwargs
-                ) as response:
+                async with client.stream(config.method, url, headers=headers, **kwargs) as response:
                     chunks, size = [], 0
                     async for chunk in response.aiter_bytes():
                         size += len(chunk)
@@ -80,8 +86,8 @@ class HttpStep:
             raise StepFailure(f"HTTP request timed out after {timeout:g}s") from None
         except httpx.HTTPError as exc:
             raise StepFailure(f"HTTP request failed: {type(exc).__name__}: {exc}") from None
-        raw = b"".join(chunks)
-        text = raw.decode(response.encoding or "utf-8", errors="replace")
+        received = b"".join(chunks)
+        text = received.decode(response.encoding or "utf-8", errors="replace")
         parsed: Any = text
         if "json" in response.headers.get("content-type", ""):
             try:

@@ -4,32 +4,35 @@ validated against it either way."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import jsonschema
+from pydantic import AfterValidator, StrictStr
 
 from cognitionos.observability import get_logger
-from cognitionos.services.errors import BadUserInput, LLMUnavailable
+from cognitionos.services.errors import LLMUnavailable
 from cognitionos.services.llm import (
-    PROVIDER_NAMES,
     ChatRequest,
     JSONOutputError,
+    LLMOptions,
     Router,
     UsageTag,
     parse_json_output,
 )
 from cognitionos.services.llm.types import OnToken
+from cognitionos.services.specs import spec_error
 from cognitionos.services.workflows.output import append_text
 from cognitionos.services.workflows.steps.base import (
+    Kind,
+    StepConfig,
     StepContext,
     StepFailure,
     register,
-    require_fields,
 )
 
 log = get_logger("cognitionos.llm")
 
-__all__ = ["LLMStep", "need_router", "retry_note", "token_streamer", "unavailable"]
+__all__ = ["LLMConfig", "LLMStep", "need_router", "retry_note", "token_streamer", "unavailable"]
 
 
 def need_router(ctx: StepContext) -> Router:
@@ -69,58 +72,34 @@ def retry_note(ctx: StepContext) -> str:
     return ""
 
 
-def check_llm_options(config: dict[str, Any], field: str) -> None:
-    provider = config.get("provider")
-    if provider is not None and provider not in PROVIDER_NAMES:
-        raise BadUserInput(
-            f"provider must be one of {list(PROVIDER_NAMES)}", field=f"{field}.provider"
-        )
-    temperature = config.get("temperature")
-    if temperature is not None and not 0 <= temperature <= 2:
-        raise BadUserInput("temperature must be between 0 and 2", field=f"{field}.temperature")
-    max_tokens = config.get("maxTokens")
-    if max_tokens is not None and max_tokens < 1:
-        raise BadUserInput("maxTokens must be positive", field=f"{field}.maxTokens")
+def _json_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise spec_error(f"invalid output schema: {exc.message}") from None
+    return schema
 
 
-class LLMStep:
+class LLMConfig(LLMOptions, StepConfig):
+    prompt: StrictStr
+    system: StrictStr | None = None
+    output_schema: Annotated[dict[str, Any], AfterValidator(_json_schema)] | None = None
+
+
+class LLMStep(Kind):
     name: ClassVar[str] = "LLM"
+    config_model = LLMConfig
     templated: ClassVar[tuple[str, ...]] = ("prompt", "system")
-    waits_for_approval: ClassVar[bool] = False
-    inline: ClassVar[bool] = False
 
-    def validate(self, config: dict[str, Any], *, field: str) -> None:
-        require_fields(
-            config,
-            field,
-            {"prompt": str},
-            {
-                "system": str,
-                "model": str,
-                "provider": str,
-                "temperature": (int, float),
-                "maxTokens": int,
-                "outputSchema": dict,
-            },
-        )
-        check_llm_options(config, field)
-        schema = config.get("outputSchema")
-        if schema is not None:
-            try:
-                jsonschema.validators.validator_for(schema).check_schema(schema)
-            except jsonschema.SchemaError as exc:
-                raise BadUserInput(
-                    f"invalid output schema: {exc.message}", field=f"{field}.outputSchema"
-                ) from None
-
-    async def run(self, ctx: StepContext, config: dict[str, Any]) -> Any:
+    async def run(self, ctx: StepContext, raw: dict[str, Any]) -> Any:
+        config = LLMConfig.read(raw)
         router = need_router(ctx)
-        schema = config.get("outputSchema")
+        schema = config.output_schema
         request = ChatRequest(
-            messages=[{"role": "user", "content": config["prompt"] + retry_note(ctx)}],
-            system=config.get("system"),
-            temperature=config.get("temperature"),
-            max_tokens=config.get("maxTokens") or ctx.settings.llm_max_tokens,
+            messages=[{"role": "user", "content": config.prompt + retry_note(ctx)}],
+            system=config.system,
+            temperature=config.temperature,
+            max_tokens=config.max_tokens or ctx.settings.llm_max_tokens,
             output_schema=schema,
             schema_name=f"{ctx.step_key}_output",
         )
@@ -133,8 +112,8 @@ class LLMStep:
                     execution_id=ctx.execution_id,
                     step_id=ctx.step_id,
                 ),
-                model=config.get("model"),
-                provider=config.get("provider"),
+                model=config.model,
+                provider=config.provider,
                 on_token=token_streamer(ctx),
             )
         except LLMUnavailable as exc:

@@ -5,70 +5,60 @@ notification's id and status when it was created."""
 from __future__ import annotations
 
 import uuid
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
+
+from pydantic import StrictStr, model_validator
 
 from cognitionos.db.models import Channel, Priority
-from cognitionos.services.errors import BadUserInput, CognitionError
+from cognitionos.services.errors import CognitionError
 from cognitionos.services.notifications import NotificationInput, send_notification
+from cognitionos.services.specs import spec_error
 from cognitionos.services.workflows.steps.base import (
+    Kind,
+    StepConfig,
     StepContext,
     StepFailure,
-    enum_value,
     register,
-    require_fields,
 )
 from cognitionos.services.workflows.steps.memory import owner_principal
 
-__all__ = ["NotifyStep"]
+__all__ = ["NotifyConfig", "NotifyStep"]
 
 
-class NotifyStep:
+class NotifyConfig(StepConfig):
+    channel: Channel = Channel.IN_APP
+    template: StrictStr | None = None
+    subject: StrictStr | None = None
+    body: StrictStr | None = None
+    data: dict[str, Any] = {}
+    priority: Priority = Priority.NORMAL
+    user_id: StrictStr | None = None
+    dedup_key: StrictStr | None = None
+
+    @model_validator(mode="after")
+    def _says_something(self) -> Self:
+        if self.body is None and self.template is None:
+            raise spec_error("config needs 'body' or 'template'", field="body")
+        return self
+
+
+class NotifyStep(Kind):
     name: ClassVar[str] = "NOTIFY"
+    config_model = NotifyConfig
     templated: ClassVar[tuple[str, ...]] = ("subject", "body", "data", "dedupKey")
-    waits_for_approval: ClassVar[bool] = False
-    inline: ClassVar[bool] = False
 
-    def validate(self, config: dict[str, Any], *, field: str) -> None:
-        require_fields(
-            config,
-            field,
-            {},
-            {
-                "channel": str,
-                "template": str,
-                "subject": str,
-                "body": str,
-                "data": dict,
-                "priority": str,
-                "userId": str,
-                "dedupKey": str,
-            },
-        )
-        if "body" not in config and "template" not in config:
-            raise BadUserInput("config needs 'body' or 'template'", field=f"{field}.body")
-        if "channel" in config:
-            enum_value(Channel, config["channel"], f"{field}.channel")
-        if "priority" in config:
-            enum_value(Priority, config["priority"], f"{field}.priority")
-
-    async def run(self, ctx: StepContext, config: dict[str, Any]) -> Any:
+    async def run(self, ctx: StepContext, raw: dict[str, Any]) -> Any:
+        config = NotifyConfig.read(raw)
         principal = await owner_principal(ctx)
         try:
-            user_id = uuid.UUID(config["userId"]) if config.get("userId") else principal.user_id
+            user_id = uuid.UUID(config.user_id) if config.user_id else principal.user_id
         except ValueError:
-            raise StepFailure(
-                f"userId {config['userId']!r} is not an id", retryable=False
-            ) from None
+            raise StepFailure(f"userId {config.user_id!r} is not an id", retryable=False) from None
         data = NotificationInput(
             user_id=user_id,
-            channel=Channel(config.get("channel", Channel.IN_APP)),
-            template=config.get("template"),
-            subject=config.get("subject"),
-            body=config.get("body"),
-            data=dict(config.get("data") or {}),
-            priority=Priority(config.get("priority", Priority.NORMAL)),
+            **config.model_dump(exclude={"user_id", "dedup_key"}),
             # A retried step must not notify twice.
-            dedup_key=config.get("dedupKey") or f"step:{ctx.step_id}",
+            dedup_key=config.dedup_key or f"step:{ctx.step_id}",
         )
         try:
             async with ctx.sessionmaker() as session:

@@ -19,18 +19,21 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
+
+from pydantic import AfterValidator, StrictStr
 
 from cognitionos.config import Settings
-from cognitionos.services.errors import BadUserInput
+from cognitionos.services.specs import Number, spec_error
 from cognitionos.services.workflows.steps.base import (
+    Kind,
+    StepConfig,
     StepContext,
     StepFailure,
     register,
-    require_fields,
 )
 
-__all__ = ["PythonStep"]
+__all__ = ["PythonConfig", "PythonStep"]
 
 _MARKER = "\n__cognitionos_result__"
 _RUNNER = (
@@ -59,22 +62,24 @@ def _limits(settings: Settings) -> Callable[[], None]:
     return apply
 
 
-class PythonStep:
+def _compiles(code: str) -> str:
+    try:
+        compile(code, "<step>", "exec")
+    except SyntaxError as exc:
+        raise spec_error(f"code does not compile: {exc.msg} (line {exc.lineno})") from None
+    return code
+
+
+class PythonConfig(StepConfig):
+    code: Annotated[StrictStr, AfterValidator(_compiles)]
+    timeout_seconds: Number | None = None
+
+
+class PythonStep(Kind):
     name: ClassVar[str] = "PYTHON"
-    templated: ClassVar[tuple[str, ...]] = ()
-    waits_for_approval: ClassVar[bool] = False
-    inline: ClassVar[bool] = False
+    config_model = PythonConfig
 
-    def validate(self, config: dict[str, Any], *, field: str) -> None:
-        require_fields(config, field, {"code": str}, {"timeoutSeconds": (int, float)})
-        try:
-            compile(config["code"], "<step>", "exec")
-        except SyntaxError as exc:
-            raise BadUserInput(
-                f"code does not compile: {exc.msg} (line {exc.lineno})", field=f"{field}.code"
-            ) from None
-
-    async def run(self, ctx: StepContext, config: dict[str, Any]) -> Any:
+    async def run(self, ctx: StepContext, raw: dict[str, Any]) -> Any:
         settings = ctx.settings
         if not settings.python_steps_enabled:
             raise StepFailure(
@@ -82,8 +87,9 @@ class PythonStep:
                 "them (read the README on what they isolate first)",
                 retryable=False,
             )
-        payload = json.dumps({"code": config["code"], "inputs": ctx.inputs, "steps": ctx.steps})
-        wall = float(config.get("timeoutSeconds") or settings.python_step_wall_seconds)
+        config = PythonConfig.read(raw)
+        payload = json.dumps({"code": config.code, "inputs": ctx.inputs, "steps": ctx.steps})
+        wall = float(config.timeout_seconds or settings.python_step_wall_seconds)
         with tempfile.TemporaryDirectory(prefix="cognitionos-step-") as workdir:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,

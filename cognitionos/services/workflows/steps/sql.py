@@ -9,19 +9,21 @@ import uuid
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from pydantic import StrictStr
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from cognitionos.services.workflows.steps.base import (
+    Kind,
+    StepConfig,
     StepContext,
     StepFailure,
     register,
-    require_fields,
 )
 from cognitionos.services.workflows.steps.sql_pool import SqlPool, UnsafeSqlRole
 
-__all__ = ["SqlStep", "jsonable"]
+__all__ = ["SqlConfig", "SqlStep", "jsonable"]
 
 
 def jsonable(value: Any) -> Any:
@@ -50,16 +52,18 @@ def _pool(ctx: StepContext) -> SqlPool:
     return ctx.sql
 
 
-class SqlStep:
+class SqlConfig(StepConfig):
+    query: StrictStr
+    params: dict[str, Any] = {}
+
+
+class SqlStep(Kind):
     name: ClassVar[str] = "SQL"
+    config_model = SqlConfig
     templated: ClassVar[tuple[str, ...]] = ("params",)  # never the query: no injection
-    waits_for_approval: ClassVar[bool] = False
-    inline: ClassVar[bool] = False
 
-    def validate(self, config: dict[str, Any], *, field: str) -> None:
-        require_fields(config, field, {"query": str}, {"params": dict})
-
-    async def run(self, ctx: StepContext, config: dict[str, Any]) -> Any:
+    async def run(self, ctx: StepContext, raw: dict[str, Any]) -> Any:
+        config = SqlConfig.read(raw)
         settings = ctx.settings
         cap = settings.sql_max_rows
         timeout_ms = int(settings.sql_statement_timeout_ms)
@@ -68,7 +72,7 @@ class SqlStep:
             async with _pool(ctx).connect() as conn:
                 await conn.exec_driver_sql("SET TRANSACTION READ ONLY")
                 await conn.exec_driver_sql(f"SET LOCAL statement_timeout = {timeout_ms}")
-                result = await conn.execute(text(config["query"]), config.get("params") or {})
+                result = await conn.execute(text(config.query), config.params)
                 if not result.returns_rows:  # e.g. PREPARE
                     return {"columns": [], "rows": [], "truncated": False}
                 columns = list(result.keys())

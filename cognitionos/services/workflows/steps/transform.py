@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from cognitionos.services.workflows.steps.base import StepContext, register, require_fields
+from pydantic import StrictStr
 
-__all__ = ["TransformStep", "parse_json_or_text"]
+from cognitionos.services.workflows.steps.base import Kind, StepConfig, StepContext, register
+
+__all__ = ["TransformConfig", "TransformStep", "parse_json_or_text"]
 
 
 def parse_json_or_text(text: str) -> Any:
@@ -24,17 +26,18 @@ def parse_json_or_text(text: str) -> Any:
     return text
 
 
-class TransformStep:
+class TransformConfig(StepConfig):
+    template: StrictStr
+
+
+class TransformStep(Kind):
     name: ClassVar[str] = "TRANSFORM"
+    config_model = TransformConfig
     templated: ClassVar[tuple[str, ...]] = ("template",)
-    waits_for_approval: ClassVar[bool] = False
     inline: ClassVar[bool] = True
 
-    def validate(self, config: dict[str, Any], *, field: str) -> None:
-        require_fields(config, field, {"template": str})
-
-    async def run(self, ctx: StepContext, config: dict[str, Any]) -> Any:
-        return parse_json_or_text(config["template"])
+    async def run(self, ctx: StepContext, raw: dict[str, Any]) -> Any:
+        return parse_json_or_text(TransformConfig.read(raw).template)
 
 
 register(TransformStep())
