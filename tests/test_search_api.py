@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -178,6 +179,23 @@ def test_facets_count_the_whole_match_pages_follow_the_cursor_and_filters_narrow
     agents = search(gql, token, "summarization", types=["AGENT"], f={"status": ["IDLE"]})
     assert [h["title"] for h in agents["hits"]] == ["summarizer"]
     assert facet(agents, "status") == {"IDLE": 1}
+
+
+def test_one_hit_per_workflow_key_its_newest_matching_version(gql: GQL, db: Any) -> None:
+    token = gql.member()
+    first = workflow(gql, token, "kiln", "Kiln report", description="fires pots")
+    second = workflow(gql, token, "kiln", "Kiln summary", version="2.0.0")
+    patch = workflow(gql, token, "kiln", "Kiln summary", version="1.5.0")
+    kiln = search(gql, token, "kiln")
+    assert [h["id"] for h in kiln["hits"]] == [second] and kiln["total"] == 1
+    # The newest version does not say "report": the newest one that does is the hit.
+    report = search(gql, token, "report")
+    assert [h["id"] for h in report["hits"]] == [first] and report["total"] == 1
+    assert facet(search(gql, token, "summary"), "type") == {"WORKFLOW": 1}
+    db("DELETE FROM workflows WHERE id = $1", uuid.UUID(second))
+    assert [h["id"] for h in search(gql, token, "kiln")["hits"]] == [patch]
+    db("DELETE FROM workflows WHERE id = $1", uuid.UUID(patch))
+    assert [h["id"] for h in search(gql, token, "kiln pots")["hits"]] == [first]
 
 
 def test_executions_are_found_by_status_workflow_and_id_prefix_as_they_change(

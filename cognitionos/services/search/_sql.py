@@ -25,17 +25,47 @@ _WEIGHTS = "'{0.1, 0.2, 0.4, 1.0}'"
 _MEMORY_WEIGHTS = "'{0.2, 0.2, 0.4, 1.0}'"  # memories' content has no weight: it is a body
 
 
+def _title_boost(titles: list[str]) -> str:
+    """+0.6 when a title is the query, +0.3 when it starts with it. The first character's
+    code (no copy, no case mapping) rules out most titles before lower() of the first :n
+    characters (lower maps character to character) decides."""
+    starts = " OR ".join(
+        f"((ascii({t}) > 127 OR ascii({t}) = ANY(:initials)) AND lower(left({t}, :n)) = :lowered)"
+        for t in titles
+    )
+    exact = " OR ".join(f"(char_length({t}) = :n AND lower({t}) = :lowered)" for t in titles)
+    return f"CASE WHEN {starts} THEN CASE WHEN {exact} THEN 0.6 ELSE 0.3 END ELSE 0 END"
+
+
 def _score(doc: str, titles: list[str], weights: str = _WEIGHTS) -> str:
     score = f"""ts_rank({weights}, {doc}, q.q, 1)
         + CASE WHEN q.multi AND {doc} @@ q.phrase THEN 0.5 ELSE 0 END"""
     if titles:
-        # lower() of the first :n characters only (lower maps character to character), so
-        # a long title (a memory's content) costs no more than a short one.
-        starts = " OR ".join(f"lower(left({t}, :n)) = :lowered" for t in titles)
-        exact = " OR ".join(f"(char_length({t}) = :n AND lower({t}) = :lowered)" for t in titles)
-        boost = f"CASE WHEN {exact} THEN 0.6 ELSE 0.3 END"
-        score += f"\n        + CASE WHEN {starts} THEN {boost} ELSE 0 END"
+        score += f"\n        + {_title_boost(titles)}"
     return f"({score})::float8"
+
+
+def _filters(a: str, tags: str | None, status: str | None, f: SearchFilter) -> list[str]:
+    where = []
+    if f.tags:
+        where.append(f"{tags} @> CAST(:tags AS varchar[])")
+    if f.status:
+        where.append(f"{status} = ANY(CAST(:status AS text[]))")
+    if f.created_after:
+        where.append(f"{a}.created_at >= :created_after")
+    if f.created_before:
+        where.append(f"{a}.created_at < :created_before")
+    return where
+
+
+# One hit per workflow key, its newest matching version: a version no other follows is
+# its key's hit; a superseded one only when no newer version matches (migration 0011).
+_NEWEST_MATCHING = """(NOT (w.id IN (SELECT s.id FROM search_superseded_workflows s))
+            OR NOT EXISTS (
+                SELECT 1 FROM workflows v
+                WHERE v.key = w.key AND v.search_tsv @@ q.q {filters}
+                    AND (v.major, v.minor, v.patch, v.is_release, v.created_at, v.id)
+                        > (w.major, w.minor, w.patch, w.is_release, w.created_at, w.id)))"""
 
 
 @dataclass(frozen=True)
@@ -44,14 +74,12 @@ class _Type:
     alias: str
     doc: str  # the tsvector matched and ranked
     titles: list[str]
-    tags: str | None = None  # a text[] column, for the tag facet and filter
+    tags: str | None = None  # a varchar[] column, for the tag facet and filter
     status: str | None = None
     owner: str | None = None  # non-admins see only their own rows
     weights: str = _WEIGHTS
     extra_where: str = ""
-    # One hit per workflow key: DISTINCT ON (distinct) … ORDER BY distinct, latest.
-    distinct: str = ""
-    latest: str = ""
+    versioned: bool = False  # workflows: one hit per key
 
     def branch(self, kind: SearchType, f: SearchFilter, *, admin: bool, id_range: bool) -> str:
         a = self.alias
@@ -67,25 +95,16 @@ class _Type:
             where.append(self.owner)
         if self.extra_where:
             where.append(self.extra_where)
-        if f.tags:
-            where.append(f"{self.tags} @> CAST(:tags AS varchar[])")
-        if f.status:
-            where.append(f"{self.status} = ANY(CAST(:status AS text[]))")
-        if f.created_after:
-            where.append(f"{a}.created_at >= :created_after")
-        if f.created_before:
-            where.append(f"{a}.created_at < :created_before")
-        tags = f"{self.tags}::text[]" if self.tags else "'{}'::text[]"
+        where += _filters(a, self.tags, self.status, f)
+        if self.versioned:
+            newer = _filters("v", "v.tags", None, f)
+            where.append(_NEWEST_MATCHING.format(filters="".join(f"AND {w} " for w in newer)))
+        tags = self.tags or "'{}'::varchar[]"
         status = f"{self.status}::text" if self.status else "NULL::text"
-        select = f"SELECT DISTINCT ON ({self.distinct}) " if self.distinct else "SELECT "
-        sql = f"""{select}'{kind.value}'::text AS type, {a}.id, {a}.created_at,
+        return f"""SELECT '{kind.value}'::text AS type, {a}.id, {a}.created_at,
             {score} AS score, {tags} AS tags, {status} AS status
         FROM {self.table} {a} CROSS JOIN q
-        WHERE {" AND ".join(where)}"""
-        if self.distinct:
-            order = f"{self.distinct}, {self.latest}"
-            sql = f"SELECT * FROM ({sql} ORDER BY {order}) AS {a}_latest"  # noqa: S608 (fragments)
-        return sql
+        WHERE {" AND ".join(where)}"""  # noqa: S608 (fixed fragments)
 
     def supports(self, f: SearchFilter) -> bool:
         return (not f.tags or self.tags is not None) and (not f.status or self.status is not None)
@@ -98,8 +117,7 @@ TYPES: dict[SearchType, _Type] = {
         doc="w.search_tsv",
         titles=["w.name", "w.key"],
         tags="w.tags",
-        distinct='w.key COLLATE "C"',  # byte order: the same groups, a cheaper sort
-        latest="w.major DESC, w.minor DESC, w.patch DESC, w.is_release DESC",
+        versioned=True,
     ),
     SearchType.EXECUTION: _Type(
         table="workflow_executions",
@@ -141,7 +159,7 @@ UNION ALL
 SELECT 'type', type, NULL, NULL, NULL, count(*) FROM m GROUP BY type
 UNION ALL (
     SELECT 'tag', t, NULL, NULL, NULL, count(*)
-    FROM (SELECT unnest(tags) AS t FROM m WHERE tags <> '{}') AS tagged
+    FROM (SELECT unnest(tags) AS t FROM m WHERE cardinality(tags) > 0) AS tagged
     GROUP BY t ORDER BY count(*) DESC, t LIMIT 20
 )
 UNION ALL

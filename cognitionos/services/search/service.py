@@ -53,6 +53,13 @@ class _Match:
     facets: list[Facet]
 
 
+def _initials(first: str) -> list[int]:
+    """The codes of the characters a title may start with to lower-case to ``first``
+    (titles starting with any other character beyond ASCII are checked by lower())."""
+    forms = {first, first.upper(), first.title()}
+    return sorted(ord(c) for c in forms if len(c) == 1)
+
+
 async def _match(
     session: AsyncSession,
     query: Query,
@@ -72,11 +79,13 @@ async def _match(
     )
     if sql is None:
         return _Match(query, [], False, 0, [])
+    lowered = query.text.lower()
     params: dict[str, Any] = {
         "plain": query.plain,
         "words": len(query.words),
-        "lowered": query.text.lower(),
-        "n": len(query.text.lower()),
+        "lowered": lowered,
+        "n": len(lowered),
+        "initials": _initials(lowered[0]),
         "me": principal.user_id,
         "limit": limit + 1,
     }
