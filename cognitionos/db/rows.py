@@ -16,13 +16,16 @@ from collections import namedtuple
 from collections.abc import Sequence
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Result, Select, inspect, select
+from sqlalchemy import ARRAY, Result, Select, inspect, select, type_coerce
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.types import NullType
 
 __all__ = ["plain_rows", "plain_select"]
 
 M = TypeVar("M")
 
 
+_DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
 _SHAPES: dict[str, tuple[tuple[Any, ...], Any]] = {}  # model name -> (columns, row type)
 
 
@@ -34,11 +37,23 @@ def _shape(model: type[Any]) -> tuple[tuple[Any, ...], Any]:
         # ``attr.columns``, ORM-annotated copies): the statement then skips the ORM's
         # compile and loading steps, which cost as much as the rows.
         table = model.__table__
-        columns = tuple(table.c[attr.columns[0].name].label(attr.key) for attr in attrs)
+        columns = tuple(
+            _unprocessed(table.c[attr.columns[0].name]).label(attr.key) for attr in attrs
+        )
         # A named tuple reads an attribute about ten times faster than a SQLAlchemy Row.
         row = namedtuple(f"{model.__name__}Row", [attr.key for attr in attrs])  # type: ignore[misc]
         shape = _SHAPES[model.__name__] = (columns, row)
     return shape
+
+
+def _unprocessed(column: Any) -> Any:
+    # asyncpg already answers a text[] as a list: SQLAlchemy's ARRAY would copy it again.
+    if (
+        isinstance(column.type, ARRAY)
+        and column.type.item_type.result_processor(_DIALECT, None) is None
+    ):
+        return type_coerce(column, NullType())
+    return column
 
 
 def plain_select(model: type[Any]) -> Select[Any]:

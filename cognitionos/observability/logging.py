@@ -9,6 +9,8 @@ from typing import Any
 import structlog
 from opentelemetry import trace
 
+from cognitionos._json import dumps_text
+
 __all__ = ["bind_request", "configure_logging", "get_logger"]
 
 
@@ -28,7 +30,11 @@ def configure_logging(*, level: str = "INFO", json: bool = True) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_trace_id,
     ]
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    renderer: Any = (
+        structlog.processors.JSONRenderer(serializer=dumps_text)
+        if json
+        else structlog.dev.ConsoleRenderer()
+    )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
