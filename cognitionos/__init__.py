@@ -1,1 +1,3 @@
 """CognitionOS: a real-time AI orchestration server."""
+
+__all__: list[str] = []

@@ -24,7 +24,7 @@ from cognitionos.db import create_engine, create_reader, create_sessionmaker
 from cognitionos.jobs import supervise
 from cognitionos.jobs.dispatch import ArqDispatcher
 from cognitionos.observability import Metrics, configure_tracing, get_logger
-from cognitionos.schema import build_schema
+from cognitionos.pubsub import PubSubHub
 from cognitionos.services.agents import seed as seed_agents
 from cognitionos.services.auth import CredentialCache, TokenPolicy
 from cognitionos.services.llm import Router
@@ -32,12 +32,12 @@ from cognitionos.services.memory import MemoryService
 from cognitionos.services.ratelimit import RateLimiter
 from cognitionos.services.templating import close_renderer, open_renderer
 from cognitionos.services.workflows import Engine
-from cognitionos.subscriptions.pubsub import PubSubHub
 from cognitionos.web import health
 from cognitionos.web.console import console_routes
 from cognitionos.web.graphql_http import GraphQLHTTP
 from cognitionos.web.graphql_ws import GraphQLWebSocket
 from cognitionos.web.middleware import HTTPTracing, RequestContextMiddleware
+from cognitionos.web.schema import build_schema
 
 __all__ = ["create_app", "server_config"]
 

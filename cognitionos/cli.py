@@ -274,7 +274,7 @@ def export_schema(
     output: Annotated[Path | None, typer.Option(help="Write the SDL here.")] = None,
 ) -> None:
     """Print the GraphQL schema (SDL)."""
-    from cognitionos.schema import build_schema
+    from cognitionos.web.schema import build_schema
 
     sdl = build_schema(Settings(introspection=True)).as_str() + "\n"
     if output is None:

@@ -27,11 +27,11 @@ if TYPE_CHECKING:
     from cognitionos.dataloaders import Loaders
     from cognitionos.db.models.auth import User
     from cognitionos.observability import Metrics
+    from cognitionos.pubsub import PubSubHub
     from cognitionos.services.llm import Router
     from cognitionos.services.memory import MemoryService
     from cognitionos.services.ratelimit import RateLimiter
     from cognitionos.services.workflows import Engine
-    from cognitionos.subscriptions.pubsub import PubSubHub
 
 __all__ = ["Context", "Services"]
 

@@ -1,4 +1,4 @@
-"""Live subscriptions: the pub/sub hub, channel names, Subscription classes."""
+"""Live subscriptions: channel names and the Subscription classes (over ``cognitionos.pubsub``)."""
 
 from __future__ import annotations
 

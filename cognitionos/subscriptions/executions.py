@@ -28,13 +28,13 @@ from strawberry import Info
 
 from cognitionos.context import Context
 from cognitionos.db import models
+from cognitionos.pubsub import RESYNC
 from cognitionos.schema.common import JSON, parse_id
 from cognitionos.schema.permissions import IsViewer
 from cognitionos.schema.workflows import Execution, ExecutionStatus, StepExecution, StepStatus
 from cognitionos.services.events import channel_for, version_at
 from cognitionos.services.workflows import get_execution
 from cognitionos.services.workflows.transitions import STREAM
-from cognitionos.subscriptions.pubsub import RESYNC
 
 __all__ = ["ExecutionEvent", "ExecutionSubscription"]
 

@@ -15,11 +15,11 @@ import strawberry
 from strawberry import Info
 
 from cognitionos.context import Context
+from cognitionos.pubsub import RESYNC
 from cognitionos.schema.agents import Agent
 from cognitionos.schema.notifications import Notification
 from cognitionos.schema.permissions import IsViewer
 from cognitionos.subscriptions.channels import agents_channel, notifications_channel
-from cognitionos.subscriptions.pubsub import RESYNC
 
 __all__ = ["FeedSubscription", "follow"]
 

@@ -26,7 +26,7 @@ from typing import Any
 from graphql import FieldNode, GraphQLError, OperationType, get_operation_ast, parse
 
 from cognitionos.observability import get_logger
-from cognitionos.subscriptions.pubsub import Mailbox
+from cognitionos.pubsub import Mailbox
 
 __all__ = [
     "JOINS",

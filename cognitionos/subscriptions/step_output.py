@@ -20,6 +20,7 @@ from strawberry import Info
 
 from cognitionos.context import Context
 from cognitionos.db import models
+from cognitionos.pubsub import RESYNC
 from cognitionos.schema.common import parse_id
 from cognitionos.schema.permissions import IsViewer
 from cognitionos.schema.workflows import StepStatus
@@ -31,7 +32,6 @@ from cognitionos.services.workflows.output import (
     read_log,
 )
 from cognitionos.subscriptions.channels import step_output_channel
-from cognitionos.subscriptions.pubsub import RESYNC
 
 __all__ = ["StepOutputChunk", "StepOutputSubscription"]
 

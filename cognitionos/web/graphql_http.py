@@ -36,7 +36,7 @@ from cognitionos.context import Context, Services
 from cognitionos.dataloaders import Loaders
 from cognitionos.db.models.auth import User
 from cognitionos.observability import bind_request, get_logger
-from cognitionos.schema import CognitionSchema
+from cognitionos.pubsub import RESYNC, SlowSubscriber
 from cognitionos.services.auth import (
     ClientInfo,
     CredentialChange,
@@ -51,7 +51,7 @@ from cognitionos.services.errors import (
     Unauthenticated,
 )
 from cognitionos.subscriptions.channels import credentials_channel
-from cognitionos.subscriptions.pubsub import RESYNC, SlowSubscriber
+from cognitionos.web.schema import CognitionSchema
 
 __all__ = ["GRAPHQL_RESPONSE_JSON", "GraphQLHTTP"]
 

@@ -45,10 +45,10 @@ from strawberry.types.execution import PreExecutionError
 from cognitionos.context import Context, Services
 from cognitionos.dataloaders import Loaders
 from cognitionos.observability import get_logger
-from cognitionos.schema import CognitionSchema
 from cognitionos.schema.tracing import subscribe_span
 from cognitionos.services.auth import ClientInfo
 from cognitionos.subscriptions.multiplex import Multiplexer, SlowConsumer
+from cognitionos.web.schema import CognitionSchema
 from cognitionos.web.ws_guard import MESSAGE_TOO_BIG, GuardedSocket, Refused, SocketGuard
 
 __all__ = ["GraphQLWebSocket"]

@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from cognitionos.context import Context, Services
 from cognitionos.dataloaders import Loaders
 from cognitionos.observability import bind_request, get_logger
+from cognitionos.pubsub import RESYNC, SlowSubscriber
 from cognitionos.schema.errors import INTERNAL_ERROR_MESSAGE
 from cognitionos.services.auth import (
     CredentialChange,
@@ -39,7 +40,6 @@ from cognitionos.services.auth import (
 from cognitionos.services.errors import CognitionError, RateLimited, Unauthenticated
 from cognitionos.services.slots import Slots
 from cognitionos.subscriptions.channels import credentials_channel
-from cognitionos.subscriptions.pubsub import RESYNC, SlowSubscriber
 
 __all__ = [
     "FORBIDDEN",

@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from cognitionos.embedded import EmbeddedRedis
-from cognitionos.subscriptions.pubsub import RESYNC, PubSubHub, SlowSubscriber
+from cognitionos.pubsub import RESYNC, PubSubHub, SlowSubscriber
 from tests.conftest import Stack
 
 
