@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cognitionos.observability import Metrics, get_logger
 from cognitionos.observability.metrics import OTHER, http_method_label
+from cognitionos.observability.tracing import exporting
 
 __all__ = ["HTTPTracing", "RequestContextMiddleware"]
 
@@ -38,7 +39,7 @@ class HTTPTracing:
     """OpenTelemetry's ASGI middleware, for HTTP only: the server span of each request
     (continuing a ``traceparent`` the client sent), named by method and known route. A
     websocket gets no span for its whole life: each subscribe has one (graphql_ws.py).
-    Probes and scrapes are not traced."""
+    Probes and scrapes are not traced, nor anything while traces are not exported."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -50,7 +51,10 @@ class HTTPTracing:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        # Nothing exported: every span would be sampled out, so the middleware's work
+        # (attributes, context, wrapped send) buys nothing; log lines then carry the
+        # GraphQL operation's trace id (schema/tracing.py).
+        if scope["type"] == "http" and exporting():
             await self.traced(scope, receive, send)
         else:
             await self.app(scope, receive, send)

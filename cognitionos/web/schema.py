@@ -12,12 +12,13 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
-    QueryDepthLimiter,
     SchemaExtension,
 )
+from strawberry.extensions.max_aliases import create_validator as aliases_rule
+from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.types import ExecutionContext
 
 from cognitionos.config import Settings
@@ -57,8 +58,15 @@ def build_schema(settings: Settings | None = None) -> CognitionSchema:
         ReadOnlyCredentials,
         RefuseUnstorableStrings,
         partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
-        partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
-        partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
+        # strawberry's QueryDepthLimiter and MaxAliasesLimiter, with their rule classes
+        # built once here rather than on every operation (they were 5 % of a small one).
+        partial(
+            AddValidationRules,
+            [
+                depth_rule(settings.max_query_depth, should_ignore=None),
+                aliases_rule(settings.max_aliases),
+            ],
+        ),
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)
