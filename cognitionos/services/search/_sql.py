@@ -1,8 +1,8 @@
 """The search statements, assembled from fixed fragments: every value is a bind parameter.
 
 One statement finds the whole match (each type's rows the asker may see, with their
-score), and returns the page after the cursor and the facet counts over all of it. A second
-one dresses only the page: titles, snippets and highlights (``ts_headline``).
+score), and returns the page after the cursor, dressed (titles, snippets and highlights by
+``ts_headline``, for the page's rows only), and the facet counts over all of it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from cognitionos.services.search._types import SearchFilter, SearchType
 
-__all__ = ["DRESS", "TYPES", "match_statement"]
+__all__ = ["TYPES", "match_statement"]
 
 # The query, parsed once: every branch and every row's rank reads it from here.
 _Q = """q AS MATERIALIZED (
@@ -156,15 +156,16 @@ TYPES: dict[SearchType, _Type] = {
 
 _FACETS = """
 UNION ALL
-SELECT 'type', type, NULL, NULL, NULL, count(*) FROM m GROUP BY type
+SELECT 'type', type, NULL, NULL, NULL, count(*), NULL::text, NULL::text, NULL::jsonb
+FROM m GROUP BY type
 UNION ALL (
-    SELECT 'tag', t, NULL, NULL, NULL, count(*)
+    SELECT 'tag', t, NULL, NULL, NULL, count(*), NULL::text, NULL::text, NULL::jsonb
     FROM (SELECT unnest(tags) AS t FROM m WHERE cardinality(tags) > 0) AS tagged
     GROUP BY t ORDER BY count(*) DESC, t LIMIT 20
 )
 UNION ALL
-SELECT 'status', status, NULL, NULL, NULL, count(*) FROM m WHERE status IS NOT NULL
-GROUP BY status"""
+SELECT 'status', status, NULL, NULL, NULL, count(*), NULL::text, NULL::text, NULL::jsonb FROM m
+WHERE status IS NOT NULL GROUP BY status"""
 
 
 def match_statement(
@@ -176,8 +177,9 @@ def match_statement(
     cursor: bool,
     facets: bool = True,
 ) -> str | None:
-    """``(kind, value, id, created_at, score, n)`` rows: ``hit`` rows (the page, unsorted)
-    and ``type``/``tag``/``status`` facet counts. None: no type can match the filter."""
+    """``(kind, value, id, created_at, score, n, title, snippet, highlights)`` rows: ``hit``
+    rows (the page, unsorted, dressed) and ``type``/``tag``/``status`` facet counts. None:
+    no type can match the filter."""
     branches = [
         TYPES[t].branch(t, f, admin=admin, id_range=id_range and t is SearchType.EXECUTION)
         for t in types
@@ -192,9 +194,15 @@ def match_statement(
     )
     union = "\nUNION ALL\n".join(branches)
     return f"""WITH {_Q},
-m AS MATERIALIZED ({union})
-(SELECT 'hit' AS kind, type AS value, id, created_at, score, NULL::bigint AS n FROM m {after}
- ORDER BY score DESC, created_at DESC, id DESC LIMIT :limit){_FACETS if facets else ""}"""  # noqa: S608 (fragments)
+m AS MATERIALIZED ({union}),
+page AS MATERIALIZED (
+    SELECT type, id, created_at, score FROM m {after}
+    ORDER BY score DESC, created_at DESC, id DESC LIMIT :limit
+),
+dressed AS ({_DRESS})
+SELECT 'hit' AS kind, p.type AS value, p.id, p.created_at, p.score, NULL::bigint AS n,
+    d.title, d.snippet, d.hl
+FROM page p LEFT JOIN dressed d ON d.type = p.type AND d.id = p.id{_FACETS if facets else ""}"""  # noqa: S608 (fragments)
 
 
 # Page dressing. \x02 and \x03 mark matches (the text is stripped of them first), so the
@@ -211,30 +219,30 @@ def _hl(expr: str, *, whole: bool) -> str:
     )
 
 
-DRESS = f"""WITH q AS (SELECT plainto_tsquery('english', :plain) AS q)
+_DRESS = f"""
 SELECT 'WORKFLOW' AS type, w.id, w.name AS title,
     {_hl("w.description", whole=False)} AS snippet,
     jsonb_build_object('title', {_hl("w.name", whole=True)}, 'key', {_hl("w.key", whole=True)},
         'tags', {_hl("array_to_string(w.tags, ', ')", whole=True)}) AS hl
-FROM workflows w CROSS JOIN q WHERE w.id = ANY(CAST(:ids AS uuid[]))
+FROM workflows w CROSS JOIN q WHERE w.id IN (SELECT id FROM page)
 UNION ALL
 SELECT 'EXECUTION', e.id, concat(w.name, ' · ', e.status),
     {_hl("e.error", whole=False)},
     jsonb_build_object('title', {_hl("w.name", whole=True)}, 'key', {_hl("w.key", whole=True)},
         'status', {_hl("e.status", whole=True)})
 FROM workflow_executions e JOIN workflows w ON w.id = e.workflow_id CROSS JOIN q
-WHERE e.id = ANY(CAST(:ids AS uuid[]))
+WHERE e.id IN (SELECT id FROM page)
 UNION ALL
 SELECT 'AGENT', a.id, a.name, {_hl("a.description", whole=False)},
     jsonb_build_object('title', {_hl("a.name", whole=True)},
         'capabilities', {_hl("array_to_string(a.capabilities, ', ')", whole=True)},
         'role', {_hl("a.role", whole=True)})
-FROM agents a CROSS JOIN q WHERE a.id = ANY(CAST(:ids AS uuid[]))
+FROM agents a CROSS JOIN q WHERE a.id IN (SELECT id FROM page)
 UNION ALL
 SELECT 'MEMORY', m.id, left(m.content, 80), {_hl("m.content", whole=False)},
     jsonb_build_object('metadata', {_hl("m.metadata::text", whole=True)})
-FROM memories m CROSS JOIN q WHERE m.id = ANY(CAST(:ids AS uuid[]))
+FROM memories m CROSS JOIN q WHERE m.id IN (SELECT id FROM page)
 UNION ALL
 SELECT 'NOTIFICATION', n.id, coalesce(n.subject, left(n.body, 80)), {_hl("n.body", whole=False)},
     jsonb_build_object('title', {_hl("n.subject", whole=True)})
-FROM notifications n CROSS JOIN q WHERE n.id = ANY(CAST(:ids AS uuid[]))"""  # noqa: S608
+FROM notifications n CROSS JOIN q WHERE n.id IN (SELECT id FROM page)"""  # noqa: S608

@@ -5,7 +5,6 @@ shows in no hit, snippet, total, facet count or correction."""
 from __future__ import annotations
 
 import html
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -24,7 +23,7 @@ from cognitionos.services.search._input import (
     page_size,
     parse_query,
 )
-from cognitionos.services.search._sql import DRESS, match_statement
+from cognitionos.services.search._sql import match_statement
 from cognitionos.services.search._types import (
     Facet,
     FacetValue,
@@ -106,15 +105,20 @@ async def _match(
     rows = (await session.execute(text(sql), params)).all()
     hits: list[SearchHit] = []
     counts: dict[str, list[FacetValue]] = {name: [] for name in _FACET_ORDER}
-    for kind, value, id_, created_at, score, n in rows:
+    for kind, value, id_, created_at, score, n, title, snippet, hl in rows:
         if kind == "hit":
             hits.append(
-                SearchHit(
-                    type=SearchType(value),
-                    id=id_,
-                    created_at=created_at,
-                    score=score,
-                    cursor=encode_cursor(score, created_at, id_),
+                _dressed(
+                    SearchHit(
+                        type=SearchType(value),
+                        id=id_,
+                        created_at=created_at,
+                        score=score,
+                        cursor=encode_cursor(score, created_at, id_),
+                    ),
+                    title or "",
+                    snippet or "",
+                    hl or {},
                 )
             )
         else:
@@ -134,27 +138,15 @@ def _marked(value: str | None) -> str:
     return escaped.replace("\x02", "<mark>").replace("\x03", "</mark>")
 
 
-async def _dress(session: AsyncSession, query: Query, page: list[SearchHit]) -> list[SearchHit]:
-    """Titles, snippets and highlights, for the page only."""
-    if not page:
-        return page
-    rows = (
-        await session.execute(text(DRESS), {"plain": query.plain, "ids": [h.id for h in page]})
-    ).all()
-    dressed: dict[uuid.UUID, tuple[str, str, Mapping[str, str]]] = {
-        id_: (title or "", snippet or "", hl or {}) for _type, id_, title, snippet, hl in rows
-    }
-    out: list[SearchHit] = []
-    for hit in page:
-        title, snippet, hl = dressed.get(hit.id, ("", "", {}))
-        highlights = [
-            Highlight(field=name, text=_marked(value))
-            for name, value in sorted(hl.items(), key=lambda kv: _FIELD_ORDER.index(kv[0]))
-            if value and "\x02" in value
-        ]
-        marked = _marked(snippet) or (highlights[0].text if highlights else html.escape(title))
-        out.append(replace(hit, title=title, snippet=marked, highlights=highlights))
-    return out
+def _dressed(hit: SearchHit, title: str, snippet: str, hl: Mapping[str, str]) -> SearchHit:
+    """The hit with its title, snippet and the highlights that mark a match."""
+    highlights = [
+        Highlight(field=name, text=_marked(value))
+        for name, value in sorted(hl.items(), key=lambda kv: _FIELD_ORDER.index(kv[0]))
+        if value and "\x02" in value
+    ]
+    marked = _marked(snippet) or (highlights[0].text if highlights else html.escape(title))
+    return replace(hit, title=title, snippet=marked, highlights=highlights)
 
 
 async def search(
@@ -190,10 +182,9 @@ async def search(
                     did_you_mean = alternative.text
                     if found.total == 0:
                         found, corrected = retry, True
-        hits = await _dress(session, found.query, found.page)
     return SearchResult(
         total=found.total,
-        hits=hits,
+        hits=found.page,
         facets=found.facets,
         has_next_page=found.has_next_page,
         did_you_mean=did_you_mean,
