@@ -18,7 +18,6 @@ latency are accounted too.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -33,6 +32,7 @@ from cognitionos.config import Settings
 from cognitionos.db.base import utcnow
 from cognitionos.db.models import BudgetReservation, LLMUsage
 from cognitionos.observability import Metrics, get_logger
+from cognitionos.services.backoff import backoff
 from cognitionos.services.errors import BadUserInput, LLMUnavailable
 from cognitionos.services.llm.budget import estimate, release, released, reserve
 from cognitionos.services.llm.pricing import cost_of
@@ -318,8 +318,7 @@ class Router:
                     return None
                 delay = exc.retry_after
                 if delay is None:
-                    base = settings.llm_retry_base_seconds * 2**attempt
-                    delay = base / 2 + random.uniform(0, base / 2)
+                    delay = backoff(settings.llm_retry_base_seconds, attempt)
                 if delay > settings.llm_retry_max_seconds:
                     return None  # waiting that long: the fallback is the better bet
                 log.info("llm call retrying", target=str(target), delay=delay, error=str(exc))

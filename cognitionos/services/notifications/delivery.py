@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from cognitionos.db.models import (
     User,
 )
 from cognitionos.observability import Metrics, get_logger
+from cognitionos.services.backoff import backoff
 from cognitionos.services.events import notifications_channel
 from cognitionos.services.notifications.channels import SENDERS, ChannelError, Message, Outcome
 from cognitionos.services.notifications.preferences import quiet_until
@@ -212,11 +212,6 @@ async def _route(
     return plan
 
 
-def _backoff(settings: Settings, attempts: int) -> float:
-    base = settings.notification_retry_base_seconds * 2 ** (attempts - 1)
-    return float(base / 2 + random.uniform(0, base / 2))
-
-
 async def deliver_due(
     sessionmaker: async_sessionmaker[AsyncSession],
     settings: Settings,
@@ -291,7 +286,7 @@ async def deliver_due(
                         if n.channel is Channel.IN_APP:
                             delivered.append(n)
                 elif send.error.retryable and n.attempts < settings.notification_max_attempts:
-                    delay = _backoff(settings, n.attempts)
+                    delay = backoff(settings.notification_retry_base_seconds, n.attempts - 1)
                     _hold(n, done + timedelta(seconds=delay), f"retrying: {send.error}")
                 else:
                     n.status, n.reason = NotificationStatus.FAILED, str(send.error)[:2000]

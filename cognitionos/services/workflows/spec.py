@@ -4,12 +4,12 @@ config is checked against the step kind's own model (``steps/base.py``)."""
 
 from __future__ import annotations
 
-import random
 import re
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StrictInt, StrictStr
 
+from cognitionos.services.backoff import backoff
 from cognitionos.services.specs import Number, Spec, spec_error
 
 __all__ = ["KEY", "RetryPolicy", "StepSpec"]
@@ -25,12 +25,13 @@ class RetryPolicy(Spec):
     max_delay_seconds: Number = Field(60.0, ge=0, le=_DAY)
 
     def delay(self, attempt: int) -> float:
-        """Exponential backoff with jitter (half fixed, half random) after ``attempt``."""
-        base = min(
-            self.max_delay_seconds,
-            self.initial_delay_seconds * self.backoff_factor ** max(0, attempt - 1),
+        """Seconds to wait after failed attempt ``attempt`` (1 for the first)."""
+        return backoff(
+            self.initial_delay_seconds,
+            attempt - 1,
+            factor=self.backoff_factor,
+            most=self.max_delay_seconds,
         )
-        return base / 2 + random.uniform(0, base / 2)
 
 
 def _key(value: str) -> str:
