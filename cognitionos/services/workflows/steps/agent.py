@@ -5,7 +5,6 @@ answer; below the threshold the step fails retryably and the next attempt sees t
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, Field, StrictStr
@@ -17,6 +16,7 @@ from cognitionos.services.agents.runtime import agents_exist, ask, lease_agent, 
 from cognitionos.services.errors import LLMUnavailable
 from cognitionos.services.llm import JSONOutputError, UsageTag, parse_json_output
 from cognitionos.services.specs import Number, Spec, spec_error
+from cognitionos.services.workflows.steps._json import json_or_text
 from cognitionos.services.workflows.steps.base import (
     Kind,
     StepConfig,
@@ -96,17 +96,6 @@ def _task(ctx: StepContext, instruction: str, memories: list[str]) -> str:
     return "\n\n".join(parts) + retry_note(ctx)
 
 
-def _answer(text: str) -> Any:
-    """The answer; a bare JSON object or array is returned parsed."""
-    stripped = text.strip()
-    if stripped[:1] in "{[":
-        try:
-            return json.loads(stripped)
-        except ValueError:
-            pass
-    return text
-
-
 class AgentStep(Kind):
     name: ClassVar[str] = "AGENT"
     config_model = AgentConfig
@@ -147,7 +136,7 @@ class AgentStep(Kind):
         ctx.charge(call.result)
         if config.critic is not None:
             await self._review(ctx, task, call.result.text, config.critic)
-        return _answer(call.result.text)
+        return json_or_text(call.result.text, containers_only=True)
 
     async def _none_free(
         self, ctx: StepContext, *, capability: str | None = None, role: AgentRole | None = None

@@ -4,7 +4,6 @@ the address that was checked, redirects are not followed; the response size is c
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -13,6 +12,7 @@ from pydantic import AfterValidator, StrictStr
 
 from cognitionos.services.outbound import DestinationRefused, pinned_client
 from cognitionos.services.specs import Number, WhenRendered, spec_error
+from cognitionos.services.workflows.steps._json import json_or_text
 from cognitionos.services.workflows.steps.base import (
     Kind,
     StepConfig,
@@ -88,12 +88,7 @@ class HttpStep(Kind):
             raise StepFailure(f"HTTP request failed: {type(exc).__name__}: {exc}") from None
         received = b"".join(chunks)
         text = received.decode(response.encoding or "utf-8", errors="replace")
-        parsed: Any = text
-        if "json" in response.headers.get("content-type", ""):
-            try:
-                parsed = json.loads(text)
-            except json.JSONDecodeError:
-                parsed = text
+        parsed = json_or_text(text) if "json" in response.headers.get("content-type", "") else text
         result = {"status": response.status_code, "headers": dict(response.headers), "body": parsed}
         if response.status_code >= 500 or response.status_code == 429:
             raise StepFailure(f"HTTP {response.status_code} from {url}")

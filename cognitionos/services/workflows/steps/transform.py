@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 from pydantic import StrictStr
 
+from cognitionos.services.workflows.steps._json import json_or_text
 from cognitionos.services.workflows.steps.base import Kind, StepConfig, StepContext, register
 
-__all__ = ["TransformConfig", "TransformStep", "parse_json_or_text"]
-
-
-def parse_json_or_text(text: str) -> Any:
-    stripped = text.strip()
-    if (
-        stripped[:1] in ("{", "[", '"')
-        or stripped in ("true", "false", "null")
-        or (stripped[:1].isdigit() or stripped[:1] == "-")
-    ):
-        try:
-            return json.loads(stripped)
-        except json.JSONDecodeError:
-            pass
-    return text
+__all__ = ["TransformConfig", "TransformStep"]
 
 
 class TransformConfig(StepConfig):
@@ -37,7 +23,7 @@ class TransformStep(Kind):
     inline: ClassVar[bool] = True
 
     async def run(self, ctx: StepContext, raw: dict[str, Any]) -> Any:
-        return parse_json_or_text(TransformConfig.read(raw).template)
+        return json_or_text(TransformConfig.read(raw).template)
 
 
 register(TransformStep())
