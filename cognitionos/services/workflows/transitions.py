@@ -27,6 +27,7 @@ from cognitionos.db.models.workflows import (
 )
 from cognitionos.observability.tracing import LINK, carrier_of_current_span
 from cognitionos.services.events import append_event
+from cognitionos.services.notifications.triggers import notify_owner
 from cognitionos.services.workflows import dag
 from cognitionos.services.workflows.definitions import StepSpec
 from cognitionos.services.workflows.templates import referenced_steps, strings_in
@@ -123,9 +124,6 @@ class Definition:
             for key, spec in specs.items()
         }
         return cls(specs=specs, graph=graph, children=children, needs=needs)
-
-    def ancestors(self, key: str) -> set[str]:
-        return dag.ancestors(self.graph, key)
 
     def descendants(self, key: str) -> set[str]:
         return dag.ancestors(self.children, key)
@@ -236,9 +234,8 @@ async def record(
         version=execution.event_version,
     )
     if type in _NOTIFYING:
-        # Imported here: notifications build on the engine, not the other way round.
-        from cognitionos.services.notifications.triggers import notify_owner
-
+        # In the transition's own transaction, so a crash cannot lose the owner's notice.
+        # The engine builds on notifications; they never import it (tests/test_layering.py).
         await notify_owner(session, execution, type)
 
 
