@@ -252,6 +252,22 @@ async def test_websocket_operations_share_the_graphql_rate_limit(make_server: An
     assert limited.gql.post(ME, token=token).status_code == 429
 
 
+async def test_a_sockets_errors_carry_the_request_id_of_its_handshake(
+    server: LiveServer, gql: GQL
+) -> None:
+    """The id sent with the handshake (or made for it) is the one in the socket's logs
+    and in its errors: one id to look the socket up by."""
+    token = gql.member("traced@example.com")
+    async with WS(server.url, headers={"X-Request-ID": "socket-trace-7"}) as ws:
+        assert (await ws.init(token=token))["type"] == "connection_ack"
+        await ws.subscribe("users", USERS, {})  # admins only
+        message = await ws.recv()
+    assert message["id"] == "users", message
+    errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+    assert errors[0]["extensions"]["code"] == "FORBIDDEN", errors
+    assert errors[0]["extensions"]["requestId"] == "socket-trace-7", errors
+
+
 async def test_two_replicas_share_the_connection_cap_and_close_revoked_sockets(
     make_server: Any,
 ) -> None:

@@ -19,14 +19,21 @@ EXECUTION_UPDATED = """subscription($id: ID!, $after: Int) {
 
 
 class WS:
-    def __init__(self, base_url: str, protocol: str = TRANSPORT_WS) -> None:
+    def __init__(
+        self, base_url: str, protocol: str = TRANSPORT_WS, headers: dict[str, str] | None = None
+    ) -> None:
         self.url = base_url.replace("http://", "ws://") + "/graphql"
         self.protocol = protocol
+        self.headers = headers
         self.conn: ClientConnection | None = None
         self.pings = 0
 
     async def __aenter__(self) -> WS:
-        self.conn = await connect(self.url, subprotocols=[self.protocol])  # type: ignore[list-item]
+        self.conn = await connect(
+            self.url,
+            subprotocols=[self.protocol],  # type: ignore[list-item]
+            additional_headers=self.headers,
+        )
         return self
 
     async def __aexit__(

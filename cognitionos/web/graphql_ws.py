@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
 from json import JSONDecodeError
@@ -351,11 +350,11 @@ class GraphQLWebSocket(GraphQL[Context, None]):
         await self.guard.stop()
 
     async def get_context(self, request: Any, response: Any) -> Context:
-        request_id = uuid.uuid4().hex
         return Context(
             services=self.services,
             request=request,
-            request_id=request_id,
+            # The id the middleware bound for the handshake: the one in the socket's logs.
+            request_id=request.state.request_id,
             client=ClientInfo(
                 ip=request.client.host if request.client else None,
                 user_agent=request.headers.get("user-agent"),
