@@ -41,6 +41,36 @@ def dockerfile_stages() -> list[list[str]]:
     return stages
 
 
+def check_compose(path: Path) -> subprocess.CompletedProcess[str]:
+    """The Compose Specification's JSON schema (as ``docker compose config`` validates),
+    by check-jsonschema's copy of it."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_compose_file_follows_the_compose_specification(tmp_path: Path) -> None:
+    checked = check_compose(DEPLOY / "compose.yaml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # The check can fail: a misspelt key and a dependency condition compose does not know.
+    broken = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    broken["services"]["web"]["restart_policy"] = "always"
+    broken["services"]["worker"]["depends_on"] = {"release": {"condition": "when_ready"}}
+    (tmp_path / "compose.yaml").write_text(yaml.safe_dump(broken))
+    refused = check_compose(tmp_path / "compose.yaml")
+    assert refused.returncode != 0
+    assert "restart_policy" in refused.stdout and "when_ready" in refused.stdout
+
+
 def test_compose_services_are_the_production_topology() -> None:
     assert set(SERVICES) == {
         "release", "web", "worker", "postgres", "redis", "jaeger", "prometheus", "grafana",
