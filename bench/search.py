@@ -7,7 +7,8 @@ tail), so common words match thousands of rows and rare ones a few. Every row go
 through the triggers (the index is kept as it is written); then the whole index is rebuilt
 the way the migration builds it for existing rows. Reports:
 
-* ingest rate with the triggers, and the index build time (vectors + GIN) for N rows;
+* ingest rate with the triggers, and the index build time for N rows (vectors + GIN, and
+  the suggestion table), as the migrations build them;
 * 200 queries of one to four words taken from real documents, a fifth of them with a typo,
   as a member and as an admin (who sees every row): the search SQL alone (match, rank,
   facets, page, snippets, typo correction) against an ``ILIKE '%word%'`` scan with the same
@@ -15,7 +16,8 @@ the way the migration builds it for existing rows. Reports:
 * the same queries end to end over HTTP (``search`` with facets and highlights), one
   client in a loop;
 * 200 prefixes (one to three words, the last one cut) through ``suggest``, against an
-  ``ILIKE 'prefix%'`` scan of names, keys, tags and capabilities.
+  ``ILIKE 'prefix%'`` scan of the same completions (names, keys, tags, capabilities, the
+  member's executions' workflow keys and notification subjects).
 
 Usage: python bench/search.py [N]
 """
@@ -23,6 +25,7 @@ Usage: python bench/search.py [N]
 from __future__ import annotations
 
 import asyncio
+import importlib
 import random
 import sys
 import time
@@ -45,6 +48,9 @@ from cognitionos.services.auth import Principal
 from cognitionos.services.search import search, suggest
 from tests.support import LiveServer
 
+# The migrations' own statements, so the bench builds what an upgrade builds.
+SUGGESTIONS = importlib.import_module("cognitionos.db.migrations.versions.0010_search_suggestions")
+SUPERSEDED = importlib.import_module("cognitionos.db.migrations.versions.0011_search_superseded")
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 MEMBERS = 50
 QUERIES = 200
@@ -293,14 +299,21 @@ FIELDS = {
     "m": "concat_ws(' ', m.content, m.metadata::text)",
     "n": "concat_ws(' ', n.subject, n.body)",
 }
+# The same completions as suggest, found by scanning: names, keys, tags, capabilities, the
+# asker's executions' workflow keys and notification subjects that start with what was
+# typed, or have a word that does.
 SUGGEST_BASELINE = """
-SELECT * FROM (
-    SELECT w.name, w.id FROM workflows w WHERE w.name ILIKE $1 OR w.key ILIKE $1
-        OR EXISTS (SELECT 1 FROM unnest(w.tags) t WHERE t ILIKE $1)
-    UNION ALL
-    SELECT a.name, a.id FROM agents a WHERE a.name ILIKE $1
-        OR EXISTS (SELECT 1 FROM unnest(a.capabilities) t WHERE t ILIKE $1)
-) s ORDER BY length(name) LIMIT 8
+SELECT label FROM (
+    SELECT w.name AS label FROM workflows w
+    UNION ALL SELECT w.key FROM workflows w
+    UNION ALL SELECT unnest(w.tags) FROM workflows w
+    UNION ALL SELECT a.name FROM agents a
+    UNION ALL SELECT unnest(a.capabilities) FROM agents a
+    UNION ALL SELECT w.key FROM workflow_executions e JOIN workflows w ON w.id = e.workflow_id
+        WHERE e.created_by = $3
+    UNION ALL SELECT n.subject FROM notifications n WHERE n.user_id = $3
+) s WHERE label ILIKE $1 OR label ILIKE $2
+ORDER BY length(label) LIMIT 8
 """
 
 
@@ -375,8 +388,21 @@ async def main() -> None:
             "WITH (fastupdate = off)"
         )
         build = time.perf_counter() - t
+        print(f"index build for existing rows (vectors + GIN, as migration 0008): {build:.1f} s")
+        t = time.perf_counter()
+        await conn.execute("DROP INDEX ix_search_suggestions_type")
+        await conn.execute("TRUNCATE search_suggestions, search_superseded_workflows")
+        await conn.execute(SUGGESTIONS.BACKFILL)
+        await conn.execute(SUGGESTIONS.ADMIN_INDEX)
+        await conn.execute(SUPERSEDED.BACKFILL)
+        build = time.perf_counter() - t
+        rows = await conn.fetchval("SELECT count(*) FROM search_suggestions")
+        print(f"suggestion table build for existing rows (as migrations 0010-0011): {build:.1f} s")
+        print(f"   {rows} suggestion rows")
         await conn.execute("VACUUM ANALYZE")
-        print(f"index build for existing rows (vectors + GIN, as the migration): {build:.1f} s")
+        jit = await conn.fetchrow("SELECT pg_jit_available() AS a, current_setting('jit') AS j")
+        version = await conn.fetchval("SHOW server_version")
+        print(f"PostgreSQL {version}, jit = {jit['j']}, JIT available: {jit['a']}")
 
         # Queries: 1-4 consecutive words of a random document's title or text; 1 in 5 with
         # a typo in its longest word.
@@ -443,14 +469,14 @@ async def main() -> None:
             print(line(f"search over HTTP, one client ({label})", http))
 
         suggest_base = await timed(
-            [lambda p=p: conn.fetch(SUGGEST_BASELINE, p.split()[-1] + "%") for p in prefixes]
+            [lambda p=p: conn.fetch(SUGGEST_BASELINE, f"{p}%", f"% {p}%", me) for p in prefixes]
         )
         alone = await timed(
             [lambda p=p: suggest(reader, principal=member, prefix=p) for p in prefixes]
         )
         await timed([over_http(SUGGEST, {"p": p}, token) for p in prefixes[:50]])
         http = await timed([over_http(SUGGEST, {"p": p}, token) for p in prefixes])
-        print(line("ILIKE 'prefix%' over names, keys, tags", suggest_base))
+        print(line("ILIKE 'prefix%' over the same completions", suggest_base))
         print(line("suggest SQL alone", alone, suggest_base))
         print(line("suggest over HTTP, one client", http))
         print("goals: search p95 < 15 ms, suggest p95 < 5 ms over HTTP")

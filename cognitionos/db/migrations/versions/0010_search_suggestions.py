@@ -100,12 +100,13 @@ $$""",
 }
 
 # Rows are written in key order, so two transactions adding the same completions lock them
-# in the same order (no deadlock).
+# in the same order (no deadlock). PL/pgSQL, so its plan is made once per connection.
 ADD = """
 CREATE FUNCTION search_suggest_add(
     _type text, _id uuid, _at timestamptz, _audiences uuid[], _fields text[], _labels text[]
 ) RETURNS void
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
     INSERT INTO search_suggestions AS s
         (audience, type, tail, term, field, label, id, created_at, refs)
     SELECT l.audience, _type, t.tail, t.term, l.field, l.label, _id, _at, 1
@@ -116,7 +117,8 @@ LANGUAGE sql VOLATILE AS $$
     SET refs = s.refs + 1,
         id = CASE WHEN (EXCLUDED.created_at, EXCLUDED.id) > (s.created_at, s.id)
                   THEN EXCLUDED.id ELSE s.id END,
-        created_at = greatest(s.created_at, EXCLUDED.created_at)
+        created_at = greatest(s.created_at, EXCLUDED.created_at);
+END
 $$
 """
 
@@ -208,16 +210,21 @@ LANGUAGE plpgsql AS $$
 DECLARE
     c record;
 BEGIN
-    IF TG_OP <> 'INSERT' THEN
-        FOR c IN
-            SELECT * FROM {labels}({old})
-            EXCEPT SELECT * FROM {labels}({new})
-            ORDER BY 1, 2, 3
-        LOOP
-            PERFORM search_suggest_remove('{kind}', OLD.id, c.audience, c.field, c.label);
-        END LOOP;
+    IF TG_OP = 'INSERT' THEN
+        PERFORM search_suggest_add('{kind}', NEW.id, NEW.created_at,
+            array_agg(l.audience), array_agg(l.field), array_agg(l.label))
+        FROM {labels}({new}) AS l
+        HAVING count(*) > 0;
+        RETURN NULL;
     END IF;
-    IF TG_OP <> 'DELETE' THEN
+    FOR c IN
+        SELECT * FROM {labels}({old})
+        EXCEPT SELECT * FROM {labels}({new})
+        ORDER BY 1, 2, 3
+    LOOP
+        PERFORM search_suggest_remove('{kind}', OLD.id, c.audience, c.field, c.label);
+    END LOOP;
+    IF TG_OP = 'UPDATE' THEN
         PERFORM search_suggest_add('{kind}', NEW.id, NEW.created_at,
             array_agg(l.audience), array_agg(l.field), array_agg(l.label))
         FROM (SELECT * FROM {labels}({new}) EXCEPT SELECT * FROM {labels}({old})) AS l
