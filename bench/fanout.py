@@ -183,7 +183,6 @@ async def prepare(
             key=tag,
             version=None,
             inputs={},
-            dispatch=False,
         )
         return execution.id
 

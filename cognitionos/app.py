@@ -7,9 +7,9 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
-from arq.connections import ArqRedis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -20,18 +20,11 @@ from starlette.websockets import WebSocket
 
 from cognitionos.config import ConfigError, Settings
 from cognitionos.context import Services
-from cognitionos.db import create_engine, create_reader, create_sessionmaker
 from cognitionos.jobs import supervise
-from cognitionos.jobs.dispatch import ArqDispatcher
 from cognitionos.observability import Metrics, configure_tracing, get_logger
-from cognitionos.pubsub import PubSubHub
-from cognitionos.services.agents import seed as seed_agents
+from cognitionos.runtime import Role, Runtime
 from cognitionos.services.auth import CredentialCache, TokenPolicy
-from cognitionos.services.llm import Router
-from cognitionos.services.memory import MemoryService
 from cognitionos.services.ratelimit import RateLimiter
-from cognitionos.services.templating import close_renderer, open_renderer
-from cognitionos.services.workflows import Engine
 from cognitionos.web import health
 from cognitionos.web.console import console_routes
 from cognitionos.web.graphql_http import GraphQLHTTP
@@ -62,109 +55,17 @@ def create_app(settings: Settings) -> Starlette:
         raise ConfigError("create_app needs DATABASE_URL and REDIS_URL (serve resolves them)")
     if not settings.secret_key:
         raise ConfigError("SECRET_KEY is not set")
-    database_url, redis_url = settings.database_url, settings.redis_url
     metrics = Metrics()
     configure_tracing(service_name=settings.otel_service_name, otlp_endpoint=settings.otlp_endpoint)
     schema = build_schema(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        open_renderer(settings)  # template render processes, shared with a worker here
-        engine = create_engine(database_url, pool_size=settings.db_pool_size)
-        # One client for everything; arq's subclass also enqueues. No connection is made
-        # here, so the app starts (and reports 503) while Redis is down.
-        redis = ArqRedis.from_url(redis_url, health_check_interval=30)
-        sessionmaker = create_sessionmaker(engine)
-        pubsub = PubSubHub(
-            redis_url,
-            queue_size=settings.pubsub_queue_size,
-            on_reconnect=metrics.pubsub_reconnects.labels("hub").inc,
-        )
-        pubsub.start()
-        llm = Router(settings, sessionmaker, metrics=metrics)
-        try:  # the default agents and v1 prompts; a worker's start retries it
-            await seed_agents(sessionmaker, settings)
-        except Exception:
-            log.warning("seeding agents and prompts failed; is the database up?", exc_info=True)
-        workflow_engine = Engine(
-            settings=settings,
-            sessionmaker=sessionmaker,
-            redis=redis,
-            dispatcher=ArqDispatcher(redis),
-            metrics=metrics,
-        )
-        workflow_engine.llm = llm
-        memory = MemoryService(settings, sessionmaker, metrics=metrics)
-        workflow_engine.memory = memory
-        try:
-            await memory.start()
-        except Exception:
-            log.warning("checking the memory store failed; is the database up?", exc_info=True)
-        reader = create_reader(engine)
-        credentials = CredentialCache(
-            reader,
-            TokenPolicy(
-                secret=settings.jwt_secret,
-                issuer=settings.jwt_issuer,
-                access_ttl_seconds=settings.access_token_ttl_seconds,
-                refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
-            ),
-            max_age=settings.credential_cache_seconds,
-            size=settings.credential_cache_size,
-        )
-        services = Services(
-            settings=settings,
-            sessionmaker=sessionmaker,
-            reader=reader,
-            redis=redis,
-            rate_limiter=RateLimiter(redis),
-            metrics=metrics,
-            workflow_engine=workflow_engine,
-            pubsub=pubsub,
-            llm=llm,
-            memory=memory,
-            credentials=credentials,
-        )
-        app.state.services = services
-        graphql = app.state.graphql = GraphQLHTTP(schema, services)
-        graphql.start()
-        graphql_ws = app.state.graphql_ws = GraphQLWebSocket(schema, services)
-        graphql_ws.start()
-        stop_worker = asyncio.Event()
-        worker_task: asyncio.Task[None] | None = None
-        if settings.run_worker_in_process:
-            worker_task = asyncio.create_task(
-                supervise(settings, stop_worker, metrics=metrics), name="worker"
-            )
-            log.info("worker running in-process")
-        # What start-up built lives as long as the app: frozen out of the collector's way,
-        # each collection walks only what requests allocate (the executions page spent a
-        # third of its CPU walking ~320k start-up objects). Unfrozen at shutdown, so a
-        # process that runs several apps (tests) can still collect the old ones.
-        gc.collect()
-        gc.freeze()
-        # Fewer, larger young collections: with 1,000 open websockets the default (700)
-        # set off a full collection (150-450 ms, every socket's objects walked) every
-        # second or so while they joined and now and then under load: the delivery tail.
-        # Measured in bench/fanout.py.
-        thresholds = gc.get_threshold()
-        gc.set_threshold(10_000, 10, 10)
-        try:
-            yield
-        finally:
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()
-            if worker_task is not None:
-                stop_worker.set()
-                await worker_task
-            await graphql_ws.stop()
-            await graphql.stop()
-            await pubsub.stop()
-            await llm.aclose()
-            await memory.stop()
-            await redis.aclose()
-            await engine.dispose()
-            close_renderer()
+        # With the worker in-process, web and worker share this one runtime.
+        role: Role = "embedded" if settings.run_worker_in_process else "web"
+        async with Runtime.start(settings, role=role, metrics=metrics) as runtime:
+            async with _serving(app, runtime, schema):
+                yield
 
     routes = [
         Route("/graphql", _graphql, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
@@ -180,6 +81,69 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = settings
     return app
+
+
+@contextlib.asynccontextmanager
+async def _serving(app: Starlette, runtime: Runtime, schema: Any) -> AsyncIterator[None]:
+    """The web side of a runtime (and its in-process worker), as long as the app runs."""
+    settings = runtime.settings
+    assert runtime.metrics is not None
+    credentials = CredentialCache(
+        runtime.reader,
+        TokenPolicy(
+            secret=settings.jwt_secret,
+            issuer=settings.jwt_issuer,
+            access_ttl_seconds=settings.access_token_ttl_seconds,
+            refresh_ttl_seconds=settings.refresh_token_ttl_seconds,
+        ),
+        max_age=settings.credential_cache_seconds,
+        size=settings.credential_cache_size,
+    )
+    services = Services(
+        settings=settings,
+        sessionmaker=runtime.sessionmaker,
+        reader=runtime.reader,
+        redis=runtime.redis,
+        rate_limiter=RateLimiter(runtime.redis),
+        metrics=runtime.metrics,
+        workflow_engine=runtime.engine,
+        pubsub=runtime.pubsub,
+        llm=runtime.llm,
+        memory=runtime.memory,
+        credentials=credentials,
+    )
+    app.state.services = services
+    graphql = app.state.graphql = GraphQLHTTP(schema, services)
+    graphql.start()
+    graphql_ws = app.state.graphql_ws = GraphQLWebSocket(schema, services)
+    graphql_ws.start()
+    stop_worker = asyncio.Event()
+    worker_task: asyncio.Task[None] | None = None
+    if runtime.role == "embedded":
+        worker_task = asyncio.create_task(supervise(runtime, stop_worker), name="worker")
+        log.info("worker running in-process")
+    # What start-up built lives as long as the app: frozen out of the collector's way,
+    # each collection walks only what requests allocate (the executions page spent a
+    # third of its CPU walking ~320k start-up objects). Unfrozen at shutdown, so a
+    # process that runs several apps (tests) can still collect the old ones.
+    gc.collect()
+    gc.freeze()
+    # Fewer, larger young collections: with 1,000 open websockets the default (700)
+    # set off a full collection (150-450 ms, every socket's objects walked) every
+    # second or so while they joined and now and then under load: the delivery tail.
+    # Measured in bench/fanout.py.
+    thresholds = gc.get_threshold()
+    gc.set_threshold(10_000, 10, 10)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+        if worker_task is not None:
+            stop_worker.set()
+            await worker_task
+        await graphql_ws.stop()
+        await graphql.stop()
 
 
 def server_config(

@@ -144,14 +144,14 @@ def worker() -> None:
         _check_sql_role(settings)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    from cognitionos.jobs import supervise
+    from cognitionos.runtime import run_worker
 
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await supervise(settings, stop)
+        await run_worker(settings, stop)
 
     asyncio.run(run())
 

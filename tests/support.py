@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +17,9 @@ from starlette.applications import Starlette
 from cognitionos.app import server_config
 from cognitionos.config import Settings
 from cognitionos.embedded import free_port
-from cognitionos.services.workflows.steps import StepContext
+from cognitionos.runtime import Runtime
+from cognitionos.services.workflows import Dispatch, Engine
+from cognitionos.services.workflows.steps import SqlPool, StepContext, StepDeps
 
 STRONG_PASSWORD = "correct-horse-42"
 
@@ -29,17 +33,32 @@ EXECUTE = """mutation($input: ExecuteWorkflowInput!) { executeWorkflow(input: $i
     id status } }"""
 
 
-def step_context(settings: Settings) -> StepContext:
-    """What a step kind sees, for running one directly (no database behind it)."""
+def step_context(settings: Settings, *, sql: SqlPool | None = None) -> StepContext:
+    """What a step kind sees, for running one directly (no database behind it; ``sql``:
+    the SQL steps' pool)."""
     return StepContext(
-        settings=settings,
-        sessionmaker=None,  # type: ignore[arg-type]
+        deps=StepDeps(settings=settings, sessionmaker=None, sql=sql),  # type: ignore[arg-type]
         execution_id=uuid.uuid4(),
         step_id=uuid.uuid4(),
         step_key="s",
         attempt=1,
         actor_id=None,
     )
+
+
+class _Lost:
+    """A dispatcher whose every dispatch is lost."""
+
+    async def dispatch(self, items: Sequence[Dispatch]) -> None:
+        return None
+
+
+@asynccontextmanager
+async def undispatched_engine(settings: Settings) -> AsyncIterator[Engine]:
+    """The engine of a web runtime whose process dies between each commit and its
+    dispatch: what it starts is in PostgreSQL, never in the queue."""
+    async with Runtime.start(settings, role="web", dispatcher=_Lost()) as runtime:
+        yield runtime.engine
 
 
 class LiveServer:

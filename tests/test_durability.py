@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from cognitionos.embedded import EmbeddedRedis
 from cognitionos.services.auth import Principal
 from tests.conftest import TEST_SECRET, Stack
 from tests.isolated import Isolated
-from tests.support import CREATE_WORKFLOW, EXECUTE, GQL, LiveServer
+from tests.support import CREATE_WORKFLOW, EXECUTE, GQL, LiveServer, undispatched_engine
 
 LEASE = 2.0
 DATABASE = "cognitionos_durable"
@@ -131,40 +132,17 @@ def test_lost_dispatch_after_commit_is_redispatched(
     user_id = web.ok("{ me { id } }", token=token)["me"]["id"]
 
     async def commit_without_dispatch() -> str:
-        from redis.asyncio import Redis
-
         from cognitionos.config import Settings
-        from cognitionos.db import create_engine, create_sessionmaker
-        from cognitionos.services.workflows import Engine
 
         settings = Settings(**isolated.settings(secret_key=TEST_SECRET))
-        engine = create_engine(isolated.database_url, pool_size=1)
-        client = Redis.from_url(isolated.cache.url)
-
-        class Nowhere:
-            async def dispatch(self, items: Any) -> None:
-                raise AssertionError("must not be called")
-
-        try:
-            workflow_engine = Engine(
-                settings=settings,
-                sessionmaker=create_sessionmaker(engine),
-                redis=client,
-                dispatcher=Nowhere(),
-            )
-            import uuid
-
-            execution = await workflow_engine.execute(
+        async with undispatched_engine(settings) as engine:
+            execution = await engine.execute(
                 principal=Principal(user_id=uuid.UUID(user_id), role=Role.MEMBER),
                 key=key,
                 version=None,
                 inputs={},
-                dispatch=False,
             )
             return str(execution.id)
-        finally:
-            await client.aclose()
-            await engine.dispose()
 
     execution_id = asyncio.run(commit_without_dispatch())
     assert redis.Redis.from_url(isolated.cache.url).zcard("arq:queue") == 0

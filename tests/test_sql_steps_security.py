@@ -18,6 +18,7 @@ from cognitionos.config import Settings
 from cognitionos.services.workflows.steps import (
     SqlPool,
     StepContext,
+    StepDeps,
     StepFailure,
     UnsafeSqlRole,
     get_kind,
@@ -213,15 +214,18 @@ async def test_a_sql_step_on_a_superuser_fails_without_running(stack: Stack) -> 
     assert kind is not None
     pool = SqlPool(stack.database_url, size=1)
     try:
-        ctx = StepContext(
+        deps = StepDeps(
             settings=Settings(secret_key=TEST_SECRET),
             sessionmaker=None,  # type: ignore[arg-type]
+            sql=pool,
+        )
+        ctx = StepContext(
+            deps=deps,
             execution_id=uuid.uuid4(),
             step_id=uuid.uuid4(),
             step_key="q",
             attempt=1,
             actor_id=None,
-            sql=pool,
         )
         with pytest.raises(StepFailure, match="it is a superuser") as caught:
             await kind.run(ctx, {"query": "SELECT pg_read_file('/etc/hostname')"})

@@ -1,61 +1,56 @@
-"""The step job and the engine's background loops (reconciler, scheduler)."""
+"""The step job and the worker's background loops (reconciler, scheduler, ...)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
-from opentelemetry import trace as otel_trace
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cognitionos.config import Settings
 from cognitionos.jobs._idle import notifications_due, schedules_due, steps_in_flight
-from cognitionos.observability import get_logger
-from cognitionos.observability.tracing import continued_span
+from cognitionos.observability import Metrics, get_logger
 from cognitionos.services.memory import purge_expired
 from cognitionos.services.notifications import deliver_due
-from cognitionos.services.workflows import Dispatch, Engine, reconcile, run_claimed, tick
+from cognitionos.services.workflows import Engine, StepRunner, reconcile, tick
 
-__all__ = ["background_loop", "engine_loops", "purge_memories", "run_eagerly", "run_step"]
+__all__ = ["Runtime", "background_loop", "engine_loops", "purge_memories", "run_step"]
 
 log = get_logger("cognitionos.worker")
-_tracer = otel_trace.get_tracer("cognitionos.jobs")
+
+
+class Runtime(Protocol):
+    """What a worker uses of its process's runtime (``cognitionos.runtime``, which
+    builds it and sits above this package)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def metrics(self) -> Metrics | None: ...
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]: ...
+    @property
+    def reader(self) -> async_sessionmaker[AsyncSession]: ...
+    @property
+    def redis(self) -> Redis: ...
+    @property
+    def engine(self) -> Engine: ...
+    @property
+    def steps(self) -> StepRunner: ...
+
+    async def prepare(self) -> None: ...
 
 
 async def run_step(
     ctx: dict[str, Any], step_id: str, seq: int, trace: dict[str, str] | None = None
 ) -> str:
-    """Claim the step (a stale or duplicate dispatch is a no-op) and run it, in a span
-    that continues the trace of whatever dispatched it (``trace``)."""
-    engine: Engine = ctx["workflow_engine"]
-    owner: str = ctx["worker_id"]
-    attributes: dict[str, str | int] = {
-        "messaging.system": "arq",
-        "messaging.operation.type": "process",
-        "messaging.message.id": f"step:{step_id}:{seq}",
-        "cognitionos.step.id": step_id,
-        "cognitionos.step.dispatch_seq": seq,
-    }
-    with continued_span(_tracer, "run_step", trace, attributes=attributes):
-        # The engine names the span after the step; an inline kind (TRANSFORM) has run
-        # inside claim() already, a stale dispatch is marked so.
-        claimed = await engine.claim(uuid.UUID(step_id), seq, owner)
-        if claimed is None:
-            return "skipped"
-        await run_claimed(engine, claimed, owner)
-        return "ran"
-
-
-async def run_eagerly(ctx: dict[str, Any], item: Dispatch) -> None:
-    """Run a step handed over by the engine without the queue; failures only log
-    (the step stays QUEUED in Postgres and the reconciler dispatches it)."""
-    try:
-        await run_step(ctx, str(item.step_id), item.seq, item.trace)
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("eager step failed; the reconciler will dispatch it", step=str(item.step_id))
+    """arq's job: the process's ``StepRunner`` runs dispatch ``seq`` of the step (a stale
+    or duplicate dispatch is a no-op), continuing the trace that dispatched it."""
+    runtime: Runtime = ctx["runtime"]
+    return await runtime.steps.run(uuid.UUID(step_id), seq, trace)
 
 
 async def background_loop(
@@ -86,22 +81,20 @@ async def background_loop(
         await asyncio.sleep(every)
 
 
-async def purge_memories(engine: Engine) -> int:
-    async with engine.sessionmaker() as session:
+async def purge_memories(runtime: Runtime) -> int:
+    async with runtime.sessionmaker() as session:
         return await purge_expired(session)
 
 
-async def deliver_notifications(engine: Engine) -> int:
+async def deliver_notifications(runtime: Runtime) -> int:
     return await deliver_due(
-        engine.sessionmaker, engine.settings, engine.redis, metrics=engine.metrics
+        runtime.sessionmaker, runtime.settings, runtime.redis, metrics=runtime.metrics
     )
 
 
-def engine_loops(
-    engine: Engine, reader: async_sessionmaker[AsyncSession]
-) -> list[asyncio.Task[None]]:
+def engine_loops(runtime: Runtime) -> list[asyncio.Task[None]]:
     """The worker's loops. Idle, each asks one cheap question per tick (``_idle``)."""
-    settings = engine.settings
+    settings, engine, reader = runtime.settings, runtime.engine, runtime.reader
     # Agents' loads are healed by a full reconciler pass; with no step in flight that
     # pass runs this often (a stale load is only stale after minutes anyway).
     heal_every = max(1, round(30 / settings.reconcile_interval_seconds))
@@ -110,7 +103,7 @@ def engine_loops(
             background_loop(
                 "notifications",
                 settings.notification_tick_seconds,
-                lambda: deliver_notifications(engine),
+                lambda: deliver_notifications(runtime),
                 quiet=True,
                 due=lambda: notifications_due(reader),
             ),
@@ -120,7 +113,7 @@ def engine_loops(
             background_loop(
                 "memory purge",
                 settings.memory_purge_interval_seconds,
-                lambda: purge_memories(engine),
+                lambda: purge_memories(runtime),
             ),
             name="memory-purge",
         ),

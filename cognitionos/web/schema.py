@@ -49,8 +49,8 @@ class CognitionSchema(strawberry.Schema):
         """Logging happens in ErrorFormatter: only unexpected errors, with the trace."""
 
 
-def build_schema(settings: Settings | None = None) -> CognitionSchema:
-    settings = settings or Settings()
+def build_schema(settings: Settings) -> CognitionSchema:
+    """The schema of an app of ``settings`` (read once, by the process's entry point)."""
     # Factories, not instances: each operation gets fresh extension state.
     extensions: list[Any] = [
         OperationSpan,  # first: its span holds every other extension's work

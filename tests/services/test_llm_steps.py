@@ -9,20 +9,23 @@ import pytest
 
 from cognitionos.config import Settings
 from cognitionos.services.errors import BadUserInput
-from cognitionos.services.workflows.steps import StepContext, StepFailure, get_kind
+from cognitionos.services.workflows.steps import (
+    StepContext,
+    StepDeps,
+    StepFailure,
+    get_kind,
+)
 
 
-def context(**extra: Any) -> StepContext:
+def context() -> StepContext:
     return StepContext(
-        settings=Settings(env="test"),
-        sessionmaker=None,  # type: ignore[arg-type]
+        deps=StepDeps(settings=Settings(env="test"), sessionmaker=None),  # type: ignore[arg-type]
         execution_id=uuid.uuid4(),
         step_id=uuid.uuid4(),
         step_key="s",
         attempt=1,
         actor_id=None,
         agent_capability="writing",
-        **extra,
     )
 
 

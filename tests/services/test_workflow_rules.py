@@ -137,8 +137,7 @@ async def test_sql_statement_timeout(stack: Stack) -> None:
     assert kind is not None
     pool = SqlPool(stack.sql_step_url, size=1)
     try:
-        ctx = step_context(Settings(sql_statement_timeout_ms=200))
-        ctx.sql = pool
+        ctx = step_context(Settings(sql_statement_timeout_ms=200), sql=pool)
         with pytest.raises(StepFailure, match="statement timeout") as caught:
             await kind.run(ctx, {"query": "SELECT pg_sleep(3)"})
         assert caught.value.retryable is True  # a timeout counts as a (retryable) failure

@@ -19,7 +19,7 @@ from cognitionos.services.workflows.executions import (
     workflows_by_id,
 )
 from cognitionos.services.workflows.reconciler import reconcile
-from cognitionos.services.workflows.runner import run_claimed
+from cognitionos.services.workflows.runner import StepRunner
 from cognitionos.services.workflows.schedules import (
     create_schedule,
     delete_schedule,
@@ -29,7 +29,7 @@ from cognitionos.services.workflows.schedules import (
     update_schedule,
 )
 from cognitionos.services.workflows.spec import RetryPolicy, StepSpec
-from cognitionos.services.workflows.steps import SqlPool, UnsafeSqlRole
+from cognitionos.services.workflows.steps import SqlPool, StepDeps, UnsafeSqlRole
 from cognitionos.services.workflows.transitions import Dispatch
 
 __all__ = [
@@ -39,6 +39,8 @@ __all__ = [
     "Engine",
     "RetryPolicy",
     "SqlPool",
+    "StepDeps",
+    "StepRunner",
     "StepSpec",
     "UnsafeSqlRole",
     "create_schedule",
@@ -54,7 +56,6 @@ __all__ = [
     "owns_schedule",
     "reconcile",
     "require_workflow",
-    "run_claimed",
     "steps_by_execution",
     "tick",
     "update_schedule",

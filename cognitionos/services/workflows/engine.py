@@ -1,42 +1,33 @@
-"""The execution engine: start, claim, complete, fail, cancel, retry, approve.
+"""The execution engine: start, cancel, retry and approve executions.
 
-Each operation is one transaction that writes the new state and its events together,
-then (after commit) publishes the events and dispatches newly ready steps.
+Each operation is one unit of work (``_unit.py``): a transaction that writes the new
+state and its events together, then (after commit) publishes the events and dispatches
+newly ready steps. A step's own transitions (claim, heartbeat, settle) are in
+``lifecycle.py``; ``runner.py`` drives a step through them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
-from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from cognitionos.config import Settings
 from cognitionos.db.models.workflows import (
     ExecutionStatus,
     StepExecution,
     StepStatus,
-    Workflow,
     WorkflowExecution,
 )
-from cognitionos.observability import Metrics, get_logger
 from cognitionos.services.auth import Principal
 from cognitionos.services.errors import Conflict, Forbidden, NotFound
-from cognitionos.services.events import publish_events
+from cognitionos.services.workflows._unit import Dispatcher
 from cognitionos.services.workflows.definitions import StepSpec, check_inputs, require_workflow
 from cognitionos.services.workflows.lifecycle import ClaimedStep, HeartbeatResult, StepLifecycle
-from cognitionos.services.workflows.output import mark_attempts
-from cognitionos.services.workflows.steps import SqlPool
 from cognitionos.services.workflows.transitions import (
-    Dispatch,
-    Effects,
-    Finished,
     finish_if_done,
     lock_execution,
     now,
@@ -47,21 +38,7 @@ from cognitionos.services.workflows.transitions import (
     steps_of,
 )
 
-if TYPE_CHECKING:
-    from cognitionos.services.llm import Router
-    from cognitionos.services.memory import MemoryService
-
 __all__ = ["ClaimedStep", "Dispatcher", "Engine", "HeartbeatResult"]
-
-log = get_logger("cognitionos.engine")
-_MAX_EAGER = 8
-
-
-class Dispatcher(Protocol):
-    """Transport for ready steps (arq in production; anything that eventually calls
-    ``run_step(step_id, seq)``)."""
-
-    async def dispatch(self, items: Sequence[Dispatch]) -> None: ...
 
 
 def _visible(execution: WorkflowExecution, principal: Principal) -> None:
@@ -70,89 +47,8 @@ def _visible(execution: WorkflowExecution, principal: Principal) -> None:
 
 
 class Engine(StepLifecycle):
-    """Start, cancel, retry and approve executions; workers drive each step through the
-    ``StepLifecycle`` half. Every operation is one transaction, then ``apply``."""
-
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        redis: Redis,
-        dispatcher: Dispatcher,
-        metrics: Metrics | None = None,
-        sql: SqlPool | None = None,
-    ) -> None:
-        self.settings = settings
-        self.metrics = metrics
-        self.sql = sql  # where SQL steps run; only a worker has one
-        self.sessionmaker = sessionmaker
-        self.redis = redis
-        self.dispatcher = dispatcher
-        # Set by a worker: a lone newly ready step (a chain's next link) is run here at
-        # once instead of a round trip through the queue. It is already QUEUED in
-        # Postgres, so if this process dies the reconciler dispatches it as usual.
-        self.local_runner: Callable[[Dispatch], Coroutine[Any, Any, None]] | None = None
-        self.eager_tasks: set[asyncio.Task[None]] = set()
-        self.llm: Router | None = None  # set where LLM steps can run
-        self.memory: MemoryService | None = None  # set where memory steps can run
-        self._workflow_keys: dict[uuid.UUID, str] = {}  # metric labels, bounded
-
-    async def apply(self, effects: Effects) -> None:
-        """After commit: publish, then dispatch. A crash here is healed by the reconciler."""
-        if self.metrics is not None:
-            for event in effects.events:
-                self.metrics.events.labels(event.type).inc()
-            if effects.finished:
-                await self._observe(effects.finished)
-        if effects.events:
-            try:
-                await publish_events(self.redis, effects.events)
-            except Exception:  # subscribers backfill from the event log
-                log.warning("publishing events failed", exc_info=True)
-            try:  # before the step runs: its tokens follow its start in the log
-                await mark_attempts(self.redis, effects.events)
-            except Exception:  # live output is a view; the step's result is what counts
-                log.warning("marking step attempts failed", exc_info=True)
-        dispatch = effects.dispatch
-        if (
-            self.local_runner is not None
-            and len(dispatch) == 1
-            and not dispatch[0].defer_seconds
-            and len(self.eager_tasks) < _MAX_EAGER
-        ):
-            task = asyncio.create_task(self.local_runner(dispatch[0]))
-            self.eager_tasks.add(task)
-            task.add_done_callback(self.eager_tasks.discard)
-            dispatch = []
-        if dispatch:
-            try:
-                await self.dispatcher.dispatch(dispatch)
-            except Exception:  # the reconciler re-dispatches from Postgres
-                log.warning("dispatch failed; the reconciler will retry", exc_info=True)
-
-    async def _observe(self, finished: list[Finished]) -> None:
-        """Durations by workflow key (capped in ``Metrics``), kind and status."""
-        assert self.metrics is not None
-        keys = self._workflow_keys
-        missing = {f.workflow_id for f in finished} - keys.keys()
-        if missing:
-            try:
-                async with self.sessionmaker() as session:
-                    rows = await session.execute(
-                        select(Workflow.id, Workflow.key).where(Workflow.id.in_(missing))
-                    )
-                    if len(keys) > 1000:
-                        keys.clear()
-                    keys.update({id_: key for id_, key in rows})
-            except Exception:  # a metric is not worth failing a transition's aftermath
-                log.warning("reading workflow keys for metrics failed", exc_info=True)
-        for f in finished:
-            key = keys.get(f.workflow_id, "unknown")
-            if f.kind is None:
-                self.metrics.execution_duration.labels(key, f.status).observe(f.seconds)
-            else:
-                self.metrics.step_duration.labels(key, f.kind, f.status).observe(f.seconds)
+    """Start, cancel, retry and approve executions; the ``StepRunner`` drives each step
+    through the ``StepLifecycle`` half. Every operation is one ``unit`` of work."""
 
     # -- user operations -----------------------------------------------------------
 
@@ -164,11 +60,10 @@ class Engine(StepLifecycle):
         version: str | None,
         inputs: dict[str, Any],
         idempotency_key: str | None = None,
-        dispatch: bool = True,
     ) -> WorkflowExecution:
         """Create the execution, its steps and first events in one transaction."""
-        effects = Effects()
-        async with self.sessionmaker() as session:
+        async with self.unit() as unit:
+            session, effects = unit.session, unit.effects
             workflow = await require_workflow(session, key=key, version=version)
             check_inputs(workflow.input_schema, inputs)
             if idempotency_key:
@@ -225,10 +120,6 @@ class Engine(StepLifecycle):
                 workflowVersion=workflow.version,
             )
             await queue_ready_steps(session, effects, execution, steps)
-            await session.commit()
-        if not dispatch:
-            effects.dispatch.clear()  # as if the process died right after commit
-        await self.apply(effects)
         return execution
 
     async def _idempotent(
@@ -250,8 +141,8 @@ class Engine(StepLifecycle):
         return None
 
     async def cancel(self, *, principal: Principal, execution_id: uuid.UUID) -> WorkflowExecution:
-        effects = Effects()
-        async with self.sessionmaker() as session:
+        async with self.unit() as unit:
+            session, effects = unit.session, unit.effects
             execution = await self._locked(session, execution_id, principal)
             if execution.status.terminal:
                 raise Conflict(f"execution is already {execution.status.value}")
@@ -265,14 +156,12 @@ class Engine(StepLifecycle):
             await record(
                 session, effects, execution, "EXECUTION_CANCELLED", actor=principal.user_id
             )
-            await session.commit()
-        await self.apply(effects)
         return execution
 
     async def retry(self, *, principal: Principal, execution_id: uuid.UUID) -> WorkflowExecution:
         """Re-run failed, skipped and cancelled steps; succeeded outputs are kept."""
-        effects = Effects()
-        async with self.sessionmaker() as session:
+        async with self.unit() as unit:
+            session, effects = unit.session, unit.effects
             execution = await self._locked(session, execution_id, principal)
             if execution.status not in (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED):
                 raise Conflict(
@@ -304,15 +193,13 @@ class Engine(StepLifecycle):
             await record(session, effects, execution, "EXECUTION_RETRIED", actor=principal.user_id)
             await queue_ready_steps(session, effects, execution, steps)
             await finish_if_done(session, effects, execution)
-            await session.commit()
-        await self.apply(effects)
         return execution
 
     async def approve(
         self, *, principal: Principal, step_id: uuid.UUID, approved: bool, comment: str | None
     ) -> StepExecution:
-        effects = Effects()
-        async with self.sessionmaker() as session:
+        async with self.unit() as unit:
+            session, effects = unit.session, unit.effects
             step = await session.get(StepExecution, step_id)
             if step is None:
                 raise NotFound(f"step execution {step_id} not found")
@@ -349,8 +236,6 @@ class Engine(StepLifecycle):
                 )
                 await skip_dependents(session, effects, execution, steps, step)
             await finish_if_done(session, effects, execution)
-            await session.commit()
-        await self.apply(effects)
         return step
 
     async def _locked(

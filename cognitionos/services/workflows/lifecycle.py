@@ -1,46 +1,40 @@
-"""A step's side of the engine: a worker claims it, heartbeats its lease and reports how
-it ended (complete, defer, fail); inline kinds and approvals are settled at claim time.
+"""A step's state changes: claim (RUNNING with a lease, parked for approval, or refused),
+heartbeat, and settle (succeeded, failed or deferred), each one unit of work.
 
-``StepLifecycle`` is the part of ``Engine`` that workers call; the user operations and the
-after-commit ``apply`` are in ``engine.py``.
+The ``StepRunner`` (``runner.py``) drives a step through these; the user operations are
+in ``engine.py``. An inline kind is settled inside its claim's transaction
+(``Claim.settle``): it has no I/O, so a crash simply rolls the whole attempt back.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from enum import StrEnum
+from typing import Any
 
 from opentelemetry import trace
-from redis.asyncio import Redis
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cognitionos.config import Settings
 from cognitionos.db.models.workflows import (
     ExecutionStatus,
     StepExecution,
     StepStatus,
     WorkflowExecution,
 )
-from cognitionos.observability import Metrics
 from cognitionos.services.auth import acting_principal
 from cognitionos.services.errors import Forbidden
+from cognitionos.services.workflows._unit import Transactions, Unit
 from cognitionos.services.workflows.definitions import StepSpec
-from cognitionos.services.workflows.steps import SqlPool, StepContext, StepFailure, get_kind
-from cognitionos.services.workflows.templates import (
-    TemplateFailure,
-    render_config,
-    render_value,
-)
+from cognitionos.services.workflows.steps import StepContext, StepDeps, get_kind
+from cognitionos.services.workflows.templates import TemplateFailure, render_value
 from cognitionos.services.workflows.transitions import (
     Definition,
-    Effects,
-    definition_of,
+    Dispatch,
     fail_step,
     finish_if_done,
     lock_for_step,
@@ -52,11 +46,53 @@ from cognitionos.services.workflows.transitions import (
     succeed_step,
 )
 
-if TYPE_CHECKING:
-    from cognitionos.services.llm import Router
-    from cognitionos.services.memory import MemoryService
+__all__ = [
+    "Claim",
+    "ClaimState",
+    "ClaimedStep",
+    "Deferred",
+    "Failed",
+    "HeartbeatResult",
+    "Outcome",
+    "StepLifecycle",
+    "Succeeded",
+]
 
-__all__ = ["ClaimedStep", "HeartbeatResult", "StepLifecycle"]
+
+@dataclass(frozen=True)
+class Succeeded:
+    output: Any
+    inputs: dict[str, Any] | None = None  # the config as rendered for this attempt
+    cost_usd: Decimal | None = None
+    tokens: int = 0
+    served_by: list[str] | None = None
+    notes: dict[str, Any] | None = None  # more for STEP_SUCCEEDED (how its LLM calls went)
+
+
+@dataclass(frozen=True)
+class Failed:
+    error: str
+    retryable: bool
+    inputs: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """Not now, and not a failure: run again after ``delay``; the attempt is given back."""
+
+    reason: str
+    delay: float
+    inputs: dict[str, Any] | None = None
+
+
+Outcome = Succeeded | Failed | Deferred
+
+
+class ClaimState(StrEnum):
+    STALE = "stale"  # a duplicate or outdated dispatch: nothing was done
+    REFUSED = "refused"  # its owner may not run steps now: the step failed
+    PARKED = "parked"  # an approval step now waits for a decision
+    RUNNING = "running"  # ours, with a lease: run it
 
 
 @dataclass(frozen=True)
@@ -71,11 +107,10 @@ class ClaimedStep:
     actor_id: uuid.UUID | None
     previous_error: str | None = None
 
-    def context(self, engine: StepLifecycle) -> StepContext:
+    def context(self, deps: StepDeps) -> StepContext:
         """What the step's kind sees while it runs."""
         return StepContext(
-            settings=engine.settings,
-            sessionmaker=engine.sessionmaker,
+            deps=deps,
             execution_id=self.execution_id,
             step_id=self.step_id,
             step_key=self.step_key,
@@ -85,20 +120,7 @@ class ClaimedStep:
             steps=self.outputs,
             agent_capability=self.spec.agent_capability,
             previous_error=self.previous_error,
-            llm=engine.llm,
-            memory=engine.memory,
-            redis=engine.redis,
-            sql=engine.sql,
         )
-
-
-def _describe_span(attributes: dict[str, str | int | bool], *, name: str | None = None) -> None:
-    """Say on the job's span (``jobs/steps.py``) which step it claimed."""
-    span = trace.get_current_span()
-    if span.is_recording():
-        span.set_attributes(attributes)
-        if name is not None:
-            span.update_name(name)
 
 
 class HeartbeatResult:
@@ -107,128 +129,145 @@ class HeartbeatResult:
     LOST = "lost"
 
 
-class StepLifecycle:
-    """Claim, heartbeat, complete, defer, fail: every transition of a running step."""
+def _describe_span(attributes: dict[str, str | int | bool], *, name: str | None = None) -> None:
+    """Say on the step's span (``runner.py``) which step it claimed and how it went."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attributes(attributes)
+        if name is not None:
+            span.update_name(name)
 
-    settings: Settings
-    sessionmaker: async_sessionmaker[AsyncSession]
-    redis: Redis
-    metrics: Metrics | None
-    sql: SqlPool | None
-    llm: Router | None
-    memory: MemoryService | None
 
-    async def apply(self, effects: Effects) -> None:
-        raise NotImplementedError  # Engine.apply: publish and dispatch after commit
+class Claim:
+    """A dispatch taken inside its claim's transaction. ``step`` is set when ``state``
+    is RUNNING; ``handed_back`` (once the claim's block is over) is a lone step its
+    settling made ready, for the caller to run."""
 
-    async def claim(self, step_id: uuid.UUID, seq: int, owner: str) -> ClaimedStep | None:
-        """Take a dispatched step: RUNNING with a lease, or parked for approval. An inline
-        kind runs right here, in the same transaction (None is returned: nothing to run)."""
-        effects = Effects()
-        async with self.sessionmaker() as session:
-            locked = await lock_for_step(session, step_id)
-            if locked is None:
-                return None
-            execution, step = locked
-            claimable = step.status in (StepStatus.QUEUED, StepStatus.RETRYING)
-            if not claimable or step.dispatch_seq != seq or execution.status.terminal:
-                _describe_span({"cognitionos.step.outcome": "stale"})
-                return None  # a stale or duplicate dispatch
-            _describe_span(
-                {
-                    "cognitionos.execution.id": str(execution.id),
-                    "cognitionos.step.key": step.step_key,
-                    "cognitionos.step.kind": step.kind,
-                },
-                name=f"run_step {step.kind}",
-            )
-            definition = await definition_of(session, execution.workflow_id)
-            spec = definition.specs[step.step_key]
-            kind = get_kind(step.kind)
-            if self.metrics is not None and step.dispatched_at is not None:
-                waited = (now() - step.dispatched_at).total_seconds()
-                self.metrics.dispatch_latency.observe(max(0.0, waited))
-            inline = kind is not None and kind.inline
-            # Read everything first: no write is flushed before the commit.
-            needs = definition.needs[step.step_key]
-            # An inline step completes in this transaction: read what that needs, too.
-            keys = needs | definition.around(step.step_key) if inline else needs
-            loaded = await steps_of(session, execution.id, keys) if keys else []
-            if execution.status is ExecutionStatus.PENDING:
-                execution.status = ExecutionStatus.RUNNING
-                execution.started_at = now()
-                await record(session, effects, execution, "EXECUTION_STARTED")
-            try:  # steps run as their owner as they are now: suspended or demoted, no run
-                await acting_principal(session, execution.created_by)
-            except Forbidden as exc:
-                below = {step.step_key, *definition.descendants(step.step_key)}
-                await fail_step(
-                    session,
-                    effects,
-                    execution,
-                    definition,
-                    await steps_of(session, execution.id, below),
-                    step,
-                    f"step not run: {exc.message}",
-                    retryable=False,
-                )
-                await finish_if_done(session, effects, execution)
-                await session.commit()
-                await self.apply(effects)
-                return None
-            if kind is not None and kind.waits_for_approval:
-                prompt, rendered = await self._approval_prompt(spec, execution, loaded, needs)
-                set_step(
-                    execution,
-                    step,
-                    StepStatus.WAITING_APPROVAL,
-                    started_at=now(),
-                    resolved_inputs=rendered,
-                )
-                await record(
-                    session, effects, execution, "STEP_WAITING_APPROVAL", step=step, prompt=prompt
-                )
-                await finish_if_done(session, effects, execution)
-                await session.commit()
-                await self.apply(effects)
-                return None
-            lease = timedelta(seconds=self.settings.step_lease_seconds)
+    def __init__(self, lifecycle: StepLifecycle, unit: Unit) -> None:
+        self.state = ClaimState.STALE
+        self.step: ClaimedStep | None = None
+        self.settled = False
+        self._lifecycle = lifecycle
+        self._unit = unit
+        self._rows: tuple[WorkflowExecution, Definition, StepExecution] | None = None
+        self._loaded: list[StepExecution] | None = None
+
+    @property
+    def handed_back(self) -> Dispatch | None:
+        return self._unit.handed_back
+
+    async def settle(self, outcome: Outcome) -> None:
+        """Settle the claimed step in the claim's own transaction (inline kinds)."""
+        assert self._rows is not None and not self.settled
+        execution, definition, step = self._rows
+        await self._lifecycle.settled(
+            self._unit, execution, definition, step, outcome, loaded=self._loaded
+        )
+        self.settled = True
+
+
+class StepLifecycle(Transactions):
+    """Claim, heartbeat, settle: every transition of a running step."""
+
+    @asynccontextmanager
+    async def claim(
+        self, step_id: uuid.UUID, seq: int, owner: str, *, hand_back: bool = False
+    ) -> AsyncIterator[Claim]:
+        """Take a dispatched step, in a transaction that lasts the block: RUNNING with a
+        lease for ``owner``, parked for approval, refused, or stale (``Claim.state``)."""
+        async with self.unit(hand_back=hand_back) as unit:
+            claim = Claim(self, unit)
+            await self._take(claim, step_id, seq, owner)
+            yield claim
+
+    async def _take(self, claim: Claim, step_id: uuid.UUID, seq: int, owner: str) -> None:
+        session, effects = claim._unit.session, claim._unit.effects
+        locked = await lock_for_step(session, step_id)
+        if locked is None:
+            return
+        execution, step = locked
+        claimable = step.status in (StepStatus.QUEUED, StepStatus.RETRYING)
+        if not claimable or step.dispatch_seq != seq or execution.status.terminal:
+            _describe_span({"cognitionos.step.outcome": "stale"})
+            return
+        _describe_span(
+            {
+                "cognitionos.execution.id": str(execution.id),
+                "cognitionos.step.key": step.step_key,
+                "cognitionos.step.kind": step.kind,
+            },
+            name=f"run_step {step.kind}",
+        )
+        definition = await self.definition(session, execution.workflow_id)
+        spec = definition.specs[step.step_key]
+        kind = get_kind(step.kind)
+        if self.metrics is not None and step.dispatched_at is not None:
+            waited = (now() - step.dispatched_at).total_seconds()
+            self.metrics.dispatch_latency.observe(max(0.0, waited))
+        inline = kind is not None and kind.inline
+        # Read everything first: no write is flushed before the commit.
+        needs = definition.needs[step.step_key]
+        # An inline step completes in this transaction: read what that needs, too.
+        keys = needs | definition.around(step.step_key) if inline else needs
+        loaded = await steps_of(session, execution.id, keys) if keys else []
+        if execution.status is ExecutionStatus.PENDING:
+            execution.status = ExecutionStatus.RUNNING
+            execution.started_at = now()
+            await record(session, effects, execution, "EXECUTION_STARTED")
+        try:  # steps run as their owner as they are now: suspended or demoted, no run
+            await acting_principal(session, execution.created_by)
+        except Forbidden as exc:
+            claim.state = ClaimState.REFUSED
+            failed = Failed(f"step not run: {exc.message}", retryable=False)
+            await self.settled(claim._unit, execution, definition, step, failed)
+            return
+        if kind is not None and kind.waits_for_approval:
+            claim.state = ClaimState.PARKED
+            prompt, rendered = await self._approval_prompt(spec, execution, loaded, needs)
             set_step(
                 execution,
                 step,
-                StepStatus.RUNNING,
-                attempt=step.attempt + 1,
-                lease_owner=owner,
-                lease_expires_at=now() + lease,
+                StepStatus.WAITING_APPROVAL,
                 started_at=now(),
-                next_attempt_at=None,
-                resolved_inputs=None,  # this attempt's, once rendered
+                resolved_inputs=rendered,
             )
-            await record(session, effects, execution, "STEP_STARTED", step=step)
-            _describe_span({"cognitionos.step.attempt": step.attempt})
-            outputs = {
+            await record(
+                session, effects, execution, "STEP_WAITING_APPROVAL", step=step, prompt=prompt
+            )
+            await finish_if_done(session, effects, execution)
+            return
+        lease = timedelta(seconds=self.settings.step_lease_seconds)
+        set_step(
+            execution,
+            step,
+            StepStatus.RUNNING,
+            attempt=step.attempt + 1,
+            lease_owner=owner,
+            lease_expires_at=now() + lease,
+            started_at=now(),
+            next_attempt_at=None,
+            resolved_inputs=None,  # this attempt's, once rendered
+        )
+        await record(session, effects, execution, "STEP_STARTED", step=step)
+        _describe_span({"cognitionos.step.attempt": step.attempt})
+        claim.state = ClaimState.RUNNING
+        claim.step = ClaimedStep(
+            step_id=step.id,
+            execution_id=execution.id,
+            step_key=step.step_key,
+            attempt=step.attempt,
+            spec=spec,
+            inputs=dict(execution.inputs),
+            outputs={
                 s.step_key: {"output": s.output}
                 for s in loaded
                 if s.step_key in needs and s.status is StepStatus.SUCCEEDED
-            }
-            claimed = ClaimedStep(
-                step_id=step.id,
-                execution_id=execution.id,
-                step_key=step.step_key,
-                attempt=step.attempt,
-                spec=spec,
-                inputs=dict(execution.inputs),
-                outputs=outputs,
-                actor_id=execution.created_by,
-                previous_error=step.error,
-            )
-            if inline:
-                await self._run_inline(
-                    session, effects, execution, step, definition, claimed, loaded
-                )
-            await session.commit()
-        await self.apply(effects)
-        return None if inline else claimed
+            },
+            actor_id=execution.created_by,
+            previous_error=step.error,
+        )
+        claim._rows = (execution, definition, step)
+        claim._loaded = loaded if inline else None
 
     async def _approval_prompt(
         self,
@@ -258,42 +297,6 @@ class StepLifecycle:
             return f"{prompt} ({exc})", None
         return rendered, {**spec.config, "prompt": rendered}
 
-    async def _run_inline(
-        self,
-        session: AsyncSession,
-        effects: Effects,
-        execution: WorkflowExecution,
-        step: StepExecution,
-        definition: Definition,
-        claimed: ClaimedStep,
-        steps: list[StepExecution],
-    ) -> None:
-        kind = get_kind(step.kind)
-        assert kind is not None
-        ctx = claimed.context(self)
-        try:
-            config = await render_config(
-                claimed.spec.config,
-                kind.templated,
-                ctx.variables,
-                settings=self.settings,
-                time_limit=claimed.spec.timeout_seconds,
-            )
-            step.resolved_inputs = config
-            output = await asyncio.wait_for(kind.run(ctx, config), claimed.spec.timeout_seconds)
-            json.dumps(output)
-        except (TemplateFailure, StepFailure, TypeError, ValueError) as exc:
-            retryable = isinstance(exc, StepFailure) and exc.retryable
-            error = f"output is not JSON: {exc}" if isinstance(exc, TypeError) else str(exc)
-            below = {step.step_key, *definition.descendants(step.step_key)}
-            steps = await steps_of(session, execution.id, below)
-            await fail_step(
-                session, effects, execution, definition, steps, step, error, retryable=retryable
-            )
-        else:
-            await succeed_step(session, effects, execution, steps, step, output)
-        await finish_if_done(session, effects, execution)
-
     async def heartbeat(self, step_id: uuid.UUID, owner: str) -> str:
         """Extend the lease; say whether the step was cancelled or taken over."""
         lease = timedelta(seconds=self.settings.step_lease_seconds)
@@ -321,124 +324,92 @@ class StepLifecycle:
             HeartbeatResult.CANCELLED if status is ExecutionStatus.CANCELLED else HeartbeatResult.OK
         )
 
-    async def _owned(
-        self, session: AsyncSession, step_id: uuid.UUID, owner: str, *, reach: str
-    ) -> tuple[WorkflowExecution, Definition, list[StepExecution], StepExecution] | None:
-        """Lock and load a step we hold the lease on, with the steps a transition reads:
-        ``reach`` is "around" (children and their dependencies) or "below" (descendants)."""
-        locked = await lock_for_step(session, step_id)
-        if locked is None:
-            return None
-        execution, step = locked
-        if step.status is not StepStatus.RUNNING or step.lease_owner != owner:
-            return None  # the lease was lost: someone else owns the step now
-        definition = await definition_of(session, execution.workflow_id)
-        keys = (
-            definition.around(step.step_key)
-            if reach == "around"
-            else {step.step_key, *definition.descendants(step.step_key)}
-        )
-        steps = await steps_of(session, execution.id, keys)
-        step = next(s for s in steps if s.id == step_id)
-        return execution, definition, steps, step
+    async def settle(
+        self, step_id: uuid.UUID, owner: str, outcome: Outcome, *, hand_back: bool = False
+    ) -> Dispatch | None:
+        """Record how a step we hold the lease on ended (nothing when the lease was lost:
+        someone else owns the step now). Returns the step handed back, if any."""
+        async with self.unit(hand_back=hand_back) as unit:
+            locked = await lock_for_step(unit.session, step_id)
+            if locked is None:
+                return None
+            execution, step = locked
+            if step.status is not StepStatus.RUNNING or step.lease_owner != owner:
+                return None
+            definition = await self.definition(unit.session, execution.workflow_id)
+            await self.settled(unit, execution, definition, step, outcome)
+        return unit.handed_back
 
-    async def complete(
+    async def settled(
         self,
-        step_id: uuid.UUID,
-        owner: str,
-        output: Any,
+        unit: Unit,
+        execution: WorkflowExecution,
+        definition: Definition,
+        step: StepExecution,
+        outcome: Outcome,
         *,
-        cost_usd: Decimal | None = None,
-        tokens: int = 0,
-        served_by: list[str] | None = None,
-        notes: dict[str, Any] | None = None,
-        inputs: dict[str, Any] | None = None,
-    ) -> bool:
-        """``notes``: more for the STEP_SUCCEEDED event (e.g. how its LLM calls went);
-        ``inputs``: the config as rendered for this attempt."""
-        _describe_span({"cognitionos.step.outcome": "succeeded"})
-        effects = Effects()
-        async with self.sessionmaker() as session:
-            owned = await self._owned(session, step_id, owner, reach="around")
-            if owned is None:
-                return False
-            execution, _, steps, step = owned
-            step.resolved_inputs = inputs
+        loaded: list[StepExecution] | None = None,
+    ) -> None:
+        """Write ``outcome`` in ``unit``. ``loaded``: the steps completing reads
+        (``Definition.around``), when the caller has them already."""
+        session, effects = unit.session, unit.effects
+        if isinstance(outcome, Deferred):
+            set_step(
+                execution,
+                step,
+                StepStatus.RETRYING,
+                attempt=max(0, step.attempt - 1),
+                error=outcome.reason,
+                lease_owner=None,
+                lease_expires_at=None,
+                next_attempt_at=now() + timedelta(seconds=outcome.delay),
+                resolved_inputs=outcome.inputs,
+            )
+            requeue(step, effects, defer=outcome.delay)
+            await record(
+                session, effects, execution, "STEP_DEFERRED", step=step, reason=outcome.reason
+            )
+            return
+        key = step.step_key
+        if isinstance(outcome, Succeeded):
+            _describe_span({"cognitionos.step.outcome": "succeeded"})
+            # Read before writing: a read after a write would flush it first.
+            steps = (
+                loaded
+                if loaded is not None
+                else await steps_of(session, execution.id, definition.around(key))
+            )
+            step.resolved_inputs = outcome.inputs
             await succeed_step(
                 session,
                 effects,
                 execution,
                 steps,
                 step,
-                output,
-                cost_usd=cost_usd,
-                tokens=tokens,
-                served_by=served_by,
-                notes=notes,
+                outcome.output,
+                cost_usd=outcome.cost_usd,
+                tokens=outcome.tokens,
+                served_by=outcome.served_by,
+                notes=outcome.notes,
             )
-            await finish_if_done(session, effects, execution)
-            await session.commit()
-        await self.apply(effects)
-        return True
-
-    async def defer(
-        self,
-        step_id: uuid.UUID,
-        owner: str,
-        reason: str,
-        *,
-        delay: float,
-        inputs: dict[str, Any] | None = None,
-    ) -> bool:
-        """Give a running step back to run again after ``delay``; the attempt is not used."""
-        effects = Effects()
-        async with self.sessionmaker() as session:
-            owned = await self._owned(session, step_id, owner, reach="around")
-            if owned is None:
-                return False
-            execution, _, _, step = owned
-            set_step(
-                execution,
-                step,
-                StepStatus.RETRYING,
-                attempt=max(0, step.attempt - 1),
-                error=reason,
-                lease_owner=None,
-                lease_expires_at=None,
-                next_attempt_at=now() + timedelta(seconds=delay),
-                resolved_inputs=inputs,
+        else:
+            trace.get_current_span().set_status(trace.StatusCode.ERROR, outcome.error[:200])
+            _describe_span(
+                {
+                    "cognitionos.step.outcome": "failed",
+                    "cognitionos.step.retryable": outcome.retryable,
+                }
             )
-            requeue(step, effects, defer=delay)
-            await record(session, effects, execution, "STEP_DEFERRED", step=step, reason=reason)
-            await session.commit()
-        await self.apply(effects)
-        return True
-
-    async def fail(
-        self,
-        step_id: uuid.UUID,
-        owner: str,
-        error: str,
-        *,
-        retryable: bool,
-        inputs: dict[str, Any] | None = None,
-    ) -> bool:
-        span = trace.get_current_span()
-        span.set_status(trace.StatusCode.ERROR, error[:200])
-        _describe_span(
-            {"cognitionos.step.outcome": "failed", "cognitionos.step.retryable": retryable}
-        )
-        effects = Effects()
-        async with self.sessionmaker() as session:
-            owned = await self._owned(session, step_id, owner, reach="below")
-            if owned is None:
-                return False
-            execution, definition, steps, step = owned
-            step.resolved_inputs = inputs
+            steps = await steps_of(session, execution.id, {key, *definition.descendants(key)})
+            step.resolved_inputs = outcome.inputs
             await fail_step(
-                session, effects, execution, definition, steps, step, error, retryable=retryable
+                session,
+                effects,
+                execution,
+                definition,
+                steps,
+                step,
+                outcome.error,
+                retryable=outcome.retryable,
             )
-            await finish_if_done(session, effects, execution)
-            await session.commit()
-        await self.apply(effects)
-        return True
+        await finish_if_done(session, effects, execution)

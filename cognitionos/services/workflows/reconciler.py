@@ -22,7 +22,6 @@ from cognitionos.services.agents.registry import publish_agents
 from cognitionos.services.workflows.engine import Engine
 from cognitionos.services.workflows.transitions import (
     Dispatch,
-    Effects,
     finish_if_done,
     lock_execution,
     now,
@@ -52,8 +51,8 @@ _LOST = text(
 
 
 async def _expired_lease(engine: Engine, step_id: uuid.UUID, execution_id: uuid.UUID) -> bool:
-    effects = Effects()
-    async with engine.sessionmaker() as session:
+    async with engine.unit() as unit:
+        session, effects = unit.session, unit.effects
         execution = await lock_execution(session, execution_id)
         steps = await steps_of(session, execution_id)
         step = next(s for s in steps if s.id == step_id)
@@ -89,8 +88,6 @@ async def _expired_lease(engine: Engine, step_id: uuid.UUID, execution_id: uuid.
             if engine.metrics is not None:
                 engine.metrics.reconciler_redispatches.labels("lease_expired").inc()
         await finish_if_done(session, effects, execution)
-        await session.commit()
-    await engine.apply(effects)
     return True
 
 

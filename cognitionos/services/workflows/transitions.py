@@ -22,7 +22,6 @@ from cognitionos.db.models.workflows import (
     ExecutionStatus,
     StepExecution,
     StepStatus,
-    Workflow,
     WorkflowExecution,
 )
 from cognitionos.observability.tracing import LINK, carrier_of_current_span
@@ -38,7 +37,6 @@ __all__ = [
     "Dispatch",
     "Effects",
     "Finished",
-    "definition_of",
     "execution_state",
     "fail_step",
     "finish_if_done",
@@ -135,22 +133,6 @@ class Definition:
             found.add(child)
             found.update(self.graph[child])
         return found
-
-
-_DEFINITIONS: dict[uuid.UUID, Definition] = {}
-_MAX_CACHED = 2048
-
-
-async def definition_of(session: AsyncSession, workflow_id: uuid.UUID) -> Definition:
-    found = _DEFINITIONS.get(workflow_id)
-    if found is None:
-        steps = await session.scalar(select(Workflow.steps).where(Workflow.id == workflow_id))
-        if steps is None:
-            raise LookupError(f"workflow {workflow_id} not found")
-        if len(_DEFINITIONS) >= _MAX_CACHED:
-            _DEFINITIONS.clear()
-        found = _DEFINITIONS[workflow_id] = Definition.build(list(steps))
-    return found
 
 
 async def lock_for_step(

@@ -16,6 +16,7 @@ from cognitionos.services.workflows.steps import (
 from cognitionos.services.workflows.steps.base import (
     StepContext,
     StepDeferred,
+    StepDeps,
     StepFailure,
     StepKind,
     get_kind,
@@ -28,6 +29,7 @@ __all__ = [
     "SqlPool",
     "StepContext",
     "StepDeferred",
+    "StepDeps",
     "StepFailure",
     "StepKind",
     "UnsafeSqlRole",

@@ -25,6 +25,7 @@ __all__ = [
     "StepConfig",
     "StepContext",
     "StepDeferred",
+    "StepDeps",
     "StepFailure",
     "StepKind",
     "get_kind",
@@ -50,10 +51,25 @@ class StepDeferred(Exception):
         self.delay = delay
 
 
-@dataclass
-class StepContext:
+@dataclass(frozen=True)
+class StepDeps:
+    """What every step of a process may use, built once by the runtime. A service a
+    process does not have (an LLM provider, the SQL-step pool) is None: the kind that
+    needs it fails the step saying so."""
+
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
+    redis: Redis | None = None
+    llm: Router | None = None
+    memory: MemoryService | None = None
+    sql: SqlPool | None = None  # SQL steps' own role and pool; never the app's sessionmaker
+
+
+@dataclass
+class StepContext:
+    """One attempt of one step: the process's ``deps`` and what this attempt reads."""
+
+    deps: StepDeps
     execution_id: uuid.UUID
     step_id: uuid.UUID
     step_key: str
@@ -63,10 +79,6 @@ class StepContext:
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     agent_capability: str | None = None
     previous_error: str | None = None  # the last attempt's error, on a retry
-    llm: Router | None = None
-    memory: MemoryService | None = None
-    redis: Redis | None = None
-    sql: SqlPool | None = None  # SQL steps' own role and pool; never the app's sessionmaker
     # What the step's LLM calls cost; the runner stores it on the step.
     cost_usd: Decimal | None = None
     tokens: int = 0
@@ -101,6 +113,30 @@ class StepContext:
     @property
     def variables(self) -> dict[str, Any]:
         return {"inputs": self.inputs, "steps": self.steps}
+
+    @property
+    def settings(self) -> Settings:
+        return self.deps.settings
+
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
+        return self.deps.sessionmaker
+
+    @property
+    def redis(self) -> Redis | None:
+        return self.deps.redis
+
+    @property
+    def llm(self) -> Router | None:
+        return self.deps.llm
+
+    @property
+    def memory(self) -> MemoryService | None:
+        return self.deps.memory
+
+    @property
+    def sql(self) -> SqlPool | None:
+        return self.deps.sql
 
 
 class StepConfig(Spec):
