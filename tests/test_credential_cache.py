@@ -106,3 +106,23 @@ def test_a_change_made_outside_the_api_applies_within_the_cache_age(
         assert time.monotonic() - changed < 1.5, "still MEMBER after the cache's age"
         time.sleep(0.05)
     assert role == "VIEWER"
+
+
+def test_a_logged_out_access_token_is_refused_at_the_next_request_on_every_server(
+    gql: GQL, make_server: Callable[..., LiveServer]
+) -> None:
+    replica = make_server().gql
+    first = gql.register("logout@example.com")
+    second = gql.login("logout@example.com").json()["data"]["login"]
+    for server in (gql, replica, gql, replica):  # both servers know both logins now
+        for pair in (first, second):
+            assert server.ok(ME, token=pair["accessToken"])["me"]["email"] == "logout@example.com"
+
+    logout = "mutation($t: String!) { logout(refreshToken: $t) }"
+    assert replica.ok(logout, {"t": first["refreshToken"]})["logout"] is True
+    for server in (gql, replica):
+        response = server.post(ME, token=first["accessToken"])
+        assert response.status_code == 401
+        assert response.json()["errors"][0]["extensions"]["reason"] == "SESSION_ENDED"
+        # The user's other login goes on.
+        assert server.ok(ME, token=second["accessToken"])["me"]["email"] == "logout@example.com"

@@ -12,6 +12,11 @@ restarted as the change was made) or a row was edited outside the API.
 
 Verified access tokens are kept too (a JWT is immutable; its expiry is checked on every
 use), so the HMAC and the claims are checked once per token and process.
+
+An access token names its login (``sid``, the refresh-token family). Under each stamp the
+first request of a login checks that the login is still live, so after a logout or a
+refresh-token reuse (which set a new stamp) the login's access tokens are refused at the
+next request, in every replica, as its websockets are closed.
 """
 
 from __future__ import annotations
@@ -20,13 +25,14 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cognitionos.db.models.auth import ApiKey, User, UserStatus
+from cognitionos.db.models.auth import ApiKey, RefreshToken, User, UserStatus
 from cognitionos.services.auth.api_keys import (
     LAST_USED_RESOLUTION,
     authenticate_api_key,
@@ -83,6 +89,13 @@ class _Bounded(Generic[K, V]):
         return len(self._items)
 
 
+# Whether a login is live (not logged out, no refresh-token reuse): built once.
+_LOGIN_LIVE = select(
+    exists().where(RefreshToken.family_id == bindparam("family"), RefreshToken.revoked_at.is_(None))
+)
+_LOGINS_PER_USER = 64  # beyond this a login is checked on each request (still correct)
+
+
 @dataclass(frozen=True)
 class _Standing:
     """A user's row (and for an API key, the key's row) as read under ``stamps``."""
@@ -91,6 +104,8 @@ class _Standing:
     stamps: tuple[bytes | None, ...]
     read_at: float
     key: ApiKey | None = None
+    # Logins (refresh-token families) found live under these stamps; a user has few.
+    logins: set[uuid.UUID] = field(default_factory=set)
 
 
 class CredentialCache:
@@ -144,6 +159,15 @@ class CredentialCache:
         user = standing.user
         if user.status is not UserStatus.ACTIVE:
             raise Unauthenticated("the token's account is not active", reason="ACCOUNT_INACTIVE")
+        if claims.session_id is not None and claims.session_id not in standing.logins:
+            async with self._reader() as session:
+                live = await session.scalar(_LOGIN_LIVE, {"family": claims.session_id})
+            if not live:
+                raise Unauthenticated(
+                    "the token's login has ended; log in again", reason="SESSION_ENDED"
+                )
+            if len(standing.logins) < _LOGINS_PER_USER:
+                standing.logins.add(claims.session_id)
         principal = Principal(
             user_id=user.id,
             role=user.role,
