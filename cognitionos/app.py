@@ -25,6 +25,7 @@ from cognitionos.observability import Metrics, configure_tracing, get_logger
 from cognitionos.runtime import Role, Runtime
 from cognitionos.services.auth import CredentialCache, TokenPolicy
 from cognitionos.services.ratelimit import RateLimiter
+from cognitionos.services.workflows.snapshots import ExecutionSnapshots
 from cognitionos.web import health
 from cognitionos.web.console import console_routes
 from cognitionos.web.graphql_http import GraphQLHTTP
@@ -111,6 +112,7 @@ async def _serving(app: Starlette, runtime: Runtime, schema: Any) -> AsyncIterat
         llm=runtime.llm,
         memory=runtime.memory,
         credentials=credentials,
+        snapshots=ExecutionSnapshots(runtime.sessionmaker),
     )
     app.state.services = services
     graphql = app.state.graphql = GraphQLHTTP(schema, services)
@@ -139,11 +141,14 @@ async def _serving(app: Starlette, runtime: Runtime, schema: Any) -> AsyncIterat
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
-        if worker_task is not None:
-            stop_worker.set()
-            await worker_task
-        await graphql_ws.stop()
-        await graphql.stop()
+        try:
+            if worker_task is not None:
+                stop_worker.set()
+                await worker_task
+            await graphql_ws.stop()
+            await graphql.stop()
+        finally:  # after the sockets: their subscriptions read it until they end
+            await services.snapshots.aclose()
 
 
 def server_config(

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from cognitionos.services.memory import MemoryService
     from cognitionos.services.ratelimit import RateLimiter
     from cognitionos.services.workflows import Engine
+    from cognitionos.services.workflows.snapshots import ExecutionSnapshots
 
 __all__ = ["Context", "Services"]
 
@@ -54,6 +55,8 @@ class Services:
     memory: MemoryService
     # Who HTTP credentials are, between requests (see services/auth/cache.py).
     credentials: CredentialCache
+    # The rows every subscriber of an execution reads (bounded; closed with the app).
+    snapshots: ExecutionSnapshots
 
     @property
     def account_policy(self) -> AccountPolicy:

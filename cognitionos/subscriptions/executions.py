@@ -14,7 +14,6 @@ fall back to the current rows, keeping the status and attempt they did record.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import uuid
 from collections.abc import AsyncGenerator, Sequence
@@ -23,7 +22,7 @@ from typing import Any
 
 import strawberry
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import Info
 
 from cognitionos.context import Context
@@ -34,6 +33,7 @@ from cognitionos.schema.permissions import IsViewer
 from cognitionos.schema.workflows import Execution, ExecutionStatus, StepExecution, StepStatus
 from cognitionos.services.events import channel_for, version_at
 from cognitionos.services.workflows import get_execution
+from cognitionos.services.workflows.snapshots import ExecutionSnapshots
 from cognitionos.services.workflows.transitions import STREAM
 
 __all__ = ["ExecutionEvent", "ExecutionSubscription"]
@@ -70,49 +70,6 @@ class _Live:
     data: dict[str, Any]
 
 
-_Current = tuple[models.WorkflowExecution, list[models.StepExecution]]
-_CURRENT: dict[tuple[uuid.UUID, int], asyncio.Task[_Current]] = {}
-_MAX_CURRENT = 512
-
-
-async def _load_current(
-    sessionmaker: async_sessionmaker[AsyncSession], execution_id: uuid.UUID
-) -> _Current:
-    async with sessionmaker() as session:
-        row = await session.get(models.WorkflowExecution, execution_id)
-        assert row is not None
-        steps = list(
-            (
-                await session.scalars(
-                    select(models.StepExecution)
-                    .where(models.StepExecution.execution_id == execution_id)
-                    .order_by(models.StepExecution.created_at, models.StepExecution.step_key)
-                )
-            ).all()
-        )
-    return row, steps
-
-
-async def _current(
-    sessionmaker: async_sessionmaker[AsyncSession], execution_id: uuid.UUID, version: int
-) -> _Current:
-    """The execution and its steps as they are now: one read per execution version per
-    process, however many subscribers ask."""
-    key = (execution_id, version)
-    task = _CURRENT.get(key)
-    if task is None:
-        if len(_CURRENT) >= _MAX_CURRENT:
-            for old in list(_CURRENT)[: _MAX_CURRENT // 2]:
-                del _CURRENT[old]
-        task = asyncio.ensure_future(_load_current(sessionmaker, execution_id))
-        _CURRENT[key] = task
-    try:
-        return await asyncio.shield(task)
-    except Exception:
-        _CURRENT.pop(key, None)  # do not cache a failure
-        raise
-
-
 def _canonical(value: Any) -> Any:
     """Objects with sorted keys: stored JSONB and a published message list keys in
     different orders, and both paths must serialize alike."""
@@ -124,7 +81,7 @@ def _canonical(value: Any) -> Any:
 
 
 async def _events(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    snapshots: ExecutionSnapshots,
     base: Execution,
     events: Sequence[_Live],
 ) -> list[ExecutionEvent]:
@@ -140,8 +97,8 @@ async def _events(
             execution = base.at(state)
             step = StepExecution.from_state(step_state, stream) if step_state else None
         else:  # recorded before events carried their state
-            execution, step = await _from_current(sessionmaker, base, data, version)
-        execution.load_steps = functools.partial(_steps_now, sessionmaker, execution_id, version)
+            execution, step = await _from_current(snapshots, base, data, version)
+        execution.load_steps = functools.partial(_steps_now, snapshots, execution_id, version)
         found.append(
             ExecutionEvent(
                 position=event.position,
@@ -156,18 +113,18 @@ async def _events(
 
 
 async def _steps_now(
-    sessionmaker: async_sessionmaker[AsyncSession], execution_id: uuid.UUID, version: int
+    snapshots: ExecutionSnapshots, execution_id: uuid.UUID, version: int
 ) -> list[models.StepExecution]:
-    return (await _current(sessionmaker, execution_id, version))[1]
+    return (await snapshots.current(execution_id, version))[1]
 
 
 async def _from_current(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    snapshots: ExecutionSnapshots,
     base: Execution,
     data: dict[str, Any],
     version: int,
 ) -> tuple[Execution, StepExecution | None]:
-    row, steps = await _current(sessionmaker, base.model.id, version)
+    row, steps = await snapshots.current(base.model.id, version)
     execution = Execution.from_model(row)
     execution.preloaded_workflow = base.preloaded_workflow
     if "executionStatus" in data:
@@ -182,23 +139,6 @@ async def _from_current(
     if "attempt" in data:
         step.attempt = data["attempt"]
     return execution, step
-
-
-_WORKFLOWS: dict[uuid.UUID, models.Workflow] = {}
-_MAX_WORKFLOWS = 512
-
-
-async def _workflow(session: AsyncSession, workflow_id: uuid.UUID) -> models.Workflow:
-    """A workflow version, read once per process: versions never change, and every
-    subscriber of its executions holds the same row instead of a copy each."""
-    row = _WORKFLOWS.get(workflow_id)
-    if row is None:
-        row = await session.get(models.Workflow, workflow_id)
-        assert row is not None  # an execution's workflow is never deleted
-        if len(_WORKFLOWS) >= _MAX_WORKFLOWS:
-            del _WORKFLOWS[next(iter(_WORKFLOWS))]
-        _WORKFLOWS[workflow_id] = row
-    return row
 
 
 async def _log(session: AsyncSession, execution_id: uuid.UUID, after: int) -> list[_Live]:
@@ -227,7 +167,7 @@ class ExecutionSubscription:
     ) -> AsyncGenerator[ExecutionEvent, None]:
         ctx = info.context
         execution_id = parse_id(id, "id")
-        sessionmaker = ctx.services.sessionmaker
+        snapshots = ctx.services.snapshots  # this server's, shared by its subscribers
         reader = ctx.services.reader
         # Listen before reading the log: nothing published in between is lost.
         async with ctx.services.pubsub.subscribe(channel_for(STREAM, execution_id)) as live:
@@ -236,7 +176,7 @@ class ExecutionSubscription:
                 row = await get_execution(
                     session, principal=ctx.require_principal(), execution_id=execution_id
                 )
-                workflow = await _workflow(session, row.workflow_id)
+                workflow = await snapshots.workflow(session, row.workflow_id)
                 delivered = (
                     await version_at(session, stream_id=execution_id, position=after)
                     if after is not None
@@ -250,7 +190,7 @@ class ExecutionSubscription:
                     async with reader() as session:
                         pending = await _log(session, execution_id, delivered)
                 if pending:
-                    for event in await _events(sessionmaker, base, pending):
+                    for event in await _events(snapshots, base, pending):
                         delivered = event.version
                         yield event
                         if event.type in _TERMINAL:

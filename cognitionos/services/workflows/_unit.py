@@ -124,6 +124,11 @@ class Transactions:
         cache[workflow_id] = found
         return found
 
+    @property
+    def cached(self) -> int:
+        """Entries held: parsed definitions and workflow keys."""
+        return len(self._definitions) + len(self._workflow_keys)
+
     def close(self) -> None:
         """Drop the caches (the runtime's shutdown)."""
         self._definitions.clear()

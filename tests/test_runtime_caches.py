@@ -1,0 +1,83 @@
+"""What a runtime (and a served app) holds is gone when it closes: no task left running,
+no cache holding rows. Tests, and a process that runs several apps, start many of them
+on fresh event loops; nothing of one may outlive it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
+
+from cognitionos.db.models import Role, User
+from cognitionos.runtime import Runtime
+from cognitionos.services.auth import Principal
+from cognitionos.services.workflows import create_workflow
+from cognitionos.services.workflows.transitions import Dispatch
+from tests.conftest import ENGINE_SETTINGS, Stack
+from tests.support import LiveServer
+from tests.test_subscriptions import chain, start
+from tests.ws_support import WS
+
+WITH_STEPS = """subscription($id: ID!) {
+    executionUpdated(id: $id) { version type execution { status steps { stepKey } } } }"""
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list[Dispatch] = []
+
+    async def dispatch(self, items: Sequence[Dispatch]) -> None:
+        self.sent.extend(items)
+
+
+async def test_a_closed_runtime_leaves_no_task_and_no_cached_rows(stack: Stack) -> None:
+    recorder = Recorder()
+    async with Runtime.start(stack.settings(), role="worker", dispatcher=recorder) as runtime:
+        async with runtime.sessionmaker() as session:
+            user = User(
+                email=f"{uuid.uuid4().hex}@example.com", password_hash="x", role=Role.MEMBER
+            )
+            session.add(user)
+            await session.commit()
+            steps = [
+                {
+                    "key": f"s{i}",
+                    "kind": "TRANSFORM",
+                    "config": {"template": str(i)},
+                    "dependsOn": [f"s{i - 1}"] if i else [],
+                }
+                for i in range(20)
+            ]
+            await create_workflow(
+                session, actor_id=user.id, key="closing", version="1.0.0", name="c", steps=steps
+            )
+        principal = Principal(user_id=user.id, role=Role.MEMBER)
+        await runtime.engine.execute(principal=principal, key="closing", version=None, inputs={})
+        first = recorder.sent.pop()
+        await runtime.steps.run(first.step_id, first.seq)  # the chain's next links run on
+        assert runtime.engine.cached > 0
+    # Closed while the chain may still be running: its tasks were stopped, not left behind.
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+    assert runtime.engine.cached == 0
+
+
+async def test_a_stopped_app_leaves_no_subscription_read_and_no_cached_rows(
+    make_server: Callable[..., LiveServer],
+) -> None:
+    server = make_server(**ENGINE_SETTINGS)
+    gql = server.gql
+    token = gql.member("closing@example.com")
+    chain(gql, token, "watched", n=3)
+    async with WS(server.url) as ws:
+        assert (await ws.init(token))["type"] == "connection_ack"
+        execution_id = start(gql, token, "watched")
+        await ws.subscribe("1", WITH_STEPS, {"id": execution_id})
+        payloads = await ws.collect("1")
+    last = payloads[-1]["data"]["executionUpdated"]
+    assert last["execution"]["status"] == "SUCCEEDED"
+    assert [s["stepKey"] for s in last["execution"]["steps"]] == ["s0", "s1", "s2"]
+    snapshots = server.app.state.services.snapshots
+    assert snapshots.cached > 0  # the workflow version and the execution as it is now
+    server.stop()
+    assert snapshots.cached == 0
+    assert snapshots.reads == 0
