@@ -32,9 +32,11 @@ from cognitionos.jobs.dispatch import ArqDispatcher
 from cognitionos.observability import Metrics, configure_tracing, get_logger
 from cognitionos.observability.metrics import serve_metrics
 from cognitionos.pubsub import PubSubHub
+from cognitionos.services.agents import AgentService
 from cognitionos.services.agents import seed as seed_agents
 from cognitionos.services.llm import Router
 from cognitionos.services.memory import MemoryService
+from cognitionos.services.notifications import NotificationService
 from cognitionos.services.templating import close_renderer, open_renderer
 from cognitionos.services.workflows import (
     Dispatcher,
@@ -66,6 +68,8 @@ class Runtime:
     pubsub: PubSubHub  # started only where subscriptions are served
     llm: Router
     memory: MemoryService
+    agents: AgentService
+    notifications: NotificationService
     sql: SqlPool | None  # SQL steps' own role and pool, where steps run
     engine: Engine
     steps: StepRunner
@@ -105,6 +109,11 @@ class Runtime:
             stack.push_async_callback(llm.aclose)
             memory = MemoryService(settings, sessionmaker, metrics=metrics)
             stack.push_async_callback(memory.stop)
+            # What the engine's ports (services/workflows/ports.py) are, in this process.
+            agents = AgentService(
+                settings=settings, sessionmaker=sessionmaker, redis=redis, llm=llm
+            )
+            notifications = NotificationService(settings)
             url = settings.sql_step_database_url
             sql = SqlPool(url, size=settings.sql_step_pool_size) if url and role != "web" else None
             if sql is not None:
@@ -123,6 +132,8 @@ class Runtime:
                 redis=redis,
                 llm=llm,
                 memory=memory,
+                agents=agents,
+                notifications=notifications,
                 sql=sql,
             )
             owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -139,6 +150,8 @@ class Runtime:
                 pubsub=pubsub,
                 llm=llm,
                 memory=memory,
+                agents=agents,
+                notifications=notifications,
                 sql=sql,
                 engine=engine,
                 steps=steps,

@@ -16,6 +16,7 @@ from cognitionos.observability import Metrics, get_logger
 from cognitionos.services.memory import purge_expired
 from cognitionos.services.notifications import deliver_due
 from cognitionos.services.workflows import Engine, StepRunner, reconcile, tick
+from cognitionos.services.workflows.ports import Agents
 
 __all__ = ["Runtime", "background_loop", "engine_loops", "purge_memories", "run_step"]
 
@@ -40,6 +41,8 @@ class Runtime(Protocol):
     def engine(self) -> Engine: ...
     @property
     def steps(self) -> StepRunner: ...
+    @property
+    def agents(self) -> Agents: ...
 
     async def prepare(self) -> None: ...
 
@@ -95,6 +98,7 @@ async def deliver_notifications(runtime: Runtime) -> int:
 def engine_loops(runtime: Runtime) -> list[asyncio.Task[None]]:
     """The worker's loops. Idle, each asks one cheap question per tick (``_idle``)."""
     settings, engine, reader = runtime.settings, runtime.engine, runtime.reader
+    agents = runtime.agents
     # Agents' loads are healed by a full reconciler pass; with no step in flight that
     # pass runs this often (a stale load is only stale after minutes anyway).
     heal_every = max(1, round(30 / settings.reconcile_interval_seconds))
@@ -121,7 +125,7 @@ def engine_loops(runtime: Runtime) -> list[asyncio.Task[None]]:
             background_loop(
                 "reconciler",
                 settings.reconcile_interval_seconds,
-                lambda: reconcile(engine),
+                lambda: reconcile(engine, agents),
                 due=lambda: steps_in_flight(reader),
                 regardless_every=heal_every,
             ),

@@ -168,8 +168,13 @@ class AgentMutation:
         result = await plan_workflow(
             sessionmaker=services.sessionmaker,
             settings=services.settings,
-            router=services.llm,
-            redis=services.redis,
+            llm=services.llm,
+            agents=agents.AgentService(
+                settings=services.settings,
+                sessionmaker=services.sessionmaker,
+                redis=services.redis,
+                llm=services.llm,
+            ),
             engine=services.workflow_engine,
             principal=info.context.require_principal(),
             goal=goal,

@@ -24,12 +24,14 @@ from cognitionos.services.agents.registry import (
     update_agent,
 )
 from cognitionos.services.agents.runtime import AgentLease, ask, lease_agent
+from cognitionos.services.agents.service import AgentService
 
 __all__ = [
     "DEFAULT_AGENTS",
     "AgentFilter",
     "AgentLease",
     "AgentPatch",
+    "AgentService",
     "AgentSpec",
     "agent_message",
     "ask",

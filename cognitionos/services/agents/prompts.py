@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import uuid
 from importlib import resources
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import Field, StrictInt
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +15,7 @@ from cognitionos.config import Settings
 from cognitionos.db.models import AgentRole, Prompt
 from cognitionos.services.auth import Principal
 from cognitionos.services.errors import BadUserInput, Forbidden, NotFound
+from cognitionos.services.inputs import PromptVersion
 from cognitionos.services.templating import TemplateFailure, check_template, render
 
 __all__ = [
@@ -27,9 +27,6 @@ __all__ = [
     "render_prompt",
     "resolve_prompt",
 ]
-
-# A pinned prompt version (an agent's, an AGENT step's); versions count from 1.
-PromptVersion = Annotated[StrictInt, Field(ge=1)]
 
 
 def packaged_prompt(role: AgentRole) -> str:

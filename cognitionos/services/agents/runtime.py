@@ -4,7 +4,6 @@ bookkeeping around a call (load, status, circuit breaker, published status)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -31,7 +30,6 @@ __all__ = [
     "agents_exist",
     "ask",
     "lease_agent",
-    "render_context",
     "wait_for_agent",
 ]
 
@@ -119,13 +117,6 @@ async def agents_exist(
     if role is not None:
         stmt = stmt.where(Agent.role == role)
     return bool(await session.scalar(stmt))
-
-
-def render_context(value: Any) -> str:
-    """A step output or input as prompt text."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
 async def ask(

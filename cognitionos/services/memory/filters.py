@@ -1,18 +1,18 @@
-"""Who may see a memory, and the filters ``memories`` and ``searchMemories`` share."""
+"""Who may see a memory, and the SQL of the filters ``memories`` and ``searchMemories`` share
+(the filter's shape, ``MemoryFilter``, is in ``services/inputs.py``)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Self
+from typing import Any
 
-from pydantic import AfterValidator, Field, StrictStr, ValidationInfo, model_validator
 from sqlalchemy import ColumnElement, Numeric, and_, cast, func, literal, or_, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 
-from cognitionos.db.models import Memory, MemoryScope, MemoryType
+from cognitionos.db.models import Memory, MemoryScope
 from cognitionos.services.auth import Principal
 from cognitionos.services.errors import Forbidden
-from cognitionos.services.specs import Number, Spec, WhenRendered, spec_error
+from cognitionos.services.inputs import MemoryFilter, MetadataCondition
 
 __all__ = [
     "MemoryFilter",
@@ -23,51 +23,6 @@ __all__ = [
     "live",
     "visible",
 ]
-
-_OPS = ("eq", "in_", "contains", "gt", "gte", "lt", "lte")
-
-
-def _bound(value: Any, info: ValidationInfo) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise spec_error(f"{info.field_name} takes a number or a string")
-    return value
-
-
-Bound = Annotated[Any, AfterValidator(_bound)]
-
-
-class MetadataCondition(Spec):
-    """One test on ``metadata[key]``: equality, membership (``in``), containment (an
-    array holding the value(s), or a string holding the substring) and ranges (numbers
-    compare as numbers, strings — ISO-8601 dates — as text)."""
-
-    key: StrictStr
-    eq: Any = None
-    in_: list[Any] | None = Field(None, alias="in")
-    contains: Any = None
-    gt: Bound = None
-    gte: Bound = None
-    lt: Bound = None
-    lte: Bound = None
-
-    @model_validator(mode="after")
-    def _tests_something(self) -> Self:
-        if not self.key:
-            raise spec_error("a metadata condition needs a key", field="key")
-        if all(getattr(self, op) is None for op in _OPS):
-            raise spec_error("a metadata condition needs one of eq, in, contains, gt, gte, lt, lte")
-        return self
-
-
-class MemoryFilter(Spec):
-    """What ``memories`` and ``searchMemories`` (and a MEMORY_SEARCH step) narrow to."""
-
-    types: list[MemoryType] | None = None
-    scope: MemoryScope | None = None
-    scope_id: StrictStr | None = None
-    min_confidence: Number | None = None
-    metadata: list[MetadataCondition] = []
-    created_after: Annotated[datetime | None, WhenRendered] = None
 
 
 def live(at: datetime | None = None) -> ColumnElement[bool]:

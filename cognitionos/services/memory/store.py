@@ -6,9 +6,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import AfterValidator, Field, StrictInt, StrictStr
+from pydantic import Field
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +16,7 @@ from cognitionos.config import Settings
 from cognitionos.db.models import Memory, MemoryScope, MemoryType
 from cognitionos.services.auth import Principal
 from cognitionos.services.errors import NotFound
+from cognitionos.services.inputs import Content, MemoryInput, Seconds, Share
 from cognitionos.services.memory.embeddings import Embedder
 from cognitionos.services.memory.filters import (
     MemoryFilter,
@@ -25,7 +26,7 @@ from cognitionos.services.memory.filters import (
     live,
 )
 from cognitionos.services.pagination import Page, paginate
-from cognitionos.services.specs import Number, Spec, spec_error
+from cognitionos.services.specs import Spec
 
 __all__ = [
     "MemoryInput",
@@ -40,41 +41,10 @@ __all__ = [
     "update_memory",
 ]
 
-MAX_CONTENT = 20_000
-
 
 class StoreOutcome(StrEnum):
     CREATED = "CREATED"
     MERGED = "MERGED"  # a near-duplicate in the same scope was updated instead
-
-
-def _content(text: str) -> str:
-    text = text.strip()
-    if not text:
-        raise spec_error("content is empty")
-    if len(text) > MAX_CONTENT:
-        raise spec_error(f"content is longer than {MAX_CONTENT} characters")
-    return text
-
-
-Content = Annotated[StrictStr, AfterValidator(_content)]
-Share = Annotated[Number, Field(ge=0, le=1)]  # importance, confidence
-Seconds = Annotated[StrictInt, Field(gt=0)]
-
-
-class MemoryInput(Spec):
-    """A memory to store: ``storeMemory``'s input, a MEMORY_STORE step's config."""
-
-    content: Content
-    type: MemoryType = MemoryType.LONG_TERM
-    scope: MemoryScope = MemoryScope.USER
-    scope_id: StrictStr | None = None
-    importance: Share = 0.5
-    confidence: Share = 1.0
-    metadata: dict[str, Any] | None = None  # a JSON default cannot be shown in GraphQL
-    ttl_seconds: Seconds | None = Field(
-        None, description="Default: settings for WORKING and SHORT_TERM, none otherwise."
-    )
 
 
 class MemoryPatch(Spec):

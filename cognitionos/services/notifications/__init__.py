@@ -20,10 +20,12 @@ from cognitionos.services.notifications.preferences import (
     quiet_until,
     set_preference,
 )
+from cognitionos.services.notifications.service import NotificationService
 from cognitionos.services.notifications.signing import sign, verify, webhook_secret
 
 __all__ = [
     "NotificationInput",
+    "NotificationService",
     "PreferenceInput",
     "create_notification",
     "create_template",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,11 +16,11 @@ from cognitionos.db.models import (
     Notification,
     NotificationStatus,
     NotificationTemplate,
-    Priority,
     User,
 )
 from cognitionos.services.auth import Principal
 from cognitionos.services.errors import BadUserInput, Conflict, Forbidden, NotFound
+from cognitionos.services.inputs import NotificationInput
 from cognitionos.services.pagination import Page, paginate
 from cognitionos.services.templating import TemplateFailure, check_template, render_many
 
@@ -36,18 +35,6 @@ __all__ = [
     "send_notification",
     "unread_count",
 ]
-
-
-@dataclass
-class NotificationInput:
-    user_id: uuid.UUID
-    channel: Channel = Channel.IN_APP
-    template: str | None = None
-    subject: str | None = None
-    body: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-    priority: Priority = Priority.NORMAL
-    dedup_key: str | None = None
 
 
 async def _render(

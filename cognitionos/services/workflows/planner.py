@@ -13,17 +13,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cognitionos.config import Settings
 from cognitionos.db.models import Agent, AgentRole, AgentStatus, Workflow, WorkflowExecution
 from cognitionos.observability import get_logger
-from cognitionos.services.agents.runtime import AgentCall, ask, wait_for_agent
 from cognitionos.services.auth import Principal
 from cognitionos.services.errors import BadUserInput
-from cognitionos.services.llm import JSONOutputError, Router, UsageTag, parse_json_output
+from cognitionos.services.llm import JSONOutputError, UsageTag, parse_json_output
 from cognitionos.services.workflows._plan_schema import plan_schema
 from cognitionos.services.workflows.definitions import (
     MAX_STEPS,
@@ -33,6 +31,7 @@ from cognitionos.services.workflows.definitions import (
     validate_steps,
 )
 from cognitionos.services.workflows.engine import Engine
+from cognitionos.services.workflows.ports import LLM, AgentAnswer, Agents, LeasedAgent
 
 __all__ = ["PlanResult", "plan_workflow"]
 
@@ -77,7 +76,7 @@ def _next_version(latest: Workflow | None) -> str:
     return "1.0.0" if latest is None else f"{latest.major}.{latest.minor + 1}.0"
 
 
-def _problems(call: AgentCall, settings: Settings) -> tuple[dict[str, Any] | None, str | None]:
+def _problems(call: AgentAnswer, settings: Settings) -> tuple[dict[str, Any] | None, str | None]:
     """The plan, or what is wrong with it (for the repair round)."""
     try:
         plan = parse_json_output(call.result.text, PLAN_SCHEMA)
@@ -111,8 +110,8 @@ async def plan_workflow(
     *,
     sessionmaker: async_sessionmaker[AsyncSession],
     settings: Settings,
-    router: Router,
-    redis: Redis | None,
+    llm: LLM,
+    agents: Agents,
     engine: Engine,
     principal: Principal,
     goal: str,
@@ -125,15 +124,11 @@ async def plan_workflow(
         raise BadUserInput("the goal is empty", field="goal")
     if len(goal) > _MAX_GOAL:
         raise BadUserInput(f"the goal is longer than {_MAX_GOAL} characters", field="goal")
-    router.ensure_configured()
+    llm.ensure_configured()
     async with sessionmaker() as session:
         capabilities = await _capabilities(session)
-    async with wait_for_agent(
-        sessionmaker, settings, redis, role=AgentRole.PLANNER, wait_seconds=wait_seconds
-    ) as lease:
-        plan, call, repairs = await _converse(
-            router, sessionmaker, settings, lease, principal, goal, capabilities
-        )
+    async with agents.wait_for(role=AgentRole.PLANNER, wait_seconds=wait_seconds) as lease:
+        plan, call, repairs = await _converse(settings, lease, principal, goal, capabilities)
     agent = lease.agent
     metadata = {
         "plan": {
@@ -174,23 +169,17 @@ async def plan_workflow(
 
 
 async def _converse(
-    router: Router,
-    sessionmaker: async_sessionmaker[AsyncSession],
     settings: Settings,
-    lease: Any,
+    lease: LeasedAgent,
     principal: Principal,
     goal: str,
     capabilities: list[str],
-) -> tuple[dict[str, Any], AgentCall, int]:
+) -> tuple[dict[str, Any], AgentAnswer, int]:
     messages = [{"role": "user", "content": f"Goal: {goal}"}]
     problems: list[str] = []
     schema = plan_schema(capabilities)
     for repair in range(settings.planner_max_repairs + 1):
-        call = await ask(
-            router,
-            sessionmaker,
-            settings,
-            lease,
+        call = await lease.ask(
             messages=messages,
             tag=UsageTag(purpose="PLANNER", user_id=principal.user_id),
             variables={"capabilities": capabilities, "max_steps": _PLAN_STEPS},

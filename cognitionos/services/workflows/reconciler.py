@@ -17,9 +17,8 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import JSONB
 
 from cognitionos.db.models.workflows import StepExecution, StepStatus
-from cognitionos.services.agents.assignment import heal_agent_loads
-from cognitionos.services.agents.registry import publish_agents
 from cognitionos.services.workflows.engine import Engine
+from cognitionos.services.workflows.ports import Agents
 from cognitionos.services.workflows.transitions import (
     Dispatch,
     finish_if_done,
@@ -91,8 +90,8 @@ async def _expired_lease(engine: Engine, step_id: uuid.UUID, execution_id: uuid.
     return True
 
 
-async def reconcile(engine: Engine) -> int:
-    """One pass; returns how many steps it moved or re-dispatched."""
+async def reconcile(engine: Engine, agents: Agents) -> int:
+    """One pass; returns how many steps it moved or re-dispatched, and agents healed."""
     moved = 0
     async with engine.sessionmaker() as session:
         expired = (
@@ -121,9 +120,7 @@ async def reconcile(engine: Engine) -> int:
             [Dispatch(step_id, seq, trace=trace) for step_id, seq, trace in lost]
         )
     settings = engine.settings
-    async with engine.sessionmaker() as session:
-        healed = await heal_agent_loads(
-            session, stale_after=2 * max(settings.step_lease_seconds, settings.llm_timeout_seconds)
-        )
-    await publish_agents(engine.redis, healed)
-    return moved + len(lost) + len(healed)
+    healed = await agents.heal_loads(
+        stale_after=2 * max(settings.step_lease_seconds, settings.llm_timeout_seconds)
+    )
+    return moved + len(lost) + healed

@@ -5,17 +5,19 @@ answer; below the threshold the step fails retryably and the next attempt sees t
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, Field, StrictStr
 
+from cognitionos.config import Settings
 from cognitionos.db.models import AgentRole
 from cognitionos.observability import get_logger
-from cognitionos.services.agents.prompts import PromptVersion
-from cognitionos.services.agents.runtime import agents_exist, ask, lease_agent, render_context
 from cognitionos.services.errors import LLMUnavailable
+from cognitionos.services.inputs import PromptVersion
 from cognitionos.services.llm import JSONOutputError, UsageTag, parse_json_output
 from cognitionos.services.specs import Number, Spec, spec_error
+from cognitionos.services.workflows.ports import Agents
 from cognitionos.services.workflows.steps._json import json_or_text
 from cognitionos.services.workflows.steps.base import (
     Kind,
@@ -33,7 +35,7 @@ from cognitionos.services.workflows.steps.llm import (
 )
 from cognitionos.services.workflows.steps.memory import owner_principal
 
-__all__ = ["CRITIC_SCHEMA", "AgentConfig", "AgentStep", "Critic"]
+__all__ = ["CRITIC_SCHEMA", "AgentConfig", "AgentStep", "Critic", "render_context"]
 
 log = get_logger("cognitionos.agents")
 
@@ -85,6 +87,19 @@ async def _memories(ctx: StepContext, instruction: str) -> list[str]:
     return [h.memory.content for h in hits]
 
 
+def _agents(ctx: StepContext) -> Agents:
+    if ctx.agents is None:
+        raise StepFailure("agents are not available in this worker", retryable=False)
+    return ctx.agents
+
+
+def render_context(value: Any) -> str:
+    """A step output or input as prompt text."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
 def _task(ctx: StepContext, instruction: str, memories: list[str]) -> str:
     parts = [f"## Instruction\n{instruction}"]
     if memories:
@@ -104,7 +119,8 @@ class AgentStep(Kind):
 
     async def run(self, ctx: StepContext, raw: dict[str, Any]) -> Any:
         config = AgentConfig.read(raw)
-        router = need_router(ctx)
+        need_router(ctx)
+        agents = _agents(ctx)
         capability = ctx.agent_capability
         settings = ctx.settings
         task = _task(ctx, config.instruction, await _memories(ctx, config.instruction))
@@ -114,18 +130,12 @@ class AgentStep(Kind):
             execution_id=ctx.execution_id,
             step_id=ctx.step_id,
         )
-        async with lease_agent(
-            ctx.sessionmaker, settings, ctx.redis, capability=capability, step_id=ctx.step_id
-        ) as lease:
+        async with agents.lease(capability=capability, step_id=ctx.step_id) as lease:
             if lease is None:
-                await self._none_free(ctx, capability=capability)
+                await self._none_free(agents, settings, capability=capability)
                 raise AssertionError("unreachable")
             try:
-                call = await ask(
-                    router,
-                    ctx.sessionmaker,
-                    settings,
-                    lease,
+                call = await lease.ask(
                     messages=[{"role": "user", "content": task}],
                     tag=tag,
                     prompt_version=config.prompt_version,
@@ -139,36 +149,35 @@ class AgentStep(Kind):
         return json_or_text(call.result.text, containers_only=True)
 
     async def _none_free(
-        self, ctx: StepContext, *, capability: str | None = None, role: AgentRole | None = None
+        self,
+        agents: Agents,
+        settings: Settings,
+        *,
+        capability: str | None = None,
+        role: AgentRole | None = None,
     ) -> None:
-        async with ctx.sessionmaker() as session:
-            exists = await agents_exist(session, capability=capability, role=role)
+        exists = await agents.exist(capability=capability, role=role)
         wanted = f"capability {capability!r}" if capability else f"role {role}"
         if not exists:
             raise StepFailure(
                 f"no agent has {wanted}; register one with registerAgent", retryable=False
             )
         raise StepDeferred(
-            f"waiting for a free agent with {wanted}", delay=ctx.settings.agent_wait_seconds
+            f"waiting for a free agent with {wanted}", delay=settings.agent_wait_seconds
         )
 
     async def _review(self, ctx: StepContext, task: str, answer: str, critic: Critic) -> None:
         threshold, capability = critic.threshold, critic.capability
-        router = need_router(ctx)
+        need_router(ctx)
+        agents = _agents(ctx)
         role = None if capability else AgentRole.CRITIC
-        async with lease_agent(
-            ctx.sessionmaker, ctx.settings, ctx.redis, capability=capability, role=role
-        ) as lease:
+        async with agents.lease(capability=capability, role=role) as lease:
             if lease is None:
-                await self._none_free(ctx, capability=capability, role=role)
+                await self._none_free(agents, ctx.settings, capability=capability, role=role)
                 raise AssertionError("unreachable")
             review = f"{task}\n\n## Answer to review\n{answer}"
             try:
-                call = await ask(
-                    router,
-                    ctx.sessionmaker,
-                    ctx.settings,
-                    lease,
+                call = await lease.ask(
                     messages=[{"role": "user", "content": review}],
                     output_schema=CRITIC_SCHEMA,
                     schema_name="review",

@@ -16,8 +16,8 @@ from cognitionos.services.specs import UNRENDERED, Spec, invalid
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from cognitionos.services.llm import ChatResult, Router
-    from cognitionos.services.memory import MemoryService
+    from cognitionos.services.llm import ChatResult
+    from cognitionos.services.workflows.ports import LLM, Agents, Memories, Notifications
     from cognitionos.services.workflows.steps.sql_pool import SqlPool
 
 __all__ = [
@@ -53,15 +53,18 @@ class StepDeferred(Exception):
 
 @dataclass(frozen=True)
 class StepDeps:
-    """What every step of a process may use, built once by the runtime. A service a
-    process does not have (an LLM provider, the SQL-step pool) is None: the kind that
-    needs it fails the step saying so."""
+    """What every step of a process may use, built once by the runtime. The services
+    are the engine's ports (``ports.py``), not the packages that implement them. A
+    service a process does not have (an LLM provider, the SQL-step pool) is None: the
+    kind that needs it fails the step saying so."""
 
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
     redis: Redis | None = None
-    llm: Router | None = None
-    memory: MemoryService | None = None
+    llm: LLM | None = None
+    memory: Memories | None = None
+    agents: Agents | None = None
+    notifications: Notifications | None = None
     sql: SqlPool | None = None  # SQL steps' own role and pool; never the app's sessionmaker
 
 
@@ -127,12 +130,20 @@ class StepContext:
         return self.deps.redis
 
     @property
-    def llm(self) -> Router | None:
+    def llm(self) -> LLM | None:
         return self.deps.llm
 
     @property
-    def memory(self) -> MemoryService | None:
+    def memory(self) -> Memories | None:
         return self.deps.memory
+
+    @property
+    def agents(self) -> Agents | None:
+        return self.deps.agents
+
+    @property
+    def notifications(self) -> Notifications | None:
+        return self.deps.notifications
 
     @property
     def sql(self) -> SqlPool | None:

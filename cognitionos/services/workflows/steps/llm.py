@@ -15,13 +15,13 @@ from cognitionos.services.llm import (
     ChatRequest,
     JSONOutputError,
     LLMOptions,
-    Router,
     UsageTag,
     parse_json_output,
 )
 from cognitionos.services.llm.types import OnToken
 from cognitionos.services.specs import spec_error
 from cognitionos.services.workflows.output import append_text
+from cognitionos.services.workflows.ports import LLM
 from cognitionos.services.workflows.steps.base import (
     Kind,
     StepConfig,
@@ -35,7 +35,7 @@ log = get_logger("cognitionos.llm")
 __all__ = ["LLMConfig", "LLMStep", "need_router", "retry_note", "token_streamer", "unavailable"]
 
 
-def need_router(ctx: StepContext) -> Router:
+def need_router(ctx: StepContext) -> LLM:
     if ctx.llm is None or not ctx.llm.configured:
         raise StepFailure(
             "no LLM provider is configured: set OPENAI_API_KEY, ANTHROPIC_API_KEY or "

@@ -11,7 +11,8 @@ from sqlalchemy import select
 from cognitionos.db.models import User
 from cognitionos.services.auth import Principal
 from cognitionos.services.errors import CognitionError
-from cognitionos.services.memory import MemoryFilter, MemoryInput, MemoryService
+from cognitionos.services.inputs import MemoryFilter, MemoryInput
+from cognitionos.services.workflows.ports import Memories
 from cognitionos.services.workflows.steps.base import (
     Kind,
     StepConfig,
@@ -29,7 +30,7 @@ __all__ = [
 ]
 
 
-def _memory(ctx: StepContext) -> MemoryService:
+def _memory(ctx: StepContext) -> Memories:
     if ctx.memory is None:
         raise StepFailure("memory is not available in this worker", retryable=False)
     return ctx.memory

@@ -11,7 +11,7 @@ from pydantic import StrictStr, model_validator
 
 from cognitionos.db.models import Channel, Priority
 from cognitionos.services.errors import CognitionError
-from cognitionos.services.notifications import NotificationInput, send_notification
+from cognitionos.services.inputs import NotificationInput
 from cognitionos.services.specs import spec_error
 from cognitionos.services.workflows.steps.base import (
     Kind,
@@ -48,6 +48,9 @@ class NotifyStep(Kind):
     templated: ClassVar[tuple[str, ...]] = ("subject", "body", "data", "dedupKey")
 
     async def run(self, ctx: StepContext, raw: dict[str, Any]) -> Any:
+        notifications = ctx.notifications
+        if notifications is None:
+            raise StepFailure("notifications are not available in this worker", retryable=False)
         config = NotifyConfig.read(raw)
         principal = await owner_principal(ctx)
         try:
@@ -62,9 +65,7 @@ class NotifyStep(Kind):
         )
         try:
             async with ctx.sessionmaker() as session:
-                notification = await send_notification(
-                    session, settings=ctx.settings, principal=principal, data=data
-                )
+                notification = await notifications.send(session, principal=principal, data=data)
         except CognitionError as exc:
             raise StepFailure(f"{exc.code}: {exc.message}", retryable=False) from None
         return {"id": str(notification.id), "status": notification.status.value}
