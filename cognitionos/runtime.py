@@ -123,6 +123,7 @@ class Runtime:
                 sessionmaker=sessionmaker,
                 redis=redis,
                 dispatcher=dispatcher or ArqDispatcher(redis),
+                notifications=notifications,
                 metrics=metrics,
             )
             stack.callback(engine.close)

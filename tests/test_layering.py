@@ -122,6 +122,24 @@ def test_packages_import_each_other_in_layers_not_cycles(
     assert cycle is None, "import cycle:\n" + _explain(graph, cycle)
 
 
+# What the workflow engine needs of these it declares itself (services/workflows/ports.py);
+# the runtime, outside services/, hands the concrete services in.
+_DRIVEN_BY_WORKFLOWS = ("agents", "memory", "notifications")
+
+
+def test_workflows_reach_agents_memory_and_notifications_only_through_their_ports() -> None:
+    reach = _graph(_service_unit).get("workflows", {})
+    found = [
+        f"  {where} imports services/{target}"
+        for target in _DRIVEN_BY_WORKFLOWS
+        for where in sorted(set(reach.get(target, [])))
+    ]
+    assert not found, (
+        "services/workflows imports what it should reach through its ports "
+        "(services/workflows/ports.py, wired in cognitionos/runtime.py):\n" + "\n".join(found)
+    )
+
+
 def test_the_cycle_finder_names_a_cycle_and_where_it_is_imported() -> None:
     graph: Graph = {
         "workflows": {"notifications": ["workflows/steps/notify.py:14"], "errors": ["w.py:1"]},

@@ -14,6 +14,7 @@ from cognitionos.config import Settings
 from cognitionos.db import create_engine, create_sessionmaker
 from cognitionos.db.models import Role, Schedule, ScheduleKind, User, WorkflowExecution
 from cognitionos.services.auth import Principal
+from cognitionos.services.notifications import NotificationService
 from cognitionos.services.workflows import Dispatch, Engine, create_schedule, create_workflow, tick
 from cognitionos.services.workflows.definitions import RetryPolicy
 from cognitionos.services.workflows.schedules import next_fire
@@ -71,7 +72,13 @@ async def test_two_schedulers_fire_each_due_schedule_once(stack: Stack) -> None:
     sessionmaker = create_sessionmaker(engine)
     try:
         engines = [
-            Engine(settings=settings, sessionmaker=sessionmaker, redis=redis, dispatcher=Recorder())
+            Engine(
+                settings=settings,
+                sessionmaker=sessionmaker,
+                redis=redis,
+                dispatcher=Recorder(),
+                notifications=NotificationService(settings),
+            )
             for _ in range(2)
         ]
         async with sessionmaker() as session:

@@ -22,6 +22,7 @@ from cognitionos.db.models.workflows import Workflow
 from cognitionos.observability import Metrics, get_logger
 from cognitionos.services.events import publish_events
 from cognitionos.services.workflows.output import mark_attempts
+from cognitionos.services.workflows.ports import Notifications
 from cognitionos.services.workflows.transitions import Definition, Dispatch, Effects, Finished
 
 __all__ = ["Dispatcher", "Transactions", "Unit"]
@@ -45,9 +46,9 @@ class Unit:
 
     __slots__ = ("effects", "handed_back", "session")
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, notices: Notifications) -> None:
         self.session = session
-        self.effects = Effects()
+        self.effects = Effects(notices=notices)
         self.handed_back: Dispatch | None = None
 
 
@@ -62,12 +63,15 @@ class Transactions:
         sessionmaker: async_sessionmaker[AsyncSession],
         redis: Redis,
         dispatcher: Dispatcher,
+        notifications: Notifications,
         metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.redis = redis
         self.dispatcher = dispatcher
+        # The owner's notices of an execution's end or wait, written in its transition.
+        self.notifications = notifications
         self.metrics = metrics
         self._definitions: dict[uuid.UUID, Definition] = {}
         self._workflow_keys: dict[uuid.UUID, str] = {}
@@ -78,7 +82,7 @@ class Transactions:
         when it raises; then ``apply``. With ``hand_back``, a lone step made ready to run
         now is not dispatched but left in ``Unit.handed_back`` for the caller to run."""
         async with self.sessionmaker() as session:
-            unit = Unit(session)
+            unit = Unit(session, self.notifications)
             yield unit
             await session.commit()
         unit.handed_back = await self.apply(unit.effects, hand_back=hand_back)

@@ -26,9 +26,9 @@ from cognitionos.db.models.workflows import (
 )
 from cognitionos.observability.tracing import LINK, carrier_of_current_span
 from cognitionos.services.events import append_event
-from cognitionos.services.notifications.triggers import notify_owner
 from cognitionos.services.workflows import dag
 from cognitionos.services.workflows.definitions import StepSpec
+from cognitionos.services.workflows.ports import Notifications
 from cognitionos.services.workflows.templates import referenced_steps, strings_in
 
 __all__ = [
@@ -75,11 +75,13 @@ class Dispatch:
 
 @dataclass
 class Effects:
-    """What to do once the transaction has committed."""
+    """What a transaction sets off: the owner's notices, written in it (``notices``, the
+    engine's port; None writes none), and what to do once it has committed."""
 
     events: list[Event] = field(default_factory=list)
     dispatch: list[Dispatch] = field(default_factory=list)
     finished: list[Finished] = field(default_factory=list)  # for the duration metrics
+    notices: Notifications | None = None
 
 
 @dataclass(frozen=True)
@@ -215,10 +217,11 @@ async def record(
         outbox=effects.events,
         version=execution.event_version,
     )
-    if type in _NOTIFYING:
+    if type in _NOTIFYING and effects.notices is not None:
         # In the transition's own transaction, so a crash cannot lose the owner's notice.
-        # The engine builds on notifications; they never import it (tests/test_layering.py).
-        await notify_owner(session, execution, type)
+        # Through the engine's port: workflows never import notifications, nor they
+        # workflows (tests/test_layering.py).
+        await effects.notices.notify_owner(session, execution, type)
 
 
 _NOTIFYING = {"EXECUTION_SUCCEEDED", "EXECUTION_FAILED", "EXECUTION_WAITING"}
