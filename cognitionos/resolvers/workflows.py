@@ -98,7 +98,9 @@ class WorkflowQuery:
         wants_workflow = _selects(below, ("edges", "node", "workflow"))
         # Reads only: autocommit, one round trip per statement. The steps and workflows
         # the page shows are read here too (one statement each, as the loaders would),
-        # so their fields resolve without a task per execution.
+        # so their fields resolve without a task per execution. Workflow versions never
+        # change: those the server holds already (snapshots.py) are not read again.
+        snapshots = ctx.services.snapshots
         async with ctx.services.reader() as session:
             page = await wf.list_executions(
                 session,
@@ -110,14 +112,15 @@ class WorkflowQuery:
             )
             ids = [row.id for row in page.items]
             steps = await wf.steps_by_execution(session, ids) if wants_steps and ids else []
-            workflow_ids = list(dict.fromkeys(row.workflow_id for row in page.items))
-            workflows = (
-                await wf.workflows_by_id(session, workflow_ids)
-                if wants_workflow and workflow_ids
-                else []
+            by_id = snapshots.held_workflows(row.workflow_id for row in page.items)
+            unknown = list(
+                dict.fromkeys(r.workflow_id for r in page.items if r.workflow_id not in by_id)
             )
+            if wants_workflow and unknown:
+                read = [w for w in await wf.workflows_by_id(session, unknown) if w is not None]
+                snapshots.hold_workflows(read)
+                by_id.update((w.id, w) for w in read)
         steps_of = dict(zip(ids, steps, strict=False))
-        by_id = {w.id: w for w in workflows if w is not None}
 
         def node(row: WorkflowExecutionRow) -> Execution:
             execution = Execution.from_model(row)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -43,7 +45,8 @@ class ExecutionSnapshots:
         self._workflows_size = workflows
         self._current: OrderedDict[tuple[uuid.UUID, int], asyncio.Task[Current]]
         self._current = OrderedDict()
-        self._workflows: OrderedDict[uuid.UUID, models.Workflow] = OrderedDict()
+        # ORM rows or plain rows (db/rows.py) of the same shape, read-only either way.
+        self._workflows: OrderedDict[uuid.UUID, Any] = OrderedDict()
         # Every read under way, also those already pushed out of ``_current`` (their
         # waiters still hold them): what ``aclose`` cancels.
         self._reads: set[asyncio.Task[Current]] = set()
@@ -97,7 +100,7 @@ class ExecutionSnapshots:
             )
         return row, steps
 
-    async def workflow(self, session: AsyncSession, workflow_id: uuid.UUID) -> models.Workflow:
+    async def workflow(self, session: AsyncSession, workflow_id: uuid.UUID) -> Any:
         """A workflow version through ``session``, read once: every subscriber of its
         executions holds the same row instead of a copy each."""
         row = self._workflows.get(workflow_id)
@@ -111,6 +114,25 @@ class ExecutionSnapshots:
                 self._workflows.popitem(last=False)
             self._workflows[workflow_id] = row
         return row
+
+    def held_workflows(self, workflow_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Any]:
+        """Those of these workflow versions already held (ORM or plain rows, read-only)."""
+        held: dict[uuid.UUID, Any] = {}
+        for workflow_id in workflow_ids:
+            row = self._workflows.get(workflow_id)
+            if row is not None:
+                self._workflows.move_to_end(workflow_id)
+                held[workflow_id] = row
+        return held
+
+    def hold_workflows(self, rows: Iterable[Any]) -> None:
+        """Keep workflow versions read elsewhere (a page of executions)."""
+        if self._closed:
+            return
+        for row in rows:
+            while len(self._workflows) >= self._workflows_size:
+                self._workflows.popitem(last=False)
+            self._workflows[row.id] = row
 
     async def aclose(self) -> None:
         """Cancel the reads under way, drop every row; later calls read without keeping."""
