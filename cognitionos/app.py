@@ -111,6 +111,7 @@ async def _serving(app: Starlette, runtime: Runtime, schema: Any) -> AsyncIterat
         pubsub=runtime.pubsub,
         llm=runtime.llm,
         memory=runtime.memory,
+        agents=runtime.agents,
         credentials=credentials,
         snapshots=ExecutionSnapshots(runtime.sessionmaker),
     )

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from cognitionos.db.models.auth import User
     from cognitionos.observability import Metrics
     from cognitionos.pubsub import PubSubHub
+    from cognitionos.services.agents import AgentService
     from cognitionos.services.llm import Router
     from cognitionos.services.memory import MemoryService
     from cognitionos.services.ratelimit import RateLimiter
@@ -53,6 +54,7 @@ class Services:
     pubsub: PubSubHub
     llm: Router
     memory: MemoryService
+    agents: AgentService
     # Who HTTP credentials are, between requests (see services/auth/cache.py).
     credentials: CredentialCache
     # The rows every subscriber of an execution reads (bounded; closed with the app).

@@ -169,12 +169,7 @@ class AgentMutation:
             sessionmaker=services.sessionmaker,
             settings=services.settings,
             llm=services.llm,
-            agents=agents.AgentService(
-                settings=services.settings,
-                sessionmaker=services.sessionmaker,
-                redis=services.redis,
-                llm=services.llm,
-            ),
+            agents=services.agents,
             engine=services.workflow_engine,
             principal=info.context.require_principal(),
             goal=goal,
