@@ -1,9 +1,11 @@
 """Engine throughput and dispatch latency against bare arq, in one run.
 
 Runs N no-op TRANSFORM steps through the full engine (a wide fan-out and a long chain)
-with one worker process, then the same number of bare arq no-op jobs through one arq
-worker process on the same Redis. Prints steps/s, dispatch latency (ready -> started)
-p50/p95, and the engine/bare-arq ratio. Usage: python bench/engine.py [N]
+with one worker process (``cognitionos worker``), each execution started by the engine
+of a web process's runtime (``Runtime.start(role="web")``: its pools, Redis and arq
+dispatcher, as ``executeWorkflow`` uses them), then the same number of bare arq no-op
+jobs through one arq worker process on the same Redis. Prints steps/s, dispatch latency
+(ready -> started) p50/p95, and the engine/bare-arq ratio. Usage: python bench/engine.py [N]
 """
 
 from __future__ import annotations
@@ -51,15 +53,15 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
 
 
 async def engine_run(
-    settings: Any, sessionmaker: Any, redis: Any, key: str, steps: list[dict[str, Any]]
+    runtime: Any, key: str, steps: list[dict[str, Any]]
 ) -> tuple[float, list[float]]:
     from sqlalchemy import select
 
     from cognitionos.db.models import Role, StepExecution, User, WorkflowExecution
-    from cognitionos.jobs.dispatch import ArqDispatcher
     from cognitionos.services.auth import Principal
-    from cognitionos.services.workflows import Engine, create_workflow
+    from cognitionos.services.workflows import create_workflow
 
+    sessionmaker = runtime.sessionmaker
     async with sessionmaker() as session:
         user = User(email=f"{key}@bench.local", password_hash="!", role=Role.MEMBER)
         session.add(user)
@@ -67,11 +69,8 @@ async def engine_run(
         await create_workflow(
             session, actor_id=user.id, key=key, version="1.0.0", name=key, steps=steps
         )
-    engine = Engine(
-        settings=settings, sessionmaker=sessionmaker, redis=redis, dispatcher=ArqDispatcher(redis)
-    )
     started = time.perf_counter()
-    execution = await engine.execute(
+    execution = await runtime.engine.execute(
         principal=Principal(user_id=user.id, role=Role.MEMBER), key=key, version=None, inputs={}
     )
     while True:
@@ -131,10 +130,9 @@ async def main() -> None:
 
 
 async def measure(stack: Stack) -> None:
-    from arq.connections import ArqRedis
-
     from cognitionos.config import Settings
-    from cognitionos.db import create_engine, create_sessionmaker
+    from cognitionos.observability import configure_logging
+    from cognitionos.runtime import Runtime
 
     database_url, redis_url = stack.database_url, stack.redis_url
     env = {k: v for k, v in os.environ.items() if not k.startswith("COGNITIONOS_")}
@@ -146,31 +144,24 @@ async def measure(stack: Stack) -> None:
         COGNITIONOS_LOG_LEVEL="WARNING",
     )
     settings = Settings(database_url=database_url, redis_url=redis_url, secret_key="b" * 40)
-    engine = create_engine(database_url, pool_size=5)
-    sessionmaker = create_sessionmaker(engine)
-    redis = ArqRedis.from_url(redis_url)
+    configure_logging(level="WARNING")
     worker = spawn([sys.executable, "-m", "cognitionos", "worker"], env, stack.data / "worker.log")
     try:
-        await asyncio.sleep(2)  # worker start-up is not what we measure
-        noop = {"kind": "TRANSFORM", "config": {"template": "1"}}
-        fan = [{"key": "root", **noop}] + [
-            {"key": f"s{i}", "dependsOn": ["root"], **noop} for i in range(FAN - 1)
-        ]
-        chain = [{"key": "s0", **noop}] + [
-            {"key": f"s{i}", "dependsOn": [f"s{i - 1}"], **noop} for i in range(1, CHAIN)
-        ]
-        print(f"one worker, poll delay {POLL}s, 2 cores; engine = full durable path")
-        fan_rate = report(
-            "engine fan-out", FAN, *await engine_run(settings, sessionmaker, redis, "fan", fan)
-        )
-        chain_rate = report(
-            "engine chain", CHAIN, *await engine_run(settings, sessionmaker, redis, "chain", chain)
-        )
+        async with Runtime.start(settings, role="web") as runtime:
+            await asyncio.sleep(2)  # worker start-up is not what we measure
+            noop = {"kind": "TRANSFORM", "config": {"template": "1"}}
+            fan = [{"key": "root", **noop}] + [
+                {"key": f"s{i}", "dependsOn": ["root"], **noop} for i in range(FAN - 1)
+            ]
+            chain = [{"key": "s0", **noop}] + [
+                {"key": f"s{i}", "dependsOn": [f"s{i - 1}"], **noop} for i in range(1, CHAIN)
+            ]
+            print(f"one worker, poll delay {POLL}s, 2 cores; engine = full durable path")
+            fan_rate = report("engine fan-out", FAN, *await engine_run(runtime, "fan", fan))
+            chain_rate = report("engine chain", CHAIN, *await engine_run(runtime, "chain", chain))
     finally:
         worker.terminate()
         worker.wait()
-        await redis.aclose()
-        await engine.dispose()
     baseline = spawn(
         [sys.executable, "-m", "arq", "engine.NoopWorker"],
         {**env, "PYTHONPATH": str(Path(__file__).parent)},

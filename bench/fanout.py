@@ -132,65 +132,58 @@ async def prepare(
     """``users`` logged-in members (a refresh-token family each, as a login leaves), one
     execution per user that nobody runs (its log is ours to extend), and each user's
     (access token, execution id)."""
-    from redis.asyncio import Redis
-
     from cognitionos.config import Settings
-    from cognitionos.db import create_engine, create_sessionmaker
     from cognitionos.db.models import Role, User
+    from cognitionos.runtime import Runtime
     from cognitionos.services.auth import Principal
     from cognitionos.services.auth.sessions import TokenPolicy, issue_tokens
-    from cognitionos.services.workflows import Dispatch, Engine, create_workflow
+    from cognitionos.services.workflows import Dispatch, create_workflow
 
     class Nowhere:
         async def dispatch(self, items: list[Dispatch]) -> None:
             return None
 
-    engine = create_engine(stack.database_url, pool_size=4)
-    sessionmaker = create_sessionmaker(engine)
+    settings = Settings(
+        database_url=stack.database_url, redis_url=stack.redis_url, secret_key=SECRET
+    )
     policy = TokenPolicy(secret=SECRET, access_ttl_seconds=3600)
     tokens: list[str] = []
-    async with sessionmaker() as session:
-        rows = [
-            User(email=f"{tag}-{i}@bench.local", password_hash="!", role=Role.MEMBER)
-            for i in range(users)
-        ]
-        session.add_all(rows)
-        await session.flush()
-        for user in rows:
-            pair, _ = await issue_tokens(session, policy=policy, user=user)
-            tokens.append(pair.access_token)
-        await session.commit()
-        await create_workflow(
-            session,
-            actor_id=rows[0].id,
-            key=tag,
-            version="1.0.0",
-            name=tag,
-            steps=[{"key": "a", "kind": "TRANSFORM", "config": {"template": "1"}}],
-        )
-        user_ids = [user.id for user in rows]
-    redis = Redis.from_url(stack.redis_url)
-    workflow_engine = Engine(
-        settings=Settings(secret_key=SECRET),
-        sessionmaker=sessionmaker,
-        redis=redis,
-        dispatcher=Nowhere(),
-    )
+    # Nobody runs these executions: their logs are ours to extend.
+    async with Runtime.start(settings, role="worker", dispatcher=Nowhere()) as runtime:
+        async with runtime.sessionmaker() as session:
+            rows = [
+                User(email=f"{tag}-{i}@bench.local", password_hash="!", role=Role.MEMBER)
+                for i in range(users)
+            ]
+            session.add_all(rows)
+            await session.flush()
+            for user in rows:
+                pair, _ = await issue_tokens(session, policy=policy, user=user)
+                tokens.append(pair.access_token)
+            await session.commit()
+            await create_workflow(
+                session,
+                actor_id=rows[0].id,
+                key=tag,
+                version="1.0.0",
+                name=tag,
+                steps=[{"key": "a", "kind": "TRANSFORM", "config": {"template": "1"}}],
+            )
+            user_ids = [user.id for user in rows]
 
-    async def execute(user_id: uuid.UUID) -> uuid.UUID:
-        execution = await workflow_engine.execute(
-            principal=Principal(user_id=user_id, role=Role.MEMBER),
-            key=tag,
-            version=None,
-            inputs={},
-        )
-        return execution.id
+        async def execute(user_id: uuid.UUID) -> uuid.UUID:
+            execution = await runtime.engine.execute(
+                principal=Principal(user_id=user_id, role=Role.MEMBER),
+                key=tag,
+                version=None,
+                inputs={},
+            )
+            return execution.id
 
-    executions: list[uuid.UUID] = []
-    for start in range(0, users, 4):
-        executions += await asyncio.gather(*(execute(u) for u in user_ids[start : start + 4]))
-    await redis.aclose()
-    await engine.dispose()
+        executions: list[uuid.UUID] = []
+        for start in range(0, users, 4):
+            batch = user_ids[start : start + 4]
+            executions += await asyncio.gather(*(execute(u) for u in batch))
     return [(t, str(e)) for t, e in zip(tokens, executions, strict=True)], executions
 
 

@@ -213,50 +213,40 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 async def seed(database_url: str, redis_url: str) -> str:
     """A member with EXECUTIONS executions of a three-step workflow; returns a token."""
-    from redis.asyncio import Redis
-
     from cognitionos.config import Settings
-    from cognitionos.db import create_engine, create_sessionmaker
     from cognitionos.db.models import Role, User
+    from cognitionos.runtime import Runtime
     from cognitionos.services.auth import Principal
     from cognitionos.services.auth.tokens import issue_access_token
-    from cognitionos.services.workflows import Dispatch, Engine, create_workflow
+    from cognitionos.services.workflows import Dispatch, create_workflow
 
     class Nowhere:
         async def dispatch(self, items: list[Dispatch]) -> None:
             return None
 
-    engine = create_engine(database_url, pool_size=2)
-    sessionmaker = create_sessionmaker(engine)
+    settings = Settings(database_url=database_url, redis_url=redis_url, secret_key=SECRET)
     noop = {"kind": "TRANSFORM", "config": {"template": "1"}}
-    async with sessionmaker() as session:
-        user = User(email="http@bench.local", password_hash="!", role=Role.MEMBER)
-        session.add(user)
-        await session.commit()
-        await create_workflow(
-            session,
-            actor_id=user.id,
-            key="page",
-            version="1.0.0",
-            name="page",
-            steps=[
-                {"key": "a", **noop},
-                {"key": "b", "dependsOn": ["a"], **noop},
-                {"key": "c", "dependsOn": ["a"], **noop},
-            ],
-        )
-    redis = Redis.from_url(redis_url)
-    workflows = Engine(
-        settings=Settings(secret_key=SECRET),
-        sessionmaker=sessionmaker,
-        redis=redis,
-        dispatcher=Nowhere(),
-    )
-    principal = Principal(user_id=user.id, role=Role.MEMBER)
-    for _ in range(EXECUTIONS):
-        await workflows.execute(principal=principal, key="page", version=None, inputs={})
-    await redis.aclose()
-    await engine.dispose()
+    # Executions nobody runs: the pages read them as they were created.
+    async with Runtime.start(settings, role="worker", dispatcher=Nowhere()) as runtime:
+        async with runtime.sessionmaker() as session:
+            user = User(email="http@bench.local", password_hash="!", role=Role.MEMBER)
+            session.add(user)
+            await session.commit()
+            await create_workflow(
+                session,
+                actor_id=user.id,
+                key="page",
+                version="1.0.0",
+                name="page",
+                steps=[
+                    {"key": "a", **noop},
+                    {"key": "b", "dependsOn": ["a"], **noop},
+                    {"key": "c", "dependsOn": ["a"], **noop},
+                ],
+            )
+        principal = Principal(user_id=user.id, role=Role.MEMBER)
+        for _ in range(EXECUTIONS):
+            await runtime.engine.execute(principal=principal, key="page", version=None, inputs={})
     return issue_access_token(
         user_id=user.id, role=Role.MEMBER, secret=SECRET, issuer="cognitionos", ttl_seconds=7200
     )
