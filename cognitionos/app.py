@@ -112,6 +112,7 @@ async def _serving(app: Starlette, runtime: Runtime, schema: Any) -> AsyncIterat
         llm=runtime.llm,
         memory=runtime.memory,
         agents=runtime.agents,
+        renderer=runtime.renderer,
         credentials=credentials,
         snapshots=ExecutionSnapshots(runtime.sessionmaker),
     )

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from cognitionos.services.llm import Router
     from cognitionos.services.memory import MemoryService
     from cognitionos.services.ratelimit import RateLimiter
+    from cognitionos.services.templating import TemplateRenderer
     from cognitionos.services.workflows import Engine
     from cognitionos.services.workflows.snapshots import ExecutionSnapshots
 
@@ -55,6 +56,8 @@ class Services:
     llm: Router
     memory: MemoryService
     agents: AgentService
+    # The render processes of the templates requests render (notification templates).
+    renderer: TemplateRenderer
     # Who HTTP credentials are, between requests (see services/auth/cache.py).
     credentials: CredentialCache
     # The rows every subscriber of an execution reads (bounded; closed with the app).

@@ -1,11 +1,11 @@
 """One runtime per process: every client and service, built once and closed once.
 
 ``async with Runtime.start(settings, role=...) as runtime:`` builds the database pools,
-Redis, the pub/sub hub, the LLM router, the memory service (and its embedder), the
-workflow engine and the step runner, each handed what it needs in its constructor.
-``create_app``'s lifespan and the worker's start both use it; in the embedded mode
-(``serve`` with the worker in-process) web and worker share one runtime: one set of
-pools, one router, one embedder.
+Redis, the pub/sub hub, the template renderer (its render processes), the LLM router,
+the memory service (and its embedder), the workflow engine and the step runner, each
+handed what it needs in its constructor. ``create_app``'s lifespan and the worker's
+start both use it; in the embedded mode (``serve`` with the worker in-process) web and
+worker share one runtime: one set of pools, one renderer, one router, one embedder.
 
 Roles: ``web`` serves the API; ``worker`` runs steps (and has the SQL-step pool);
 ``embedded`` does both.
@@ -37,7 +37,7 @@ from cognitionos.services.agents import seed as seed_agents
 from cognitionos.services.llm import Router
 from cognitionos.services.memory import MemoryService
 from cognitionos.services.notifications import NotificationService
-from cognitionos.services.templating import close_renderer, open_renderer
+from cognitionos.services.templating import TemplateRenderer
 from cognitionos.services.workflows import (
     Dispatcher,
     Engine,
@@ -66,6 +66,7 @@ class Runtime:
     # at start, so a web process starts (and reports 503) while Redis is down.
     redis: ArqRedis
     pubsub: PubSubHub  # started only where subscriptions are served
+    renderer: TemplateRenderer  # the render processes of every template
     llm: Router
     memory: MemoryService
     agents: AgentService
@@ -90,8 +91,8 @@ class Runtime:
         if not settings.database_url or not settings.redis_url:
             raise ConfigError("a runtime needs DATABASE_URL and REDIS_URL (serve resolves them)")
         async with AsyncExitStack() as stack:
-            open_renderer(settings)  # template render processes
-            stack.callback(close_renderer)
+            # The render processes of every template this process renders.
+            renderer = stack.enter_context(TemplateRenderer.from_settings(settings))
             database = create_engine(settings.database_url, pool_size=settings.db_pool_size)
             stack.push_async_callback(database.dispose)
             sessionmaker = create_sessionmaker(database)
@@ -111,9 +112,13 @@ class Runtime:
             stack.push_async_callback(memory.stop)
             # What the engine's ports (services/workflows/ports.py) are, in this process.
             agents = AgentService(
-                settings=settings, sessionmaker=sessionmaker, redis=redis, llm=llm
+                settings=settings,
+                sessionmaker=sessionmaker,
+                redis=redis,
+                llm=llm,
+                renderer=renderer,
             )
-            notifications = NotificationService(settings)
+            notifications = NotificationService(settings, renderer)
             url = settings.sql_step_database_url
             sql = SqlPool(url, size=settings.sql_step_pool_size) if url and role != "web" else None
             if sql is not None:
@@ -124,12 +129,14 @@ class Runtime:
                 redis=redis,
                 dispatcher=dispatcher or ArqDispatcher(redis),
                 notifications=notifications,
+                renderer=renderer,
                 metrics=metrics,
             )
             stack.callback(engine.close)
             deps = StepDeps(
                 settings=settings,
                 sessionmaker=sessionmaker,
+                renderer=renderer,
                 redis=redis,
                 llm=llm,
                 memory=memory,
@@ -149,6 +156,7 @@ class Runtime:
                 reader=create_reader(database),
                 redis=redis,
                 pubsub=pubsub,
+                renderer=renderer,
                 llm=llm,
                 memory=memory,
                 agents=agents,

@@ -18,6 +18,7 @@ from cognitionos.app import server_config
 from cognitionos.config import Settings
 from cognitionos.embedded import free_port
 from cognitionos.runtime import Runtime
+from cognitionos.services.templating import TemplateRenderer
 from cognitionos.services.workflows import Dispatch, Engine
 from cognitionos.services.workflows.steps import SqlPool, StepContext, StepDeps
 
@@ -33,11 +34,24 @@ EXECUTE = """mutation($input: ExecuteWorkflowInput!) { executeWorkflow(input: $i
     id status } }"""
 
 
+def no_rendering() -> TemplateRenderer:
+    """A closed renderer, which refuses to render: for running a step kind directly, on a
+    config the runner would have rendered already."""
+    renderer = TemplateRenderer()
+    renderer.close()
+    return renderer
+
+
 def step_context(settings: Settings, *, sql: SqlPool | None = None) -> StepContext:
     """What a step kind sees, for running one directly (no database behind it; ``sql``:
     the SQL steps' pool)."""
     return StepContext(
-        deps=StepDeps(settings=settings, sessionmaker=None, sql=sql),  # type: ignore[arg-type]
+        deps=StepDeps(
+            settings=settings,
+            sessionmaker=None,  # type: ignore[arg-type]
+            renderer=no_rendering(),
+            sql=sql,
+        ),
         execution_id=uuid.uuid4(),
         step_id=uuid.uuid4(),
         step_key="s",

@@ -1,6 +1,6 @@
 """What a runtime (and a served app) holds is gone when it closes: no task left running,
-no cache holding rows. Tests, and a process that runs several apps, start many of them
-on fresh event loops; nothing of one may outlive it."""
+no cache holding rows, no render process. Tests, and a process that runs several apps,
+start many of them on fresh event loops; nothing of one may outlive it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncio
 import uuid
 from collections.abc import Callable, Sequence
 
-from cognitionos.db.models import Role, User
+from cognitionos.db.models import Role, StepExecution, StepStatus, User
 from cognitionos.runtime import Runtime
 from cognitionos.services.auth import Principal
 from cognitionos.services.workflows import create_workflow
@@ -16,6 +16,7 @@ from cognitionos.services.workflows.transitions import Dispatch
 from tests.conftest import ENGINE_SETTINGS, Stack
 from tests.support import LiveServer
 from tests.test_subscriptions import chain, start
+from tests.test_template_limits import gone, render_processes
 from tests.ws_support import WS
 
 WITH_STEPS = """subscription($id: ID!) {
@@ -61,6 +62,33 @@ async def test_a_closed_runtime_leaves_no_task_and_no_cached_rows(stack: Stack) 
     assert runtime.engine.cached == 0
 
 
+async def test_a_closed_runtime_leaves_no_render_process(stack: Stack) -> None:
+    recorder = Recorder()
+    async with Runtime.start(stack.settings(), role="worker", dispatcher=recorder) as runtime:
+        async with runtime.sessionmaker() as session:
+            user = User(
+                email=f"{uuid.uuid4().hex}@example.com", password_hash="x", role=Role.MEMBER
+            )
+            session.add(user)
+            await session.commit()
+            steps = [{"key": "t", "kind": "TRANSFORM", "config": {"template": "{{ 6 * 7 }}"}}]
+            await create_workflow(
+                session, actor_id=user.id, key="renders", version="1.0.0", name="r", steps=steps
+            )
+        principal = Principal(user_id=user.id, role=Role.MEMBER)
+        await runtime.engine.execute(principal=principal, key="renders", version=None, inputs={})
+        first = recorder.sent.pop()
+        await runtime.steps.run(first.step_id, first.seq)
+        async with runtime.sessionmaker() as session:
+            step = await session.get(StepExecution, first.step_id)
+        assert step is not None and step.status is StepStatus.SUCCEEDED
+        assert step.output == 42
+        theirs = runtime.renderer.processes  # the step rendered in one of them
+        assert theirs and theirs <= render_processes()
+    assert all(gone(pid) for pid in theirs)
+    assert not render_processes() & theirs
+
+
 async def test_a_stopped_app_leaves_no_subscription_read_and_no_cached_rows(
     make_server: Callable[..., LiveServer],
 ) -> None:
@@ -78,6 +106,10 @@ async def test_a_stopped_app_leaves_no_subscription_read_and_no_cached_rows(
     assert [s["stepKey"] for s in last["execution"]["steps"]] == ["s0", "s1", "s2"]
     snapshots = server.app.state.services.snapshots
     assert snapshots.cached > 0  # the workflow version and the execution as it is now
+    # Web and in-process worker rendered in the same processes, the runtime's.
+    rendering = server.app.state.services.renderer.processes
+    assert rendering and rendering <= render_processes()
     server.stop()
     assert snapshots.cached == 0
     assert snapshots.reads == 0
+    assert all(gone(pid) for pid in rendering)

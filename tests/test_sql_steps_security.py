@@ -24,7 +24,7 @@ from cognitionos.services.workflows.steps import (
     get_kind,
 )
 from tests.conftest import TEST_DATABASE, TEST_SECRET, Stack
-from tests.support import GQL, LiveServer
+from tests.support import GQL, LiveServer, no_rendering
 from tests.test_cli import Serve, data_dir  # noqa: F401 (data_dir is a fixture)
 from tests.test_workflows import create, run
 
@@ -217,6 +217,7 @@ async def test_a_sql_step_on_a_superuser_fails_without_running(stack: Stack) -> 
         deps = StepDeps(
             settings=Settings(secret_key=TEST_SECRET),
             sessionmaker=None,  # type: ignore[arg-type]
+            renderer=no_rendering(),
             sql=pool,
         )
         ctx = StepContext(

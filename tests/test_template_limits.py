@@ -24,7 +24,6 @@ from cognitionos.services.templating import (
     TemplateFailure,
     TemplateRenderer,
     check_template,
-    render,
 )
 from tests.support import GQL, LiveServer
 from tests.test_workflows import create, run, transform
@@ -35,7 +34,9 @@ HUGE = 10**9
 
 @pytest.fixture
 async def renderer() -> AsyncIterator[TemplateRenderer]:
-    pool = TemplateRenderer(size=2, memory_mb=256)
+    # Each test's own limits (a step's timeout, an output cap) apply below these. Its
+    # processes start at the first render (not before ``others`` is taken).
+    pool = TemplateRenderer(size=2, memory_mb=256, timeout_seconds=60)
     yield pool
     pool.close()
 
@@ -189,28 +190,37 @@ async def test_one_hostile_render_does_not_hold_up_the_others(
     assert await render_with(renderer, "ok") == "ok"
 
 
-async def test_render_takes_its_limits_from_settings_and_the_step_limit_wins() -> None:
-    settings = Settings(env="test", template_timeout_seconds=30, template_max_output_bytes=100)
-    assert await render("{{ a }}-{{ b }}", {"a": 1, "b": "é"}, settings=settings) == "1-é"
-    with pytest.raises(TemplateFailure, match="exceeded 100 bytes"):
-        await render("{% for i in range(101) %}x{% endfor %}", {}, settings=settings)
-    with pytest.raises(TemplateFailure, match=r"exceeded 0.3 s"):
-        await render(SPIN, {}, settings=settings, time_limit=0.3)
+async def test_a_renderer_takes_its_limits_from_settings_and_the_step_limit_wins() -> None:
+    settings = Settings(env="test", template_timeout_seconds=1, template_max_output_bytes=100)
+    with TemplateRenderer.from_settings(settings) as renderer:
+        assert await renderer.render("{{ a }}-{{ b }}", {"a": 1, "b": "é"}) == "1-é"
+        with pytest.raises(TemplateFailure, match="exceeded 100 bytes"):
+            await renderer.render("{% for i in range(101) %}x{% endfor %}", {})
+        with pytest.raises(TemplateFailure, match=r"exceeded 0.3 s"):
+            await renderer.render(SPIN, {}, time_limit=0.3)
+        with pytest.raises(TemplateFailure, match=r"exceeded 1 s"):  # a longer one does not
+            await renderer.render(SPIN, {}, time_limit=30)
 
 
-async def test_the_last_runtime_to_close_stops_the_render_processes(others: set[int]) -> None:
-    pool = TemplateRenderer()
-    pool.open(size=2, memory_mb=256)  # the web server
-    pool.open(size=2, memory_mb=256)  # its in-process worker
-    mine = render_processes() - others
-    assert len(mine) == 2
-    pool.release_user()  # the worker stops (or restarts): the server still renders
-    assert await render_with(pool, "{{ 6 * 7 }}") == "42"
+async def test_a_closed_renderer_leaves_no_process_and_others_render_on(
+    others: set[int],
+) -> None:
+    web = TemplateRenderer(size=2, memory_mb=256)
+    web.start()  # e.g. the web runtime
+    with TemplateRenderer(size=2, memory_mb=256) as worker:  # a worker's, in this process
+        assert await render_with(worker, "{{ 6 * 7 }}") == "42"
+        theirs = worker.processes
+        assert len(theirs) == 2 and theirs <= render_processes() - others
+    # The worker's runtime closed: its processes are gone, the web's render on.
+    assert all(gone(pid) for pid in theirs)
+    mine = web.processes
+    assert len(mine) == 2 and not mine & theirs
+    assert await render_with(web, "still {{ 'here' }}") == "still here"
     assert mine <= render_processes()
-    pool.release_user()
+    web.close()
     assert all(gone(pid) for pid in mine)
-    assert await render_with(pool, "again") == "again"  # a later render starts them again
-    pool.close()
+    with pytest.raises(TemplateFailure, match="the template renderer is closed"):
+        await render_with(web, "again")  # nothing starts them again behind its owner's back
 
 
 def test_checking_a_template_only_parses_it() -> None:

@@ -112,8 +112,7 @@ class MemoryMutation:
         ctx = info.context
         events = await remember_conversation(
             ctx.services.memory,
-            ctx.services.llm,
-            ctx.services.redis,
+            ctx.services.agents,
             principal=ctx.require_principal(),
             messages=[{"role": m.role, "content": m.content} for m in messages],
             scope=scope,
@@ -134,8 +133,7 @@ class MemoryMutation:
         ctx = info.context
         created, folded = await consolidate_memories(
             ctx.services.memory,
-            ctx.services.llm,
-            ctx.services.redis,
+            ctx.services.agents,
             principal=ctx.require_principal(),
             scope=scope,
             scope_id=scope_id,

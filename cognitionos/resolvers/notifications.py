@@ -86,6 +86,7 @@ class NotificationMutation:
             row = await notify.send_notification(
                 session,
                 settings=ctx.services.settings,
+                renderer=ctx.services.renderer,
                 principal=ctx.require_principal(),
                 data=notify.NotificationInput(
                     user_id=parse_id(input.user_id, "userId"),

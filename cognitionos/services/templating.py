@@ -8,25 +8,26 @@ JSON)`` and answers the text or an error. A render that outlives its deadline ha
 process killed and replaced; each process also runs under RLIMIT_CPU and RLIMIT_AS, and
 stops a render whose output passes the byte cap.
 
-The pool is one per server process (a web server with its in-process worker shares it):
-each runtime calls ``open_renderer(settings)`` when it starts and ``close_renderer()``
-when it stops; the last close kills the processes. A render with no runtime open (a
-script, a test calling a service) starts the pool on demand; it is killed at exit.
+A ``TemplateRenderer`` is that pool, with its limits. The runtime builds one per process
+(a web server and its in-process worker share it), hands it to whatever renders (step
+runs, approval prompts, agents' role prompts, notification templates) and closes it on
+shutdown, which kills its processes. Nothing here is global but the parse-only
+environment, which holds no process, loop or state.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import json
 import os
 import subprocess
 import sys
 import threading
+import weakref
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from jinja2 import TemplateError
 
@@ -39,10 +40,6 @@ __all__ = [
     "TemplateFailure",
     "TemplateRenderer",
     "check_template",
-    "close_renderer",
-    "open_renderer",
-    "render",
-    "render_many",
 ]
 
 log = get_logger("cognitionos.templating")
@@ -72,8 +69,9 @@ class _ChildGone(Exception):
 class _Child:
     """One render process. Used by one caller at a time, from that caller's event loop."""
 
-    def __init__(self, memory_mb: int, generation: int) -> None:
+    def __init__(self, memory_mb: int, generation: int, registry: set[_Child]) -> None:
         self.generation = generation
+        self.registry = registry
         self.ready = False
         self.buffer = bytearray()
         self.proc = subprocess.Popen(  # noqa: S603 (our own script, no shell)
@@ -90,6 +88,7 @@ class _Child:
         self.out_fd = self.proc.stdout.fileno()
         os.set_blocking(self.in_fd, False)
         os.set_blocking(self.out_fd, False)
+        registry.add(self)
 
     def _take_frame(self) -> bytes | None:
         if len(self.buffer) < 4:
@@ -157,6 +156,7 @@ class _Child:
     def dispose(self) -> None:
         """Kill, close the pipes, reap in the background (a killed child exits at once)."""
         self.kill()
+        self.registry.discard(self)
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None:
                 with contextlib.suppress(OSError):
@@ -177,13 +177,25 @@ def _wake(waiter: asyncio.Future[Any]) -> None:
 
 
 class TemplateRenderer:
-    """A bounded pool of render processes, usable from any thread and event loop.
+    """A bounded pool of render processes and the limits it renders under, usable from
+    any thread and event loop. Processes start with ``start()`` (or on demand);
+    ``close()`` kills them, after which a render is refused. Also a context manager.
 
-    ``close()`` kills the processes; a later render starts them again."""
+    ``timeout_seconds``: the longest a render may take (a caller's smaller limit wins);
+    ``max_output_bytes``: the most text one request may produce, all its texts together."""
 
-    def __init__(self, *, size: int = 2, memory_mb: int = 512) -> None:
-        self._size = size
+    def __init__(
+        self,
+        *,
+        size: int = 2,
+        memory_mb: int = 512,
+        timeout_seconds: float = 5.0,
+        max_output_bytes: int = 1_000_000,
+    ) -> None:
+        self._size = max(1, size)
         self._memory_mb = memory_mb
+        self.timeout_seconds = timeout_seconds
+        self.max_output_bytes = max_output_bytes
         self._lock = threading.Lock()
         self._idle: list[_Child] = []
         self._busy: set[_Child] = set()
@@ -191,27 +203,34 @@ class TemplateRenderer:
         self._waiters = deque()
         self._live = 0  # processes of the current generation, idle or busy
         self._generation = 0
-        self._users = 0
-        atexit.register(self.close)
+        self._closed = False
+        # Every process not yet disposed of: killed at interpreter exit should a renderer
+        # never be closed (the finalizer holds the set, not the renderer).
+        self._processes: set[_Child] = set()
+        weakref.finalize(self, _kill_all, self._processes)
 
-    def open(self, *, size: int, memory_mb: int) -> None:
-        """A runtime starts using the pool: size it and start its processes."""
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        """The pool ``COGNITIONOS_TEMPLATE_*`` describe."""
+        return cls(
+            size=settings.template_workers,
+            memory_mb=settings.template_memory_mb,
+            timeout_seconds=settings.template_timeout_seconds,
+            max_output_bytes=settings.template_max_output_bytes,
+        )
+
+    def start(self) -> None:
+        """Start the processes now rather than at the first renders."""
         with self._lock:
-            self._users += 1
-            self._size, self._memory_mb = max(1, size), memory_mb
+            if self._closed:
+                raise TemplateFailure("the template renderer is closed")
             while self._live < self._size:
                 self._idle.append(self._spawn_locked())
 
-    def release_user(self) -> None:
-        """A runtime stops using the pool; the last one closes it."""
-        with self._lock:
-            self._users = max(0, self._users - 1)
-            last = self._users == 0
-        if last:
-            self.close()
-
     def close(self) -> None:
+        """Kill the processes (a render in progress fails); later renders are refused."""
         with self._lock:
+            self._closed = True
             self._generation += 1
             idle, self._idle = self._idle, []
             busy = list(self._busy)
@@ -226,18 +245,42 @@ class TemplateRenderer:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_wake, waiter)
 
+    @property
+    def processes(self) -> set[int]:
+        """The ids of the render processes started and not yet disposed of."""
+        return {child.proc.pid for child in list(self._processes)}
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def render(
+        self, text: str, variables: dict[str, Any], *, time_limit: float | None = None
+    ) -> str:
+        """Render one template; ``TemplateFailure`` says why not."""
+        (rendered,) = await self.render_many([text], variables, time_limit=time_limit)
+        return rendered
+
     async def render_many(
         self,
         texts: list[str],
         variables: dict[str, Any],
         *,
-        time_limit: float,
-        max_output_bytes: int,
+        time_limit: float | None = None,
+        max_output_bytes: int | None = None,
     ) -> list[str]:
-        """Render ``texts`` over the same variables in one process, within ``time_limit``
-        seconds and ``max_output_bytes`` bytes of output in all."""
+        """Render ``texts`` over the same variables in one round trip to one process.
+        ``time_limit`` (a step's timeout) wins when smaller than the renderer's;
+        ``max_output_bytes`` replaces the renderer's cap for this request."""
         if not texts:
             return []
+        if time_limit is None or time_limit > self.timeout_seconds:
+            time_limit = self.timeout_seconds
+        if max_output_bytes is None:
+            max_output_bytes = self.max_output_bytes
         try:
             body = json.dumps(
                 {
@@ -284,13 +327,15 @@ class TemplateRenderer:
         return await child.read_frame()
 
     def _spawn_locked(self) -> _Child:
-        child = _Child(self._memory_mb, self._generation)
+        child = _Child(self._memory_mb, self._generation, self._processes)
         self._live += 1
         return child
 
     async def _acquire(self) -> _Child:
         while True:
             with self._lock:
+                if self._closed:
+                    raise TemplateFailure("the template renderer is closed")
                 if self._idle:
                     child = self._idle.pop()
                     self._busy.add(child)
@@ -351,44 +396,6 @@ class TemplateRenderer:
         self._release(replacement)
 
 
-_RENDERER = TemplateRenderer()
-
-
-def open_renderer(settings: Settings) -> None:
-    """Called by each runtime (app lifespan, worker startup) before it renders."""
-    _RENDERER.open(size=settings.template_workers, memory_mb=settings.template_memory_mb)
-
-
-def close_renderer() -> None:
-    """Called by each runtime on shutdown; the last one kills the render processes."""
-    _RENDERER.release_user()
-
-
-def _time_limit(settings: Settings, step_limit: float | None) -> float:
-    limit = settings.template_timeout_seconds
-    return limit if step_limit is None else min(limit, step_limit)
-
-
-async def render_many(
-    texts: list[str],
-    variables: dict[str, Any],
-    *,
-    settings: Settings,
-    time_limit: float | None = None,
-) -> list[str]:
-    """Render several templates in one round trip. ``time_limit`` (a step's timeout), when
-    smaller than ``COGNITIONOS_TEMPLATE_TIMEOUT_SECONDS``, wins."""
-    return await _RENDERER.render_many(
-        texts,
-        variables,
-        time_limit=_time_limit(settings, time_limit),
-        max_output_bytes=settings.template_max_output_bytes,
-    )
-
-
-async def render(
-    text: str, variables: dict[str, Any], *, settings: Settings, time_limit: float | None = None
-) -> str:
-    """Render one template under the limits of ``settings``; ``TemplateFailure`` says why not."""
-    (rendered,) = await render_many([text], variables, settings=settings, time_limit=time_limit)
-    return rendered
+def _kill_all(processes: set[_Child]) -> None:
+    for child in list(processes):
+        child.kill()

@@ -15,11 +15,16 @@ from cognitionos.services.workflows.steps import (
     StepFailure,
     get_kind,
 )
+from tests.support import no_rendering
 
 
 def context() -> StepContext:
     return StepContext(
-        deps=StepDeps(settings=Settings(env="test"), sessionmaker=None),  # type: ignore[arg-type]
+        deps=StepDeps(
+            settings=Settings(env="test"),
+            sessionmaker=None,  # type: ignore[arg-type]
+            renderer=no_rendering(),
+        ),
         execution_id=uuid.uuid4(),
         step_id=uuid.uuid4(),
         step_key="s",

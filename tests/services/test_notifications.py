@@ -25,6 +25,7 @@ from cognitionos.services.notifications import (
     verify,
     webhook_secret,
 )
+from cognitionos.services.templating import TemplateRenderer
 from tests.conftest import Stack
 from tests.peers import HttpPeer, SmtpPeer
 
@@ -58,8 +59,16 @@ class Clock:
 
 
 class Env:
-    def __init__(self, stack: Stack, sessionmaker: Any, http: HttpPeer, smtp: SmtpPeer) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        sessionmaker: Any,
+        renderer: TemplateRenderer,
+        http: HttpPeer,
+        smtp: SmtpPeer,
+    ) -> None:
         self.sessionmaker = sessionmaker
+        self.renderer = renderer
         self.http, self.smtp = http, smtp
         self.clock = Clock()
         self.settings = stack.settings(
@@ -89,6 +98,7 @@ class Env:
             n = await send_notification(
                 session,
                 settings=self.settings,
+                renderer=self.renderer,
                 principal=who or self.user,
                 data=NotificationInput(**fields),
             )
@@ -118,7 +128,9 @@ class Env:
 
 
 @pytest.fixture
-async def env(stack: Stack, database: str, peers: tuple[HttpPeer, SmtpPeer]) -> AsyncIterator[Env]:
+async def env(
+    stack: Stack, database: str, renderer: TemplateRenderer, peers: tuple[HttpPeer, SmtpPeer]
+) -> AsyncIterator[Env]:
     engine = create_engine(database, pool_size=2)
     sessionmaker = create_sessionmaker(engine)
     async with sessionmaker() as session:
@@ -131,7 +143,7 @@ async def env(stack: Stack, database: str, peers: tuple[HttpPeer, SmtpPeer]) -> 
         await session.commit()
     for peer in peers:
         peer.reset()
-    built = Env(stack, sessionmaker, *peers)
+    built = Env(stack, sessionmaker, renderer, *peers)
     await built.users()
     yield built
     await engine.dispose()
@@ -293,6 +305,7 @@ async def test_dedup_key_returns_the_first_within_24_hours(env: Env) -> None:
             return await send_notification(
                 session,
                 settings=env.settings,
+                renderer=env.renderer,
                 principal=env.user,
                 data=NotificationInput(user_id=env.user.user_id, body=body, dedup_key="invoice-7"),
             )

@@ -15,6 +15,7 @@ from cognitionos.db import create_engine, create_sessionmaker
 from cognitionos.db.models import Role, Schedule, ScheduleKind, User, WorkflowExecution
 from cognitionos.services.auth import Principal
 from cognitionos.services.notifications import NotificationService
+from cognitionos.services.templating import TemplateRenderer
 from cognitionos.services.workflows import Dispatch, Engine, create_schedule, create_workflow, tick
 from cognitionos.services.workflows.definitions import RetryPolicy
 from cognitionos.services.workflows.schedules import next_fire
@@ -65,7 +66,9 @@ def test_next_fire_cron_in_a_time_zone_and_once_in_the_past() -> None:
     assert next_fire(ScheduleKind.INTERVAL, "90", "UTC", after) == after + timedelta(seconds=90)
 
 
-async def test_two_schedulers_fire_each_due_schedule_once(stack: Stack) -> None:
+async def test_two_schedulers_fire_each_due_schedule_once(
+    stack: Stack, renderer: TemplateRenderer
+) -> None:
     settings = stack.settings()
     engine = create_engine(stack.database_url, pool_size=4)
     redis = Redis.from_url(stack.redis.url)
@@ -77,7 +80,8 @@ async def test_two_schedulers_fire_each_due_schedule_once(stack: Stack) -> None:
                 sessionmaker=sessionmaker,
                 redis=redis,
                 dispatcher=Recorder(),
-                notifications=NotificationService(settings),
+                notifications=NotificationService(settings, renderer),
+                renderer=renderer,
             )
             for _ in range(2)
         ]

@@ -11,12 +11,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cognitionos.config import Settings
 from cognitionos.db.models import AgentRole, Prompt
 from cognitionos.services.auth import Principal
 from cognitionos.services.errors import BadUserInput, Forbidden, NotFound
 from cognitionos.services.inputs import PromptVersion
-from cognitionos.services.templating import TemplateFailure, check_template, render
+from cognitionos.services.templating import TemplateFailure, TemplateRenderer, check_template
 
 __all__ = [
     "PromptVersion",
@@ -107,9 +106,11 @@ async def resolve_prompt(session: AsyncSession, role: AgentRole, version: int | 
     return prompt
 
 
-async def render_prompt(prompt: Prompt, variables: dict[str, Any], *, settings: Settings) -> str:
+async def render_prompt(
+    prompt: Prompt, variables: dict[str, Any], *, renderer: TemplateRenderer
+) -> str:
     try:
-        return await render(prompt.template, variables, settings=settings)
+        return await renderer.render(prompt.template, variables)
     except TemplateFailure as exc:
         raise BadUserInput(
             f"{prompt.role.value} prompt v{prompt.version} does not render: {exc}",

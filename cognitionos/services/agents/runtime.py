@@ -23,6 +23,7 @@ from cognitionos.services.agents.registry import publish_agents
 from cognitionos.services.errors import Conflict, LLMUnavailable
 from cognitionos.services.llm import ChatRequest, ChatResult, Router, UsageTag
 from cognitionos.services.llm.types import OnToken
+from cognitionos.services.templating import TemplateRenderer
 
 __all__ = [
     "AgentCall",
@@ -125,6 +126,7 @@ async def ask(
     settings: Settings,
     lease: AgentLease,
     *,
+    renderer: TemplateRenderer,
     messages: list[dict[str, str]],
     tag: UsageTag,
     prompt_version: int | None = None,
@@ -152,7 +154,7 @@ async def ask(
             },
             **(variables or {}),
         },
-        settings=settings,
+        renderer=renderer,
     )
     limit = agent.max_tokens or max_tokens or settings.llm_max_tokens
     request = ChatRequest(

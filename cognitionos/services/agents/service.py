@@ -28,6 +28,7 @@ from cognitionos.services.agents.runtime import (
 )
 from cognitionos.services.llm import Router, UsageTag
 from cognitionos.services.llm.types import OnToken
+from cognitionos.services.templating import TemplateRenderer
 
 __all__ = ["AgentService", "LeasedAgent"]
 
@@ -61,6 +62,7 @@ class LeasedAgent:
             service.sessionmaker,
             service.settings,
             self.lease,
+            renderer=service.renderer,
             messages=messages,
             tag=tag,
             prompt_version=prompt_version,
@@ -80,11 +82,13 @@ class AgentService:
         sessionmaker: async_sessionmaker[AsyncSession],
         redis: Redis | None,
         llm: Router,
+        renderer: TemplateRenderer,
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.redis = redis
         self.llm = llm
+        self.renderer = renderer  # role prompts render in its processes
 
     @asynccontextmanager
     async def lease(

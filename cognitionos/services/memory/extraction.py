@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from redis.asyncio import Redis
 from sqlalchemy import delete, select
 
 from cognitionos.db.models import AgentRole, Memory, MemoryScope, MemoryType
-from cognitionos.services.agents.runtime import AgentLease, ask, wait_for_agent
+from cognitionos.services.agents.service import AgentService, LeasedAgent
 from cognitionos.services.auth import Principal
 from cognitionos.services.errors import BadUserInput
-from cognitionos.services.llm import JSONOutputError, Router, UsageTag, parse_json_output
+from cognitionos.services.llm import JSONOutputError, UsageTag, parse_json_output
 from cognitionos.services.memory.filters import MemoryFilter, can_write, live
 from cognitionos.services.memory.service import MemoryService
 from cognitionos.services.memory.store import MemoryInput, MemoryPatch, StoreOutcome
@@ -122,38 +121,20 @@ class MemoryChange:
 
 
 async def _summarizer_call(
-    memory: MemoryService,
-    router: Router,
-    redis: Redis | None,
-    principal: Principal,
-    prompt: str,
-    schema: dict[str, Any],
-    purpose: str,
+    agents: AgentService, principal: Principal, prompt: str, schema: dict[str, Any], purpose: str
 ) -> Any:
     """One JSON answer from a summarizer agent (waits up to 30 s for a free one)."""
-    router.ensure_configured()
-    async with wait_for_agent(
-        memory.sessionmaker, memory.settings, redis, role=AgentRole.SUMMARIZER
-    ) as lease:
-        return await _ask_json(router, memory, lease, principal, prompt, schema, purpose)
+    agents.llm.ensure_configured()
+    async with agents.wait_for(role=AgentRole.SUMMARIZER, wait_seconds=30.0) as leased:
+        return await _ask_json(leased, principal, prompt, schema, purpose)
 
 
 async def _ask_json(
-    router: Router,
-    memory: MemoryService,
-    lease: AgentLease,
-    principal: Principal,
-    prompt: str,
-    schema: dict[str, Any],
-    purpose: str,
+    leased: LeasedAgent, principal: Principal, prompt: str, schema: dict[str, Any], purpose: str
 ) -> Any:
     messages = [{"role": "user", "content": prompt}]
     for attempt in range(2):  # one repair round for malformed JSON
-        call = await ask(
-            router,
-            memory.sessionmaker,
-            memory.settings,
-            lease,
+        call = await leased.ask(
             messages=messages,
             tag=UsageTag(purpose=purpose, user_id=principal.user_id),
             output_schema=schema,
@@ -173,8 +154,7 @@ async def _ask_json(
 
 async def remember_conversation(
     memory: MemoryService,
-    router: Router,
-    redis: Redis | None,
+    agents: AgentService,
     *,
     principal: Principal,
     messages: list[dict[str, str]],
@@ -188,9 +168,7 @@ async def remember_conversation(
     can_write(scope, None, principal)
     conversation = "\n".join(f"{m['role']}: {m['content']}" for m in messages)
     extracted = await _summarizer_call(
-        memory,
-        router,
-        redis,
+        agents,
         principal,
         EXTRACT.format(conversation=conversation),
         FACTS_SCHEMA,
@@ -207,9 +185,7 @@ async def remember_conversation(
     numbered = list(similar.values())
     existing = "\n".join(f"{i}: {m.content}" for i, m in enumerate(numbered)) or "(none)"
     decided = await _summarizer_call(
-        memory,
-        router,
-        redis,
+        agents,
         principal,
         DECIDE.format(existing=existing, facts=json.dumps(facts, ensure_ascii=False)),
         DECISIONS_SCHEMA,
@@ -256,8 +232,7 @@ async def _apply(
 
 async def consolidate_memories(
     memory: MemoryService,
-    router: Router,
-    redis: Redis | None,
+    agents: AgentService,
     *,
     principal: Principal,
     scope: MemoryScope,
@@ -278,9 +253,7 @@ async def consolidate_memories(
         return [], 0
     listed = "\n".join(f"- {m.content}" for m in short)
     answer = await _summarizer_call(
-        memory,
-        router,
-        redis,
+        agents,
         principal,
         CONSOLIDATE.format(memories=listed),
         CONSOLIDATED_SCHEMA,

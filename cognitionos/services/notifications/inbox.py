@@ -22,7 +22,7 @@ from cognitionos.services.auth import Principal
 from cognitionos.services.errors import BadUserInput, Conflict, Forbidden, NotFound
 from cognitionos.services.inputs import NotificationInput
 from cognitionos.services.pagination import Page, paginate
-from cognitionos.services.templating import TemplateFailure, check_template, render_many
+from cognitionos.services.templating import TemplateFailure, TemplateRenderer, check_template
 
 __all__ = [
     "NotificationInput",
@@ -38,7 +38,7 @@ __all__ = [
 
 
 async def _render(
-    session: AsyncSession, data: NotificationInput, settings: Settings
+    session: AsyncSession, data: NotificationInput, renderer: TemplateRenderer
 ) -> tuple[str | None, str]:
     if data.template is None:
         if not (data.body or "").strip():
@@ -56,7 +56,7 @@ async def _render(
     variables = {"data": data.data, **data.data}
     texts = [template.body, template.subject] if template.subject else [template.body]
     try:
-        rendered = await render_many(texts, variables, settings=settings)
+        rendered = await renderer.render_many(texts, variables)
     except TemplateFailure as exc:
         raise BadUserInput(
             f"template {data.template!r} cannot render: {exc}", field="data"
@@ -68,6 +68,7 @@ async def create_notification(
     session: AsyncSession,
     *,
     settings: Settings,
+    renderer: TemplateRenderer,
     data: NotificationInput,
     actor: uuid.UUID | None,
     now: datetime | None = None,
@@ -91,7 +92,7 @@ async def create_notification(
         )
         if first is not None:
             return first, False
-    subject, body = await _render(session, data, settings)
+    subject, body = await _render(session, data, renderer)
     notification = Notification(
         user_id=data.user_id,
         channel=data.channel,
@@ -112,7 +113,12 @@ async def create_notification(
 
 
 async def send_notification(
-    session: AsyncSession, *, settings: Settings, principal: Principal, data: NotificationInput
+    session: AsyncSession,
+    *,
+    settings: Settings,
+    renderer: TemplateRenderer,
+    principal: Principal,
+    data: NotificationInput,
 ) -> Notification:
     """Admins notify anyone, members themselves. Commits; workers deliver."""
     if data.user_id != principal.user_id and not principal.is_admin:
@@ -120,7 +126,7 @@ async def send_notification(
     if await session.get(User, data.user_id) is None:
         raise NotFound("no such user", field="userId")
     notification, _ = await create_notification(
-        session, settings=settings, data=data, actor=principal.user_id
+        session, settings=settings, renderer=renderer, data=data, actor=principal.user_id
     )
     await session.commit()
     return notification

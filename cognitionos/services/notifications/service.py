@@ -13,19 +13,25 @@ from cognitionos.services.auth import Principal
 from cognitionos.services.inputs import NotificationInput
 from cognitionos.services.notifications.inbox import send_notification
 from cognitionos.services.notifications.triggers import notify_owner
+from cognitionos.services.templating import TemplateRenderer
 
 __all__ = ["NotificationService"]
 
 
 class NotificationService:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, renderer: TemplateRenderer) -> None:
         self.settings = settings
+        self.renderer = renderer  # notification templates render in its processes
 
     async def send(
         self, session: AsyncSession, *, principal: Principal, data: NotificationInput
     ) -> Notification:
         return await send_notification(
-            session, settings=self.settings, principal=principal, data=data
+            session,
+            settings=self.settings,
+            renderer=self.renderer,
+            principal=principal,
+            data=data,
         )
 
     async def notify_owner(

@@ -21,6 +21,7 @@ from cognitionos.config import Settings
 from cognitionos.db.models.workflows import Workflow
 from cognitionos.observability import Metrics, get_logger
 from cognitionos.services.events import publish_events
+from cognitionos.services.templating import TemplateRenderer
 from cognitionos.services.workflows.output import mark_attempts
 from cognitionos.services.workflows.ports import Notifications
 from cognitionos.services.workflows.transitions import Definition, Dispatch, Effects, Finished
@@ -64,6 +65,7 @@ class Transactions:
         redis: Redis,
         dispatcher: Dispatcher,
         notifications: Notifications,
+        renderer: TemplateRenderer,
         metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
@@ -72,6 +74,8 @@ class Transactions:
         self.dispatcher = dispatcher
         # The owner's notices of an execution's end or wait, written in its transition.
         self.notifications = notifications
+        # Approval prompts render here before an approver reads them.
+        self.renderer = renderer
         self.metrics = metrics
         self._definitions: dict[uuid.UUID, Definition] = {}
         self._workflow_keys: dict[uuid.UUID, str] = {}

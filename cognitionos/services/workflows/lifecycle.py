@@ -291,7 +291,7 @@ class StepLifecycle(Transactions):
         }
         try:
             rendered = await render_value(
-                prompt, variables, settings=self.settings, time_limit=spec.timeout_seconds
+                prompt, variables, renderer=self.renderer, time_limit=spec.timeout_seconds
             )
         except TemplateFailure as exc:
             return f"{prompt} ({exc})", None

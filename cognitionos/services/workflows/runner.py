@@ -125,7 +125,7 @@ class StepRunner:
                 step.spec.config,
                 kind.templated,
                 ctx.variables,
-                settings=self.deps.settings,
+                renderer=self.deps.renderer,
                 time_limit=step.spec.timeout_seconds,
             )
             run = asyncio.wait_for(kind.run(ctx, config), step.spec.timeout_seconds)

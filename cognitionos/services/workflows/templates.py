@@ -6,8 +6,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from cognitionos.config import Settings
-from cognitionos.services.templating import TemplateFailure, check_template, render_many
+from cognitionos.services.templating import TemplateFailure, TemplateRenderer, check_template
 
 __all__ = [
     "TemplateFailure",
@@ -49,7 +48,11 @@ def _substitute(value: Any, rendered: Iterator[str]) -> Any:
 
 
 async def render_value(
-    value: Any, variables: dict[str, Any], *, settings: Settings, time_limit: float | None = None
+    value: Any,
+    variables: dict[str, Any],
+    *,
+    renderer: TemplateRenderer,
+    time_limit: float | None = None,
 ) -> Any:
     """Render every string inside ``value`` (dicts and lists recursively) in one round
     trip to the render processes, under one deadline."""
@@ -57,7 +60,7 @@ async def render_value(
     _templated(value, texts)
     if not texts:
         return value
-    rendered = await render_many(texts, variables, settings=settings, time_limit=time_limit)
+    rendered = await renderer.render_many(texts, variables, time_limit=time_limit)
     return _substitute(value, iter(rendered))
 
 
@@ -77,13 +80,13 @@ async def render_config(
     templated: tuple[str, ...],
     variables: dict[str, Any],
     *,
-    settings: Settings,
+    renderer: TemplateRenderer,
     time_limit: float | None = None,
 ) -> dict[str, Any]:
     """Render the fields a step kind declares templated (``("*",)``: all of them).
     ``time_limit`` is the step's timeout: when smaller than the template timeout, it wins."""
     chosen = config if "*" in templated else {k: v for k, v in config.items() if k in templated}
     rendered: dict[str, Any] = await render_value(
-        chosen, variables, settings=settings, time_limit=time_limit
+        chosen, variables, renderer=renderer, time_limit=time_limit
     )
     return {**config, **rendered}

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cognitionos.config import Settings
 from cognitionos.services.specs import UNRENDERED, Spec, invalid
+from cognitionos.services.templating import TemplateRenderer
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -60,6 +61,7 @@ class StepDeps:
 
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
+    renderer: TemplateRenderer  # step configs render in its processes
     redis: Redis | None = None
     llm: LLM | None = None
     memory: Memories | None = None
