@@ -181,6 +181,30 @@ def test_facets_count_the_whole_match_pages_follow_the_cursor_and_filters_narrow
     assert facet(agents, "status") == {"IDLE": 1}
 
 
+def test_pages_across_shared_and_own_rows_are_merged_in_one_order(gql: GQL) -> None:
+    token = gql.member()
+    me = gql.ok(ME, token=token)["me"]["id"]
+    ids = {workflow(gql, token, f"quasar-{i}", f"Quasar {i}") for i in range(3)}
+    for i in range(3):
+        note = {"userId": me, "subject": f"Quasar {i}", "body": "x"}
+        ids.add(gql.ok(SEND, {"i": note}, token=token)["sendNotification"]["id"])
+    for content in ("The quasar is bright tonight", "Lunch with the quasar team on Friday"):
+        stored = gql.ok(STORE, {"i": {"content": content}}, token=token)
+        ids.add(stored["storeMemory"]["id"])
+    seen, scores, after = [], [], None
+    while True:
+        page = search(gql, token, "quasar", first=3, after=after)
+        assert page["total"] == 8
+        assert facet(page, "type") == {"WORKFLOW": 3, "NOTIFICATION": 3, "MEMORY": 2}
+        seen += [h["id"] for h in page["hits"]]
+        scores += [h["score"] for h in page["hits"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert len(seen) == 8 and set(seen) == ids
+    assert scores == sorted(scores, reverse=True)
+
+
 def test_one_hit_per_workflow_key_its_newest_matching_version(gql: GQL, db: Any) -> None:
     token = gql.member()
     first = workflow(gql, token, "kiln", "Kiln report", description="fires pots")

@@ -193,13 +193,14 @@ def match_statement(
         else ""
     )
     union = "\nUNION ALL\n".join(branches)
+    dress = "\nUNION ALL\n".join(_DRESS[t] for t in types)
     return f"""WITH {_Q},
 m AS MATERIALIZED ({union}),
 page AS MATERIALIZED (
     SELECT type, id, created_at, score FROM m {after}
     ORDER BY score DESC, created_at DESC, id DESC LIMIT :limit
 ),
-dressed AS ({_DRESS})
+dressed AS ({dress})
 SELECT 'hit' AS kind, p.type AS value, p.id, p.created_at, p.score, NULL::bigint AS n,
     d.title, d.snippet, d.hl
 FROM page p LEFT JOIN dressed d ON d.type = p.type AND d.id = p.id{_FACETS if facets else ""}"""  # noqa: S608 (fragments)
@@ -219,30 +220,30 @@ def _hl(expr: str, *, whole: bool) -> str:
     )
 
 
-_DRESS = f"""
-SELECT 'WORKFLOW' AS type, w.id, w.name AS title,
+_DRESS: dict[SearchType, str] = {
+    SearchType.WORKFLOW: f"""SELECT 'WORKFLOW' AS type, w.id, w.name AS title,
     {_hl("w.description", whole=False)} AS snippet,
     jsonb_build_object('title', {_hl("w.name", whole=True)}, 'key', {_hl("w.key", whole=True)},
         'tags', {_hl("array_to_string(w.tags, ', ')", whole=True)}) AS hl
-FROM workflows w CROSS JOIN q WHERE w.id IN (SELECT id FROM page)
-UNION ALL
-SELECT 'EXECUTION', e.id, concat(w.name, ' · ', e.status),
-    {_hl("e.error", whole=False)},
+FROM workflows w CROSS JOIN q WHERE w.id IN (SELECT id FROM page)""",  # noqa: S608 (fixed fragments)
+    SearchType.EXECUTION: f"""SELECT 'EXECUTION' AS type, e.id,
+    concat(w.name, ' · ', e.status) AS title, {_hl("e.error", whole=False)} AS snippet,
     jsonb_build_object('title', {_hl("w.name", whole=True)}, 'key', {_hl("w.key", whole=True)},
-        'status', {_hl("e.status", whole=True)})
+        'status', {_hl("e.status", whole=True)}) AS hl
 FROM workflow_executions e JOIN workflows w ON w.id = e.workflow_id CROSS JOIN q
-WHERE e.id IN (SELECT id FROM page)
-UNION ALL
-SELECT 'AGENT', a.id, a.name, {_hl("a.description", whole=False)},
+WHERE e.id IN (SELECT id FROM page)""",  # noqa: S608 (fixed fragments)
+    SearchType.AGENT: f"""SELECT 'AGENT' AS type, a.id, a.name AS title,
+    {_hl("a.description", whole=False)} AS snippet,
     jsonb_build_object('title', {_hl("a.name", whole=True)},
         'capabilities', {_hl("array_to_string(a.capabilities, ', ')", whole=True)},
-        'role', {_hl("a.role", whole=True)})
-FROM agents a CROSS JOIN q WHERE a.id IN (SELECT id FROM page)
-UNION ALL
-SELECT 'MEMORY', m.id, left(m.content, 80), {_hl("m.content", whole=False)},
-    jsonb_build_object('metadata', {_hl("m.metadata::text", whole=True)})
-FROM memories m CROSS JOIN q WHERE m.id IN (SELECT id FROM page)
-UNION ALL
-SELECT 'NOTIFICATION', n.id, coalesce(n.subject, left(n.body, 80)), {_hl("n.body", whole=False)},
-    jsonb_build_object('title', {_hl("n.subject", whole=True)})
-FROM notifications n CROSS JOIN q WHERE n.id IN (SELECT id FROM page)"""  # noqa: S608
+        'role', {_hl("a.role", whole=True)}) AS hl
+FROM agents a CROSS JOIN q WHERE a.id IN (SELECT id FROM page)""",  # noqa: S608 (fixed fragments)
+    SearchType.MEMORY: f"""SELECT 'MEMORY' AS type, m.id, left(m.content, 80) AS title,
+    {_hl("m.content", whole=False)} AS snippet,
+    jsonb_build_object('metadata', {_hl("m.metadata::text", whole=True)}) AS hl
+FROM memories m CROSS JOIN q WHERE m.id IN (SELECT id FROM page)""",  # noqa: S608 (fixed fragments)
+    SearchType.NOTIFICATION: f"""SELECT 'NOTIFICATION' AS type, n.id,
+    coalesce(n.subject, left(n.body, 80)) AS title, {_hl("n.body", whole=False)} AS snippet,
+    jsonb_build_object('title', {_hl("n.subject", whole=True)}) AS hl
+FROM notifications n CROSS JOIN q WHERE n.id IN (SELECT id FROM page)""",  # noqa: S608 (fixed fragments)
+}

@@ -4,6 +4,7 @@ shows in no hit, snippet, total, facet count or correction."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -59,25 +60,20 @@ def _initials(first: str) -> list[int]:
     return sorted(ord(c) for c in forms if len(c) == 1)
 
 
-async def _match(
-    session: AsyncSession,
-    query: Query,
-    types: tuple[SearchType, ...],
-    f: SearchFilter,
-    *,
-    principal: Principal,
-    limit: int,
-    cursor: Cursor | None,
-) -> _Match:
-    sql = match_statement(
-        types,
-        f,
-        admin=principal.is_admin,
-        id_range=query.id_range is not None,
-        cursor=cursor is not None,
-    )
-    if sql is None:
-        return _Match(query, [], False, 0, [])
+# Workflows and agents (everyone's, and the only types with tags) are matched apart from the
+# asker's own executions, memories and notifications: two statements on two connections at
+# once, so a broad query's two halves take the time of the larger one. Both apply the same
+# cursor and keep the same order, so the merged page is exact; counts add up, and the tag
+# facet (top 20) comes whole from the first group.
+_GROUPS = (
+    (SearchType.WORKFLOW, SearchType.AGENT),
+    (SearchType.EXECUTION, SearchType.MEMORY, SearchType.NOTIFICATION),
+)
+
+
+def _params(
+    query: Query, f: SearchFilter, principal: Principal, limit: int, cursor: Cursor | None
+) -> dict[str, Any]:
     lowered = query.text.lower()
     params: dict[str, Any] = {
         "plain": query.plain,
@@ -102,33 +98,74 @@ async def _match(
         params.update(
             after_score=cursor.score, after_created_at=cursor.created_at, after_id=cursor.id
         )
-    rows = (await session.execute(text(sql), params)).all()
-    hits: list[SearchHit] = []
-    counts: dict[str, list[FacetValue]] = {name: [] for name in _FACET_ORDER}
+    return params
+
+
+async def _part(
+    reader: async_sessionmaker[AsyncSession],
+    sql: str,
+    params: dict[str, Any],
+    hits: list[SearchHit],
+    counts: dict[str, dict[str, int]],
+) -> None:
+    """One group's page (dressed) and facet counts, added to ``hits`` and ``counts``."""
+    async with reader() as session:
+        rows = (await session.execute(text(sql), params)).all()
     for kind, value, id_, created_at, score, n, title, snippet, hl in rows:
-        if kind == "hit":
-            hits.append(
-                _dressed(
-                    SearchHit(
-                        type=SearchType(value),
-                        id=id_,
-                        created_at=created_at,
-                        score=score,
-                        cursor=encode_cursor(score, created_at, id_),
-                    ),
-                    title or "",
-                    snippet or "",
-                    hl or {},
-                )
+        if kind != "hit":
+            counts[kind][value] = counts[kind].get(value, 0) + n
+            continue
+        hit = SearchHit(
+            type=SearchType(value),
+            id=id_,
+            created_at=created_at,
+            score=score,
+            cursor=encode_cursor(score, created_at, id_),
+        )
+        hits.append(_dressed(hit, title or "", snippet or "", hl or {}))
+
+
+async def _match(
+    reader: async_sessionmaker[AsyncSession],
+    query: Query,
+    types: tuple[SearchType, ...],
+    f: SearchFilter,
+    *,
+    principal: Principal,
+    limit: int,
+    cursor: Cursor | None,
+) -> _Match:
+    statements = [
+        sql
+        for group in _GROUPS
+        if (
+            sql := match_statement(
+                tuple(t for t in group if t in types),
+                f,
+                admin=principal.is_admin,
+                id_range=query.id_range is not None,
+                cursor=cursor is not None,
             )
-        else:
-            counts[kind].append(FacetValue(value=value, count=n))
+        )
+    ]
+    if not statements:
+        return _Match(query, [], False, 0, [])
+    params = _params(query, f, principal, limit, cursor)
+    hits: list[SearchHit] = []
+    counts: dict[str, dict[str, int]] = {name: {} for name in _FACET_ORDER}
+    await asyncio.gather(*(_part(reader, sql, params, hits, counts) for sql in statements))
     hits.sort(key=lambda h: (h.score, h.created_at, h.id), reverse=True)
     facets = [
-        Facet(field=name, values=sorted(counts[name], key=lambda v: (-v.count, v.value)))
+        Facet(
+            field=name,
+            values=[
+                FacetValue(value=value, count=n)
+                for value, n in sorted(counts[name].items(), key=lambda vn: (-vn[1], vn[0]))
+            ],
+        )
         for name in _FACET_ORDER
     ]
-    total = sum(v.count for v in counts["type"])
+    total = sum(counts["type"].values())
     return _Match(query, hits[:limit], len(hits) > limit, total, facets)
 
 
@@ -166,22 +203,20 @@ async def search(
     f = check_filter(filter)
     limit = page_size(first)
     cursor = decode_cursor(after)
-    async with reader() as session:
-        found = await _match(
-            session, parsed, kinds, f, principal=principal, limit=limit, cursor=cursor
-        )
-        did_you_mean: str | None = None
-        corrected = False
-        if found.total < FEW:
+    found = await _match(reader, parsed, kinds, f, principal=principal, limit=limit, cursor=cursor)
+    did_you_mean: str | None = None
+    corrected = False
+    if found.total < FEW:
+        async with reader() as session:
             alternative = await correct(session, parsed)
-            if alternative is not None:
-                retry = await _match(
-                    session, alternative, kinds, f, principal=principal, limit=limit, cursor=cursor
-                )
-                if retry.total > found.total:
-                    did_you_mean = alternative.text
-                    if found.total == 0:
-                        found, corrected = retry, True
+        if alternative is not None:
+            retry = await _match(
+                reader, alternative, kinds, f, principal=principal, limit=limit, cursor=cursor
+            )
+            if retry.total > found.total:
+                did_you_mean = alternative.text
+                if found.total == 0:
+                    found, corrected = retry, True
     return SearchResult(
         total=found.total,
         hits=found.page,
