@@ -240,7 +240,7 @@ def _cols(row: str, cols: str) -> str:
 
 
 SOURCES = {
-    # table: (trigger function, type, labels function, its columns, update columns)
+    # table: (trigger function, type, labels function, the columns it reads)
     "workflows": (
         "search_suggest_workflow_trigger",
         "WORKFLOW",
