@@ -31,7 +31,7 @@ CREATE TABLE search_superseded_workflows (
 
 RECOUNT = """
 CREATE FUNCTION search_supersede(_key text) RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('search_superseded:' || _key, 0));
     WITH versions AS (
@@ -51,7 +51,7 @@ $$
 
 TRIGGER = """
 CREATE FUNCTION search_supersede_trigger() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     IF TG_OP <> 'INSERT' THEN
         PERFORM search_supersede(OLD.key);
