@@ -11,7 +11,8 @@ import asyncpg
 import pytest
 
 from tests.conftest import Stack
-from tests.support import CREATE_WORKFLOW, EXECUTE, GQL, LiveServer
+from tests.search_support import admin, workflow
+from tests.support import EXECUTE, GQL, LiveServer
 
 SUGGEST = """query($p: String!, $types: [SearchType!], $limit: Int) {
     suggest(prefix: $p, types: $types, limit: $limit) { text type id field } }"""
@@ -24,18 +25,6 @@ ME = "{ me { id } }"
 @pytest.fixture
 def gql(engine_server: LiveServer) -> GQL:
     return engine_server.gql
-
-
-def admin(gql: GQL, db: Any, email: str = "admin@example.com") -> str:
-    gql.register(email)
-    db("UPDATE users SET role = 'ADMIN' WHERE email = $1", email)
-    return str(gql.login(email).json()["data"]["login"]["accessToken"])
-
-
-def workflow(gql: GQL, token: str, key: str, name: str, **extra: Any) -> str:
-    steps = [{"key": "render", "kind": "TRANSFORM", "config": {"template": "ok"}}]
-    payload = {"key": key, "version": "1.0.0", "name": name, "steps": steps, **extra}
-    return str(gql.ok(CREATE_WORKFLOW, {"input": payload}, token=token)["createWorkflow"]["id"])
 
 
 def suggest(gql: GQL, token: str, prefix: str, **variables: Any) -> list[dict[str, str]]:
