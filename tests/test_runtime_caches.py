@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from cognitionos.db.models import Role, StepExecution, StepStatus, User
 from cognitionos.runtime import Runtime
@@ -31,30 +32,35 @@ class Recorder:
         self.sent.extend(items)
 
 
+async def first_dispatch(
+    runtime: Runtime, recorder: Recorder, key: str, steps: list[dict[str, Any]]
+) -> Dispatch:
+    """A member's workflow of ``steps``, executed: the dispatch of its first step."""
+    async with runtime.sessionmaker() as session:
+        user = User(email=f"{uuid.uuid4().hex}@example.com", password_hash="x", role=Role.MEMBER)
+        session.add(user)
+        await session.commit()
+        await create_workflow(
+            session, actor_id=user.id, key=key, version="1.0.0", name=key, steps=steps
+        )
+    principal = Principal(user_id=user.id, role=Role.MEMBER)
+    await runtime.engine.execute(principal=principal, key=key, version=None, inputs={})
+    return recorder.sent.pop()
+
+
 async def test_a_closed_runtime_leaves_no_task_and_no_cached_rows(stack: Stack) -> None:
     recorder = Recorder()
     async with Runtime.start(stack.settings(), role="worker", dispatcher=recorder) as runtime:
-        async with runtime.sessionmaker() as session:
-            user = User(
-                email=f"{uuid.uuid4().hex}@example.com", password_hash="x", role=Role.MEMBER
-            )
-            session.add(user)
-            await session.commit()
-            steps = [
-                {
-                    "key": f"s{i}",
-                    "kind": "TRANSFORM",
-                    "config": {"template": str(i)},
-                    "dependsOn": [f"s{i - 1}"] if i else [],
-                }
-                for i in range(20)
-            ]
-            await create_workflow(
-                session, actor_id=user.id, key="closing", version="1.0.0", name="c", steps=steps
-            )
-        principal = Principal(user_id=user.id, role=Role.MEMBER)
-        await runtime.engine.execute(principal=principal, key="closing", version=None, inputs={})
-        first = recorder.sent.pop()
+        steps = [
+            {
+                "key": f"s{i}",
+                "kind": "TRANSFORM",
+                "config": {"template": str(i)},
+                "dependsOn": [f"s{i - 1}"] if i else [],
+            }
+            for i in range(20)
+        ]
+        first = await first_dispatch(runtime, recorder, "closing", steps)
         await runtime.steps.run(first.step_id, first.seq)  # the chain's next links run on
         assert runtime.engine.cached > 0
     # Closed while the chain may still be running: its tasks were stopped, not left behind.
@@ -65,19 +71,8 @@ async def test_a_closed_runtime_leaves_no_task_and_no_cached_rows(stack: Stack) 
 async def test_a_closed_runtime_leaves_no_render_process(stack: Stack) -> None:
     recorder = Recorder()
     async with Runtime.start(stack.settings(), role="worker", dispatcher=recorder) as runtime:
-        async with runtime.sessionmaker() as session:
-            user = User(
-                email=f"{uuid.uuid4().hex}@example.com", password_hash="x", role=Role.MEMBER
-            )
-            session.add(user)
-            await session.commit()
-            steps = [{"key": "t", "kind": "TRANSFORM", "config": {"template": "{{ 6 * 7 }}"}}]
-            await create_workflow(
-                session, actor_id=user.id, key="renders", version="1.0.0", name="r", steps=steps
-            )
-        principal = Principal(user_id=user.id, role=Role.MEMBER)
-        await runtime.engine.execute(principal=principal, key="renders", version=None, inputs={})
-        first = recorder.sent.pop()
+        steps = [{"key": "t", "kind": "TRANSFORM", "config": {"template": "{{ 6 * 7 }}"}}]
+        first = await first_dispatch(runtime, recorder, "renders", steps)
         await runtime.steps.run(first.step_id, first.seq)
         async with runtime.sessionmaker() as session:
             step = await session.get(StepExecution, first.step_id)
