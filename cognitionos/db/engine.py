@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from cognitionos._json import dumps, loads
+from cognitionos._json import loads
 
 __all__ = ["create_engine", "create_reader", "create_sessionmaker", "migrate", "normalize_url"]
 
@@ -49,22 +49,14 @@ def create_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True) -> As
         max_overflow=pool_size,
         pool_pre_ping=False,
         pool_recycle=RECYCLE_SECONDS,
-        json_serializer=_json_text,
-        json_deserializer=loads,  # JSONB columns: orjson (cognitionos/_json.py)
+        # JSONB columns are read with orjson (cognitionos/_json.py) and written with the
+        # standard library as before: a NaN is then refused by PostgreSQL, where orjson
+        # would quietly write null.
+        json_deserializer=loads,
     )
     if pre_ping:
         _ping_when_idle(engine, IDLE_PING_SECONDS)
     return engine
-
-
-def _json_text(value: Any) -> str:
-    # Not str() for unknown values, as the response writer does: a column must hold
-    # JSON, so anything else is an error, as it was with the standard library.
-    return dumps(value, default=_refuse).decode()
-
-
-def _refuse(value: Any) -> Any:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
