@@ -14,7 +14,9 @@ the way the migration builds it for existing rows. Reports:
   facets, page, snippets, typo correction) against an ``ILIKE '%word%'`` scan with the same
   rights returning the same page size (newest first, no ranking, no facets) and its count;
 * the same queries end to end over HTTP (``search`` with facets and highlights), one
-  client in a loop;
+  client in a loop, against a server in a process of its own (as ``cognitionos serve``
+  runs; a server on a thread of this process would share the client's interpreter lock,
+  and the figures would measure the client too);
 * 200 prefixes (one to three words, the last one cut) through ``suggest``, against an
   ``ILIKE 'prefix%'`` scan of the same completions (names, keys, tags, capabilities, the
   member's executions' workflow keys and notification subjects).
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import random
 import sys
 import time
@@ -34,19 +37,20 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support's live server
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support's GraphQL client
 
 import asyncpg
 from _stack import embedded_stack
+from http_requests import start as start_server
+from http_requests import stop as stop_server
 
-from cognitionos.app import create_app
 from cognitionos.config import Settings
 from cognitionos.db import create_engine, create_reader
 from cognitionos.db.models import Role
 from cognitionos.observability import configure_logging
 from cognitionos.services.auth import Principal
 from cognitionos.services.search import search, suggest
-from tests.support import LiveServer
+from tests.support import GQL
 
 # The migrations' own statements, so the bench builds what an upgrade builds.
 SUGGESTIONS = importlib.import_module("cognitionos.db.migrations.versions.0010_search_suggestions")
@@ -346,14 +350,28 @@ async def main() -> None:
             worker_in_process=False,
             graphql_rate_limit=1_000_000,
         )
-        live = LiveServer(create_app(settings)).start()
-        token = live.gql.member("bench@example.com")
-        me = uuid.UUID(live.gql.ok("{ me { id } }", token=token)["me"]["id"])
-        live.gql.register("root@example.com")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COGNITIONOS_")}
+        env.update(
+            DATABASE_URL=stack.database_url,
+            REDIS_URL=stack.redis_url,
+            SECRET_KEY=settings.secret_key or "",
+            COGNITIONOS_ENV="test",
+            COGNITIONOS_DATA_DIR=str(stack.data),
+            COGNITIONOS_WORKER_IN_PROCESS="false",
+            COGNITIONOS_GRAPHQL_RATE_LIMIT="1000000",
+            COGNITIONOS_LOG_LEVEL="WARNING",
+        )
+        server, url = await asyncio.to_thread(
+            start_server, "cognitionos", env, stack.data / "s.log"
+        )
+        gql = GQL(url.removesuffix("/graphql"))
+        token = gql.member("bench@example.com")
+        me = uuid.UUID(gql.ok("{ me { id } }", token=token)["me"]["id"])
+        gql.register("root@example.com")
         dsn = stack.database_url.replace("postgresql+asyncpg://", "postgresql://")
         conn = await asyncpg.connect(dsn)
         await conn.execute("UPDATE users SET role = 'ADMIN' WHERE email = 'root@example.com'")
-        admin_token = live.gql.login("root@example.com").json()["data"]["login"]["accessToken"]
+        admin_token = gql.login("root@example.com").json()["data"]["login"]["accessToken"]
         others = [uuid.uuid4() for _ in range(MEMBERS - 1)]
         await conn.executemany(
             "INSERT INTO users (id, email, password_hash, role, status, failed_login_count) "
@@ -461,7 +479,7 @@ async def main() -> None:
             )
 
         def over_http(query: str, variables: dict[str, Any], tok: str) -> Callable[[], Any]:
-            return lambda: asyncio.to_thread(live.gql.ok, query, variables, token=tok)
+            return lambda: asyncio.to_thread(gql.ok, query, variables, token=tok)
 
         await timed([over_http(SEARCH, {"q": q}, token) for q in queries[:50]])
         for label, tok in (("member", token), ("admin", admin_token)):
@@ -482,7 +500,8 @@ async def main() -> None:
         print("goals: search p95 < 15 ms, suggest p95 < 5 ms over HTTP")
         await conn.close()
         await engine.dispose()
-        live.stop()
+        gql.client.close()
+        stop_server(server)
 
 
 if __name__ == "__main__":
