@@ -447,6 +447,24 @@ def test_latest_version_filters_and_viewer_rights(gql: GQL, token: str, db: Any)
     assert denied["extensions"]["code"] == "FORBIDDEN"
 
 
+def test_text_filter_matches_what_was_typed_literally(gql: GQL, token: str) -> None:
+    named = {"like-slash": "C:\\reports\\daily", "like-pct": "100% done", "like-plain": "reports"}
+    for key, name in named.items():
+        create(gql, token, key, [transform("a", "1")], name=name)
+    query = "query($t: String!) { workflows(filter: {text: $t}) { edges { node { key } } } }"
+
+    def found(text: str) -> set[str]:
+        edges = gql.ok(query, {"t": text}, token=token)["workflows"]["edges"]
+        return {e["node"]["key"] for e in edges} & set(named)  # other tests' aside
+
+    assert found("\\reports") == {"like-slash"}  # not "reports" alone: the backslash is literal
+    assert found("ts\\d") == {"like-slash"}
+    assert found("reports\\") == {"like-slash"}  # a trailing backslash is no escape either
+    assert found("0% d") == {"like-pct"}
+    assert found("%") == {"like-pct"}
+    assert found("_") == set()
+
+
 def test_executions_of_others_are_forbidden(gql: GQL, token: str) -> None:
     create(gql, token, "mine", [transform("a", "1")])
     mine = run(gql, token, "mine")

@@ -273,7 +273,8 @@ async def list_workflows(
     if key:
         stmt = stmt.where(Workflow.key == key)
     if text:
-        escaped = text.replace("%", r"\%").replace("_", r"\_")
+        # The backslash first: it is LIKE's escape character.
+        escaped = text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
         pattern = f"%{escaped}%"
         stmt = stmt.where(
             or_(
