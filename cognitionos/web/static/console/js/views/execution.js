@@ -269,13 +269,17 @@ export default {
     // ---- actions ------------------------------------------------------------------
     async function act(button, document_, field, done) {
       button.disabled = true;
+      const seen = st.lastPosition;
       try {
         const data = await gql(document_, { id });
         cleared("action");
         toast(done);
         announce(done);
         if (field === "retryExecution" || !stopUpdates) {
-          st.execution.status = data[field].status;
+          // The answer may be older than events applied while it travelled (a retried
+          // approval step can be waiting again already): then the events are the truth,
+          // and every later change comes as an event too.
+          if (st.lastPosition === seen) st.execution.status = data[field].status;
           renderHead();
           follow();
         }
