@@ -22,6 +22,7 @@ __all__ = [
     "LAST_USED_RESOLUTION",
     "authenticate_api_key",
     "create_api_key",
+    "key_principal",
     "list_api_keys",
     "looks_like_api_key",
     "revoke_api_key",
@@ -129,3 +130,14 @@ async def revoke_api_key(
         )
         await session.commit()
     return key
+
+
+def key_principal(user: User, key: ApiKey) -> Principal:
+    """Who a request authenticated by ``key`` acts as: its owner, within its scopes."""
+    return Principal(
+        user_id=user.id,
+        role=user.role,
+        api_key_id=key.id,
+        scopes=frozenset(key.scopes),
+        expires_at=key.expires_at,
+    )

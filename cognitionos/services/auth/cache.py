@@ -29,18 +29,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cognitionos.db.models.auth import ApiKey, RefreshToken, User, UserStatus
+from cognitionos.db.models.auth import ApiKey, User, UserStatus
 from cognitionos.services.auth.api_keys import (
     LAST_USED_RESOLUTION,
     authenticate_api_key,
+    key_principal,
     looks_like_api_key,
 )
 from cognitionos.services.auth.changes import ALL_USERS_STAMP, stamp_key
 from cognitionos.services.auth.principal import Principal
-from cognitionos.services.auth.sessions import TokenPolicy
+from cognitionos.services.auth.sessions import TokenPolicy, login_is_live
 from cognitionos.services.auth.tokens import AccessClaims, decode_access_token, hash_secret
 from cognitionos.services.errors import Unauthenticated
 
@@ -89,10 +90,7 @@ class _Bounded(Generic[K, V]):
         return len(self._items)
 
 
-# Whether a login is live (not logged out, no refresh-token reuse): built once.
-_LOGIN_LIVE = select(
-    exists().where(RefreshToken.family_id == bindparam("family"), RefreshToken.revoked_at.is_(None))
-)
+_LOGIN_LIVE = select(login_is_live())  # the login's family: bound as "family"
 _LOGINS_PER_USER = 64  # beyond this a login is checked on each request (still correct)
 
 
@@ -207,7 +205,7 @@ class CredentialCache:
             user, key = await self._read_key(secret)
             self._key_owners.put(digest, user.id)
             await self._stamps(user.id, read_stamps)
-            return _key_principal(user, key), user
+            return key_principal(user, key), user
         stamps = await self._stamps(owner, read_stamps)
         standing = self._keys.get(digest)
         now = datetime.now(UTC)
@@ -225,18 +223,8 @@ class CredentialCache:
         assert standing.key is not None
         if standing.key.expires_at is not None and standing.key.expires_at <= now:
             raise Unauthenticated("API key expired", reason="API_KEY_EXPIRED")
-        return _key_principal(standing.user, standing.key), standing.user
+        return key_principal(standing.user, standing.key), standing.user
 
     async def _read_key(self, secret: str) -> tuple[User, ApiKey]:
         async with self._reader() as session:
             return await authenticate_api_key(session, secret=secret)
-
-
-def _key_principal(user: User, key: ApiKey) -> Principal:
-    return Principal(
-        user_id=user.id,
-        role=user.role,
-        api_key_id=key.id,
-        scopes=frozenset(key.scopes),
-        expires_at=key.expires_at,
-    )

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, exists, select, true
+from sqlalchemy import bindparam, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cognitionos.db.models.auth import RefreshToken, User, UserStatus
-from cognitionos.services.auth.api_keys import authenticate_api_key, looks_like_api_key
+from cognitionos.db.models.auth import User, UserStatus
+from cognitionos.services.auth.api_keys import (
+    authenticate_api_key,
+    key_principal,
+    looks_like_api_key,
+)
 from cognitionos.services.auth.principal import Principal
-from cognitionos.services.auth.sessions import TokenPolicy
+from cognitionos.services.auth.sessions import TokenPolicy, login_is_live
 from cognitionos.services.auth.tokens import decode_access_token
 from cognitionos.services.errors import Unauthenticated
 
@@ -34,9 +38,7 @@ _STANDING = select(User.role, User.status, true().label("live")).where(User.id =
 _STANDING_IN_SESSION = select(
     User.role,
     User.status,
-    exists()
-    .where(RefreshToken.family_id == bindparam("family"), RefreshToken.revoked_at.is_(None))
-    .label("live"),
+    login_is_live().label("live"),
 ).where(User.id == bindparam("user"))
 
 
@@ -51,13 +53,7 @@ async def identify(
     on every operation)."""
     if looks_like_api_key(credential):
         user, key = await authenticate_api_key(session, secret=credential)
-        return Principal(
-            user_id=user.id,
-            role=user.role,
-            api_key_id=key.id,
-            scopes=frozenset(key.scopes),
-            expires_at=key.expires_at,
-        )
+        return key_principal(user, key)
     claims = decode_access_token(credential, secret=policy.secret, issuer=policy.issuer)
     if check_session and claims.session_id is not None:
         result = await session.execute(

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Exists, bindparam, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cognitionos.db.models.auth import RefreshToken, User, UserStatus
@@ -24,6 +24,7 @@ __all__ = [
     "TokenPair",
     "TokenPolicy",
     "issue_tokens",
+    "login_is_live",
     "revoke_session",
     "rotate_refresh_token",
     "start_session",
@@ -169,3 +170,11 @@ async def start_session(session: AsyncSession, *, policy: TokenPolicy, user: Use
     pair, _ = await issue_tokens(session, policy=policy, user=user)
     await session.commit()
     return pair
+
+
+def login_is_live() -> Exists:
+    """Whether the login (refresh-token family) bound as ``family`` is still live: not
+    logged out, no refresh-token reuse. For the statements that decide a token's fate."""
+    return exists().where(
+        RefreshToken.family_id == bindparam("family"), RefreshToken.revoked_at.is_(None)
+    )
