@@ -182,3 +182,22 @@ def test_the_shortcut_answers_good_values_itself(
     reached.clear()
     assert run(fast, "{ good { id shout } }")["errors"] == []
     assert reached == ["Query.good", "Item.shout"]  # a resolver: only that field leaves
+
+
+def test_resolve_middleware_sees_every_field() -> None:
+    """An extension that implements ``resolve`` turns the shortcuts off for the operation."""
+    from strawberry.extensions import SchemaExtension
+
+    class Shout(SchemaExtension):
+        def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
+            value = _next(root, info, *args, **kwargs)
+            return value.upper() if isinstance(value, str) else value
+
+    reference = strawberry.Schema(query=Query, extensions=[Shout])
+    fast = strawberry.Schema(query=Query, extensions=[Shout])
+    fast.execution_context_class = fast_leaves_for(fast._schema)
+    lean_resolvers(fast)
+    query = "{ good { id name note colour } items { name } }"
+    answer = run(fast, query)
+    assert answer == run(reference, query)
+    assert answer["data"]["good"]["name"] == "ONE"  # the plain field went through it

@@ -50,6 +50,7 @@ Plan = tuple[tuple[str, str | None, Any, bool], ...]
 def plain_leaves(schema: GraphQLSchema) -> dict[str, dict[str, Leaf]]:
     """Per object type name, its fields that are a plain attribute of a scalar or enum."""
     leaves: dict[str, dict[str, Leaf]] = {}
+
     for type_name, named in schema.type_map.items():
         if not isinstance(named, GraphQLObjectType) or type_name.startswith("__"):
             continue
@@ -73,6 +74,15 @@ class FastLeaves(StrawberryGraphQLCoreExecutionContext):
 
     leaves: dict[str, dict[str, Leaf]] = {}
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        manager = self.middleware_manager
+        # Resolve middleware (an extension implementing ``resolve``) must see every field:
+        # then nothing takes the shortcut. Decided once per operation, not per field.
+        self.shortcuts = self.leaves if manager is None or not manager.middlewares else {}
+        # The operation's all-leaf plans, keyed as graphql-core keys its own memo.
+        self.plans: dict[tuple[str, int], tuple[Any, Plan | None]] = {}
+
     def execute_field(
         self,
         parent_type: GraphQLObjectType,
@@ -81,10 +91,10 @@ class FastLeaves(StrawberryGraphQLCoreExecutionContext):
         path: Any,
         position_context: Any,
     ) -> Any:
-        fields = self.leaves.get(parent_type.name)
+        fields = self.shortcuts.get(parent_type.name)
         if fields is not None:
             leaf = fields.get(field_details_list[0].node.name.value)
-            if leaf is not None and not self._has_middleware():
+            if leaf is not None:
                 value = getattr(source, leaf[0], None)
                 if value is not None and not isinstance(value, Exception):
                     try:
@@ -136,10 +146,7 @@ class FastLeaves(StrawberryGraphQLCoreExecutionContext):
 
     def _plan(self, return_type: GraphQLObjectType, field_details_list: Any) -> Plan | None:
         """The all-leaf plan of this selection on ``return_type``, or None; per execution."""
-        plans: dict[tuple[str, int], tuple[Any, Plan | None]] | None
-        plans = self.__dict__.get("_plans")
-        if plans is None:
-            plans = self.__dict__["_plans"] = {}
+        plans = self.plans
         # Like graphql-core's own memo: keyed by the list's identity, the list kept alive.
         key = (return_type.name, id(field_details_list))
         cached = plans.get(key)
@@ -151,8 +158,8 @@ class FastLeaves(StrawberryGraphQLCoreExecutionContext):
         return cached[1]
 
     def _make_plan(self, return_type: GraphQLObjectType, field_details_list: Any) -> Plan | None:
-        fields = self.leaves.get(return_type.name)
-        if fields is None or return_type.is_type_of is not None or self._has_middleware():
+        fields = self.shortcuts.get(return_type.name)
+        if fields is None or return_type.is_type_of is not None:
             return None
         grouped, defer_usages, _ = self.collect_subfields(return_type, field_details_list)
         if defer_usages:
@@ -175,10 +182,6 @@ class FastLeaves(StrawberryGraphQLCoreExecutionContext):
             nullable = not is_non_null_type(return_type.fields[name].type)
             plan.append((response_name, leaf[0], leaf[1], nullable))
         return tuple(plan)
-
-    def _has_middleware(self) -> bool:
-        manager = self.middleware_manager
-        return manager is not None and bool(manager.middlewares)
 
 
 def lean_resolvers(schema: Any) -> list[str]:
