@@ -269,20 +269,16 @@ export default {
     // ---- actions ------------------------------------------------------------------
     async function act(button, document_, field, done) {
       button.disabled = true;
-      const seen = st.lastPosition;
       try {
-        const data = await gql(document_, { id });
+        await gql(document_, { id });
         cleared("action");
         toast(done);
         announce(done);
-        if (field === "retryExecution" || !stopUpdates) {
-          // The answer may be older than events applied while it travelled (a retried
-          // approval step can be waiting again already): then the events are the truth,
-          // and every later change comes as an event too.
-          if (st.lastPosition === seen) st.execution.status = data[field].status;
-          renderHead();
-          follow();
-        }
+        // The status shown comes from the execution's events only: the answer can be
+        // older than events applied while it travelled (a retried approval step may be
+        // waiting again already), and every change is an event. A retried execution's
+        // stream had ended: follow it again from where it stopped.
+        if (field === "retryExecution" || !stopUpdates) follow();
       } catch (err) {
         fail(err, field === "cancelExecution" ? "Cancel was refused" : "Retry was refused", "action");
         button.disabled = false;
