@@ -12,15 +12,19 @@ rows keep loading instances.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections import namedtuple
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import ARRAY, Result, Select, inspect, select, type_coerce
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import NullType
 
-__all__ = ["plain_rows", "plain_select"]
+__all__ = ["Numbered", "fetch_numbered", "numbered", "plain_rows", "plain_select"]
 
 M = TypeVar("M")
 
@@ -65,3 +69,45 @@ def plain_rows(result: Result[Any], model: type[M]) -> Sequence[M]:
     """The rows of a ``plain_select(model)``, typed as the read-only shape of ``model``."""
     make = _shape(model)[1]._make
     return cast(Sequence[M], [make(row) for row in result])
+
+
+# -- Hand-written statements, straight to the driver -------------------------------------
+#
+# A long hand-written statement (search's) through ``session.execute(text(sql))`` costs its
+# text parse on every call and SQLAlchemy's result machinery on every row. ``numbered``
+# turns its ``:name`` parameters into asyncpg's ``$n`` once per statement, and
+# ``fetch_numbered`` runs it on the session's connection, through asyncpg's own prepared
+# statement cache: asyncpg records, which read like tuples.
+
+_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@dataclass(frozen=True)
+class Numbered:
+    sql: str  # with $1, $2, ...
+    names: tuple[str, ...]  # the parameter each number stands for
+
+
+@functools.lru_cache(maxsize=512)
+def numbered(sql: str) -> Numbered:
+    """``sql`` with its ``:name`` parameters as ``$n`` (``::type`` casts are left alone)."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return Numbered(_PARAMETER.sub(number, sql), tuple(names))
+
+
+async def fetch_numbered(
+    session: AsyncSession, statement: Numbered, params: Mapping[str, Any]
+) -> list[Any]:
+    """The rows of ``statement`` with ``params``, on ``session``'s connection."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    rows: list[Any] = await driver.fetch(statement.sql, *[params[n] for n in statement.names])
+    return rows

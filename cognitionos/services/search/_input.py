@@ -12,7 +12,7 @@ from datetime import datetime
 
 from cognitionos.services.errors import BadUserInput
 from cognitionos.services.pagination import check_page_size
-from cognitionos.services.search._types import SearchFilter, SearchType
+from cognitionos.services.search._types import SearchFilter, SearchType, encode_cursor
 
 __all__ = [
     "MAX_PAGE",
@@ -147,11 +147,6 @@ class Cursor:
     score: float
     created_at: datetime
     id: uuid.UUID
-
-
-def encode_cursor(score: float, created_at: datetime, id_: uuid.UUID) -> str:
-    raw = f"{score!r}|{created_at.isoformat()}|{id_}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str | None) -> Cursor | None:

@@ -7,7 +7,9 @@ score), and returns the page after the cursor, dressed (titles, snippets and hig
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from cognitionos.services.search._types import SearchFilter, SearchType
 
@@ -34,12 +36,14 @@ def _title_boost(titles: list[str]) -> str:
         for t in titles
     )
     exact = " OR ".join(f"(char_length({t}) = :n AND lower({t}) = :lowered)" for t in titles)
-    return f"CASE WHEN {starts} THEN CASE WHEN {exact} THEN 0.6 ELSE 0.3 END ELSE 0 END"
+    return f"CASE WHEN {starts} THEN CASE WHEN {exact} THEN 0.6::float8 ELSE 0.3 END ELSE 0 END"
 
 
 def _score(doc: str, titles: list[str], weights: str = _WEIGHTS) -> str:
+    # The constants are float8: numeric ones would each be converted (through text) on
+    # every row.
     score = f"""ts_rank({weights}, {doc}, q.q, 1)
-        + CASE WHEN q.multi AND {doc} @@ q.phrase THEN 0.5 ELSE 0 END"""
+        + CASE WHEN q.multi AND {doc} @@ q.phrase THEN 0.5::float8 ELSE 0 END"""
     if titles:
         score += f"\n        + {_title_boost(titles)}"
     return f"({score})::float8"
@@ -168,6 +172,9 @@ SELECT 'status', status, NULL, NULL, NULL, count(*), NULL::text, NULL::text, NUL
 WHERE status IS NOT NULL GROUP BY status"""
 
 
+_SOME = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 def match_statement(
     types: tuple[SearchType, ...],
     f: SearchFilter,
@@ -179,7 +186,26 @@ def match_statement(
 ) -> str | None:
     """``(kind, value, id, created_at, score, n, title, snippet, highlights)`` rows: ``hit``
     rows (the page, unsorted, dressed) and ``type``/``tag``/``status`` facet counts. None:
-    no type can match the filter."""
+    no type can match the filter. A statement depends on which filters are set, not on
+    their values (bind parameters), so each shape is assembled once."""
+    shape = SearchFilter(
+        tags=("…",) if f.tags else (),
+        status=("…",) if f.status else (),
+        created_after=_SOME if f.created_after else None,
+        created_before=_SOME if f.created_before else None,
+    )
+    return _assembled(types, shape, admin, id_range, cursor, facets)
+
+
+@functools.lru_cache(maxsize=1024)
+def _assembled(
+    types: tuple[SearchType, ...],
+    f: SearchFilter,
+    admin: bool,
+    id_range: bool,
+    cursor: bool,
+    facets: bool,
+) -> str | None:
     branches = [
         TYPES[t].branch(t, f, admin=admin, id_range=id_range and t is SearchType.EXECUTION)
         for t in types

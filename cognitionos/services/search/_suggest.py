@@ -11,13 +11,14 @@ key: a member reads the shared rows and their own, never another member's.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cognitionos.db.rows import fetch_numbered, numbered
 from cognitionos.services.auth import Principal
 from cognitionos.services.search._input import (
     check_types,
@@ -56,6 +57,7 @@ def _admin_branch(kind: SearchType, tail: bool) -> str:
     ORDER BY term, field, label, created_at DESC LIMIT :k)"""  # noqa: S608 (fixed fragments)
 
 
+@functools.lru_cache(maxsize=256)
 def _statement(types: tuple[SearchType, ...], admin: bool) -> str | None:
     branch = _admin_branch if admin else _member_branch
     parts = [branch(t, tail) for t in types if t in _SHARED + _OWNED for tail in (False, True)]
@@ -98,7 +100,7 @@ async def suggest(
         "k": size * 2,  # room for completions that say the same
     }
     async with reader() as session:
-        rows = (await session.execute(text(sql), params)).all()
+        rows = await fetch_numbered(session, numbered(sql), params)
     return _ranked(rows, size)
 
 

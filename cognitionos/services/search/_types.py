@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ __all__ = [
     "SearchResult",
     "SearchType",
     "Suggestion",
+    "encode_cursor",
 ]
 
 
@@ -47,16 +49,25 @@ class Highlight:
     text: str
 
 
+def encode_cursor(score: float, created_at: datetime, id_: uuid.UUID) -> str:
+    raw = f"{score!r}|{created_at.isoformat()}|{id_}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
 @dataclass(frozen=True)
 class SearchHit:
     type: SearchType
     id: uuid.UUID
     created_at: datetime
     score: float
-    cursor: str
     title: str = ""
     snippet: str = ""
     highlights: Sequence[Highlight] = ()
+
+    @property
+    def cursor(self) -> str:
+        """Where a page that ends with this hit ends (made only when asked for)."""
+        return encode_cursor(self.score, self.created_at, self.id)
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cognitionos._json import loads
+from cognitionos.db.rows import Numbered, fetch_numbered, numbered
 from cognitionos.services.auth import Principal
 from cognitionos.services.search._input import (
     Cursor,
@@ -20,7 +21,6 @@ from cognitionos.services.search._input import (
     check_filter,
     check_types,
     decode_cursor,
-    encode_cursor,
     page_size,
     parse_query,
 )
@@ -103,25 +103,21 @@ def _params(
 
 async def _part(
     reader: async_sessionmaker[AsyncSession],
-    sql: str,
+    statement: Numbered,
     params: dict[str, Any],
     hits: list[SearchHit],
     counts: dict[str, dict[str, int]],
 ) -> None:
     """One group's page (dressed) and facet counts, added to ``hits`` and ``counts``."""
     async with reader() as session:
-        rows = (await session.execute(text(sql), params)).all()
+        rows = await fetch_numbered(session, statement, params)
     for kind, value, id_, created_at, score, n, title, snippet, hl in rows:
         if kind != "hit":
             counts[kind][value] = counts[kind].get(value, 0) + n
             continue
-        hit = SearchHit(
-            type=SearchType(value),
-            id=id_,
-            created_at=created_at,
-            score=score,
-            cursor=encode_cursor(score, created_at, id_),
-        )
+        hit = SearchHit(type=SearchType(value), id=id_, created_at=created_at, score=score)
+        if isinstance(hl, str):  # a connection without the JSONB codec
+            hl = loads(hl)
         hits.append(_dressed(hit, title or "", snippet or "", hl or {}))
 
 
@@ -136,7 +132,7 @@ async def _match(
     cursor: Cursor | None,
 ) -> _Match:
     statements = [
-        sql
+        numbered(sql)
         for group in _GROUPS
         if (
             sql := match_statement(
