@@ -160,16 +160,13 @@ TYPES: dict[SearchType, _Type] = {
 
 _FACETS = """
 UNION ALL
-SELECT 'type', type, NULL, NULL, NULL, count(*), NULL::text, NULL::text, NULL::jsonb
-FROM m GROUP BY type
+SELECT 'type', type, NULL, NULL, NULL, count(*), status, NULL::text, NULL::jsonb
+FROM m GROUP BY type, status
 UNION ALL (
     SELECT 'tag', t, NULL, NULL, NULL, count(*), NULL::text, NULL::text, NULL::jsonb
     FROM (SELECT unnest(tags) AS t FROM m WHERE cardinality(tags) > 0) AS tagged
     GROUP BY t ORDER BY count(*) DESC, t LIMIT 20
-)
-UNION ALL
-SELECT 'status', status, NULL, NULL, NULL, count(*), NULL::text, NULL::text, NULL::jsonb FROM m
-WHERE status IS NOT NULL GROUP BY status"""
+)"""
 
 
 _SOME = datetime(2000, 1, 1, tzinfo=UTC)
@@ -185,7 +182,8 @@ def match_statement(
     facets: bool = True,
 ) -> str | None:
     """``(kind, value, id, created_at, score, n, title, snippet, highlights)`` rows: ``hit``
-    rows (the page, unsorted, dressed) and ``type``/``tag``/``status`` facet counts. None:
+    rows (the page, unsorted, dressed), ``type`` counts per type and status (in the column
+    of ``title``: one pass over the match counts both facets) and ``tag`` counts. None:
     no type can match the filter. A statement depends on which filters are set, not on
     their values (bind parameters), so each shape is assembled once."""
     shape = SearchFilter(

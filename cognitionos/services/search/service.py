@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import html
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -105,20 +105,23 @@ async def _part(
     reader: async_sessionmaker[AsyncSession],
     statement: Numbered,
     params: dict[str, Any],
-    hits: list[SearchHit],
+    rows: list[Any],
     counts: dict[str, dict[str, int]],
 ) -> None:
-    """One group's page (dressed) and facet counts, added to ``hits`` and ``counts``."""
+    """One group's page rows (dressed in SQL) added to ``rows``, its facet counts to
+    ``counts``."""
     async with reader() as session:
-        rows = await fetch_numbered(session, statement, params)
-    for kind, value, id_, created_at, score, n, title, snippet, hl in rows:
-        if kind != "hit":
+        found = await fetch_numbered(session, statement, params)
+    for row in found:
+        kind, value, n = row[0], row[1], row[5]
+        if kind == "hit":
+            rows.append(row)
+        elif kind == "type":  # counted by type and status at once
+            counts["type"][value] = counts["type"].get(value, 0) + n
+            if row[6] is not None:
+                counts["status"][row[6]] = counts["status"].get(row[6], 0) + n
+        else:
             counts[kind][value] = counts[kind].get(value, 0) + n
-            continue
-        hit = SearchHit(type=SearchType(value), id=id_, created_at=created_at, score=score)
-        if isinstance(hl, str):  # a connection without the JSONB codec
-            hl = loads(hl)
-        hits.append(_dressed(hit, title or "", snippet or "", hl or {}))
 
 
 async def _match(
@@ -147,10 +150,11 @@ async def _match(
     if not statements:
         return _Match(query, [], False, 0, [])
     params = _params(query, f, principal, limit, cursor)
-    hits: list[SearchHit] = []
+    rows: list[Any] = []
     counts: dict[str, dict[str, int]] = {name: {} for name in _FACET_ORDER}
-    await asyncio.gather(*(_part(reader, sql, params, hits, counts) for sql in statements))
-    hits.sort(key=lambda h: (h.score, h.created_at, h.id), reverse=True)
+    await asyncio.gather(*(_part(reader, sql, params, rows, counts) for sql in statements))
+    # Only the page is dressed: each group sent its own first page.
+    rows.sort(key=lambda r: (r[4], r[3], r[2]), reverse=True)
     facets = [
         Facet(
             field=name,
@@ -162,7 +166,7 @@ async def _match(
         for name in _FACET_ORDER
     ]
     total = sum(counts["type"].values())
-    return _Match(query, hits[:limit], len(hits) > limit, total, facets)
+    return _Match(query, [_hit(row) for row in rows[:limit]], len(rows) > limit, total, facets)
 
 
 def _marked(value: str | None) -> str:
@@ -171,15 +175,27 @@ def _marked(value: str | None) -> str:
     return escaped.replace("\x02", "<mark>").replace("\x03", "</mark>")
 
 
-def _dressed(hit: SearchHit, title: str, snippet: str, hl: Mapping[str, str]) -> SearchHit:
-    """The hit with its title, snippet and the highlights that mark a match."""
+def _hit(row: Any) -> SearchHit:
+    """A page row as a hit with its title, snippet and the highlights that mark a match."""
+    _, value, id_, created_at, score, _, title, snippet, hl = row
+    if isinstance(hl, str):  # a connection without the JSONB codec
+        hl = loads(hl)
     highlights = [
-        Highlight(field=name, text=_marked(value))
-        for name, value in sorted(hl.items(), key=lambda kv: _FIELD_ORDER.index(kv[0]))
-        if value and "\x02" in value
+        Highlight(field=name, text=_marked(text))
+        for name, text in sorted((hl or {}).items(), key=lambda kv: _FIELD_ORDER.index(kv[0]))
+        if text and "\x02" in text
     ]
+    title = title or ""
     marked = _marked(snippet) or (highlights[0].text if highlights else html.escape(title))
-    return replace(hit, title=title, snippet=marked, highlights=highlights)
+    return SearchHit(
+        type=SearchType(value),
+        id=id_,
+        created_at=created_at,
+        score=score,
+        title=title,
+        snippet=marked,
+        highlights=highlights,
+    )
 
 
 async def search(
