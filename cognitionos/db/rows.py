@@ -79,7 +79,8 @@ def plain_rows(result: Result[Any], model: type[M]) -> Sequence[M]:
 # ``fetch_numbered`` runs it on the session's connection, through asyncpg's own prepared
 # statement cache: asyncpg records, which read like tuples.
 
-_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+# A quoted literal (kept as it is) or a ``:name`` that is not part of a ``::type`` cast.
+_PARAMETER = re.compile(r"('(?:[^']|'')*')|(?<![:\w]):([A-Za-z_]\w*)")
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,14 @@ class Numbered:
 
 @functools.lru_cache(maxsize=512)
 def numbered(sql: str) -> Numbered:
-    """``sql`` with its ``:name`` parameters as ``$n`` (``::type`` casts are left alone)."""
+    """``sql`` with its ``:name`` parameters as ``$n`` (``::type`` casts and quoted literals
+    are left alone)."""
     names: list[str] = []
 
     def number(match: re.Match[str]) -> str:
-        name = match.group(1)
+        literal, name = match.groups()
+        if literal is not None:
+            return literal
         if name not in names:
             names.append(name)
         return f"${names.index(name) + 1}"
