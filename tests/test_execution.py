@@ -75,6 +75,62 @@ BAD = Source(id="i2", name="two", count="many", ratio="x", colour="purple", note
 
 
 @strawberry.type
+class Tag:
+    label: str
+    weight: int | None
+
+
+@strawberry.type
+class Box:
+    """Plain attributes holding objects and lists of objects: completed in one loop when
+    every value fits, by graphql-core otherwise."""
+
+    name: str
+    tags: list[Tag]
+    maybe_tags: list[Tag | None] | None
+    main: Tag
+    extra: Tag | None
+    items: list[Item]
+
+
+def _tag(label: Any, weight: Any = 1) -> Source:
+    return Source(label=label, weight=weight)
+
+
+def _box(name: str, **values: Any) -> Source:
+    fields = {
+        "name": name,
+        "tags": [_tag("x"), _tag("y", None)],
+        "maybe_tags": [_tag("z", 2), None],
+        "main": _tag("m", 3),
+        "extra": None,
+        "items": [GOOD],
+    }
+    fields.update(values)
+    return Source(**fields)
+
+
+def _items() -> Any:
+    yield _tag("from a generator")
+
+
+def _boxes() -> list[Source]:
+    """Fresh each time: a generator is read once."""
+    return [
+        _box("good"),
+        _box("empty", tags=[], maybe_tags=None, extra=_tag("e")),
+        _box("generator", tags=_items()),
+        _box("null item", tags=[_tag("a"), None]),  # None in [Tag!]!: the box becomes null
+        _box("not a list", tags="abc"),  # a string is not a list: an error
+        _box("string list", maybe_tags="abc"),  # its characters must not pass for items
+        _box("null leaf", tags=[_tag(None)]),  # None in a non-null leaf of an item
+        _box("bad leaf", tags=[_tag("w", "heavy")]),  # does not coerce to Int
+        _box("null main", main=None),
+        _box("bad item", items=[GOOD, BAD]),
+    ]
+
+
+@strawberry.type
 class Query:
     @strawberry.field
     def items(self) -> list[Item]:
@@ -83,6 +139,14 @@ class Query:
     @strawberry.field
     def good(self) -> Item:
         return GOOD  # type: ignore[return-value]
+
+    @strawberry.field
+    def box(self) -> Box:
+        return _box("good")  # type: ignore[return-value]
+
+    @strawberry.field
+    def boxes(self) -> list[Box | None]:
+        return _boxes()  # type: ignore[return-value]
 
 
 QUERIES = [
@@ -105,6 +169,16 @@ QUERIES = [
     "{ items { described x: described } }",
     "{ items { id broken } }",  # an error at each item's path; the items become null
     "{ good { constant friend { name friend { name } } } }",
+    "{ boxes { name tags { label weight } } }",
+    "{ boxes { name maybeTags { weight } } }",
+    "{ boxes { maybeTags { label } main { label } extra { weight } } }",
+    "{ boxes { tags { __typename label ...W } } } fragment W on Tag { weight }",
+    "query ($s: Boolean!) { boxes { tags @skip(if: $s) { label } "
+    "main @include(if: $s) { l: label } } }",
+    "{ boxes { name items { id name } } }",
+    "{ boxes { items { id shout } } }",  # a resolver inside: items through graphql-core
+    "{ boxes { name main { label } items { note required } } }",
+    "{ boxes { __typename b: tags { label } c: tags { weight } } }",
 ]
 ASYNC_QUERIES = ["{ items { later name } }", "{ good { later broken } }"]
 
@@ -133,6 +207,8 @@ def schemas() -> tuple[strawberry.Schema, strawberry.Schema]:
         "Item.described",
         "Item.friend",
         "Item.later",
+        "Query.box",
+        "Query.boxes",
         "Query.good",
         "Query.items",
     ]
@@ -182,6 +258,12 @@ def test_the_shortcut_answers_good_values_itself(
     reached.clear()
     assert run(fast, "{ good { id shout } }")["errors"] == []
     assert reached == ["Query.good", "Item.shout"]  # a resolver: only that field leaves
+    reached.clear()
+    nested = (
+        "{ box { name tags { label weight } maybeTags { label } main { label } extra { label } } }"
+    )
+    assert run(fast, nested)["errors"] == []
+    assert reached == ["Query.box"]  # the box, its lists and its objects in one loop
 
 
 def test_resolve_middleware_sees_every_field() -> None:

@@ -18,9 +18,13 @@ always take graphql-core's path.
 An object whose selected fields are all such leaves (a step's ``id stepKey status``, a
 workflow's ``key version name``) is completed in one loop: graphql-core would walk
 completion, field collection and a field execution for each one, about 10 µs an object
-before its fields. The selection is collected by graphql-core itself (fragments,
-``@skip``/``@include`` and variables apply as usual) and anything the loop cannot answer
-exactly sends the whole object back to graphql-core.
+before its fields. So is a plain attribute holding such an object, or a list of them (a
+search hit's ``highlights { field text }``, a facet's ``values``), to any depth. The
+selection is collected by graphql-core itself (fragments, ``@skip``/``@include`` and
+variables apply as usual) and anything the loop cannot answer exactly (a null where the
+type says non-null, a value that does not coerce, an awaitable, something not a list where
+a list is declared) sends the whole object back to graphql-core, whose own completion of
+its fields then takes the loop again wherever it can.
 
 ``lean_resolvers`` does the same for a plain synchronous resolver (``def steps(self,
 info)``: no GraphQL arguments, no field extension or permission): strawberry's generic
@@ -34,17 +38,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from graphql import GraphQLObjectType, GraphQLSchema, is_leaf_type, is_non_null_type
-from graphql.pyutils import Undefined
+from graphql import (
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLSchema,
+    is_leaf_type,
+    is_list_type,
+    is_non_null_type,
+)
+from graphql.pyutils import Undefined, is_awaitable, is_iterable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
-__all__ = ["FastLeaves", "fast_leaves_for", "lean_resolvers", "plain_leaves"]
+__all__ = ["FastLeaves", "fast_leaves_for", "lean_resolvers", "plain_leaves", "plain_objects"]
 
 Leaf = tuple[str, Callable[[Any], Any]]  # (python attribute, coerce_output_value)
-# An all-leaf selection: (response name, attribute or None for __typename, coerce or the
-# type name, nullable).
-Plan = tuple[tuple[str, str | None, Any, bool], ...]
+Nested = tuple[str, GraphQLOutputType]  # (python attribute, the field's declared type)
+# A selection answered in one loop: (response name, attribute or None for __typename,
+# coerce or the type name, nullable, None for a leaf or (the object's plan, a list?,
+# items nullable?)).
+Entry = tuple[str, str | None, Any, bool, "tuple[Plan, bool, bool] | None"]
+Plan = tuple[Entry, ...]
 
 
 def plain_leaves(schema: GraphQLSchema) -> dict[str, dict[str, Leaf]]:
@@ -69,17 +83,103 @@ def plain_leaves(schema: GraphQLSchema) -> dict[str, dict[str, Leaf]]:
     return leaves
 
 
+def plain_objects(schema: GraphQLSchema) -> dict[str, dict[str, Nested]]:
+    """Per object type name, its fields that are a plain attribute holding an object, or a
+    list of objects (one list level)."""
+    objects: dict[str, dict[str, Nested]] = {}
+    for type_name, named in schema.type_map.items():
+        if not isinstance(named, GraphQLObjectType) or type_name.startswith("__"):
+            continue
+        for name, field in named.fields.items():
+            definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+            if definition is None or field.args:
+                continue
+            if not getattr(field.resolve, "_is_default", False):
+                continue
+            if _object_of(field.type) is not None:
+                objects.setdefault(type_name, {})[name] = (definition.python_name, field.type)
+    return objects
+
+
+def _object_of(declared: Any) -> tuple[GraphQLObjectType, bool, bool] | None:
+    """(the object type, a list?, items nullable?) of ``T``, ``[T]`` and their non-null
+    forms; None for anything else."""
+    inner = declared.of_type if is_non_null_type(declared) else declared
+    is_list = is_list_type(inner)
+    item = inner.of_type if is_list else inner
+    item_nullable = not is_non_null_type(item)
+    named = item if item_nullable else item.of_type
+    if not isinstance(named, GraphQLObjectType):
+        return None
+    return named, is_list, item_nullable
+
+
+def _complete(plan: Plan, source: Any) -> dict[str, Any] | None:
+    """``source`` completed by ``plan``, or None where graphql-core must answer."""
+    completed: dict[str, Any] = {}
+    for response_name, attribute, coerce, nullable, nested in plan:
+        if attribute is None:
+            completed[response_name] = coerce  # __typename
+            continue
+        value = getattr(source, attribute, None)
+        if value is None:
+            if not nullable:
+                return None  # a non-null error: graphql-core's message and path
+            completed[response_name] = None
+            continue
+        if isinstance(value, Exception):
+            return None
+        if nested is None:
+            try:
+                coerced = coerce(value)
+            except Exception:
+                return None
+            if coerced is None or coerced is Undefined:
+                return None
+            completed[response_name] = coerced
+            continue
+        if is_awaitable(value):
+            return None
+        sub_plan, is_list, item_nullable = nested
+        if not is_list:
+            sub = _complete(sub_plan, value)
+            if sub is None:
+                return None
+            completed[response_name] = sub
+            continue
+        if not is_iterable(value):
+            return None
+        items: list[Any] = []
+        for item in value:
+            if item is None:
+                if not item_nullable:
+                    return None
+                items.append(None)
+                continue
+            if isinstance(item, Exception) or is_awaitable(item):
+                return None
+            sub = _complete(sub_plan, item)
+            if sub is None:
+                return None
+            items.append(sub)
+        completed[response_name] = items
+    return completed
+
+
 class FastLeaves(StrawberryGraphQLCoreExecutionContext):
     """strawberry's execution context with the plain-leaf shortcut above."""
 
     leaves: dict[str, dict[str, Leaf]] = {}
+    objects: dict[str, dict[str, Nested]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         manager = self.middleware_manager
         # Resolve middleware (an extension implementing ``resolve``) must see every field:
         # then nothing takes the shortcut. Decided once per operation, not per field.
-        self.shortcuts = self.leaves if manager is None or not manager.middlewares else {}
+        plain = manager is None or not manager.middlewares
+        self.shortcuts = self.leaves if plain else {}
+        self.object_shortcuts = self.objects if plain else {}
         # The operation's all-leaf plans, keyed as graphql-core keys its own memo.
         self.plans: dict[tuple[str, int], tuple[Any, Plan | None]] = {}
 
@@ -118,27 +218,8 @@ class FastLeaves(StrawberryGraphQLCoreExecutionContext):
     ) -> Any:
         plan = self._plan(return_type, field_details_list)
         if plan is not None:
-            completed: dict[str, Any] = {}
-            for response_name, attribute, coerce, nullable in plan:
-                if attribute is None:
-                    completed[response_name] = coerce  # __typename
-                    continue
-                value = getattr(result, attribute, None)
-                if value is None:
-                    if not nullable:
-                        break  # a non-null error: graphql-core's message and path
-                    completed[response_name] = None
-                    continue
-                if isinstance(value, Exception):
-                    break
-                try:
-                    coerced = coerce(value)
-                except Exception:
-                    break
-                if coerced is None or coerced is Undefined:
-                    break
-                completed[response_name] = coerced
-            else:
+            completed = _complete(plan, result)
+            if completed is not None:
                 return completed
         return super().complete_object_value(
             return_type, field_details_list, info, path, result, position_context
@@ -158,13 +239,14 @@ class FastLeaves(StrawberryGraphQLCoreExecutionContext):
         return cached[1]
 
     def _make_plan(self, return_type: GraphQLObjectType, field_details_list: Any) -> Plan | None:
-        fields = self.shortcuts.get(return_type.name)
-        if fields is None or return_type.is_type_of is not None:
+        fields = self.shortcuts.get(return_type.name, {})
+        objects = self.object_shortcuts.get(return_type.name, {})
+        if not (fields or objects) or return_type.is_type_of is not None:
             return None
         grouped, defer_usages, _ = self.collect_subfields(return_type, field_details_list)
         if defer_usages:
             return None
-        plan: list[tuple[str, str | None, Any, bool]] = []
+        plan: list[Entry] = []
         for response_name, details in grouped.items():
             node = details[0].node
             if node.arguments or (
@@ -174,13 +256,24 @@ class FastLeaves(StrawberryGraphQLCoreExecutionContext):
                 return None
             name = node.name.value
             if name == "__typename":
-                plan.append((response_name, None, return_type.name, False))
+                plan.append((response_name, None, return_type.name, False, None))
                 continue
-            leaf = fields.get(name)
-            if leaf is None:
-                return None
             nullable = not is_non_null_type(return_type.fields[name].type)
-            plan.append((response_name, leaf[0], leaf[1], nullable))
+            leaf = fields.get(name)
+            if leaf is not None:
+                plan.append((response_name, leaf[0], leaf[1], nullable, None))
+                continue
+            held = objects.get(name)
+            shape = _object_of(held[1]) if held is not None else None
+            if held is None or shape is None:
+                return None
+            named, is_list, item_nullable = shape
+            sub_plan = self._plan(named, details)
+            if sub_plan is None:
+                return None
+            plan.append(
+                (response_name, held[0], None, nullable, (sub_plan, is_list, item_nullable))
+            )
         return tuple(plan)
 
 
@@ -242,4 +335,8 @@ def _lean(
 
 def fast_leaves_for(schema: GraphQLSchema) -> type[FastLeaves]:
     """A ``FastLeaves`` subclass bound to ``schema``'s plain leaves."""
-    return type("SchemaFastLeaves", (FastLeaves,), {"leaves": plain_leaves(schema)})
+    return type(
+        "SchemaFastLeaves",
+        (FastLeaves,),
+        {"leaves": plain_leaves(schema), "objects": plain_objects(schema)},
+    )
