@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cognitionos._json import loads
 from cognitionos.db.rows import Numbered, fetch_numbered, numbered
 from cognitionos.services.auth import Principal
 from cognitionos.services.search._input import (
@@ -153,7 +152,7 @@ async def _match(
     rows: list[Any] = []
     counts: dict[str, dict[str, int]] = {name: {} for name in _FACET_ORDER}
     await asyncio.gather(*(_part(reader, sql, params, rows, counts) for sql in statements))
-    # Only the page is dressed: each group sent its own first page.
+    # Each group sent its own first page, dressed; only the merged page becomes hits.
     rows.sort(key=lambda r: (r[4], r[3], r[2]), reverse=True)
     facets = [
         Facet(
@@ -177,9 +176,7 @@ def _marked(value: str | None) -> str:
 
 def _hit(row: Any) -> SearchHit:
     """A page row as a hit with its title, snippet and the highlights that mark a match."""
-    _, value, id_, created_at, score, _, title, snippet, hl = row
-    if isinstance(hl, str):  # a connection without the JSONB codec
-        hl = loads(hl)
+    _, value, id_, created_at, score, _, title, snippet, hl = row  # hl: JSONB, decoded
     highlights = [
         Highlight(field=name, text=_marked(text))
         for name, text in sorted((hl or {}).items(), key=lambda kv: _FIELD_ORDER.index(kv[0]))
