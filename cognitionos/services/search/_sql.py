@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cognitionos.services.search._types import SearchFilter, SearchType
+from cognitionos.services.search._typos import CLOSEST
 
 __all__ = ["TYPES", "match_statement"]
 
@@ -180,10 +181,12 @@ def match_statement(
     id_range: bool,
     cursor: bool,
     facets: bool = True,
+    fixes: bool = False,
 ) -> str | None:
     """``(kind, value, id, created_at, score, n, title, snippet, highlights)`` rows: ``hit``
     rows (the page, unsorted, dressed), ``type`` counts per type and status (in the column
-    of ``title``: one pass over the match counts both facets) and ``tag`` counts. None:
+    of ``title``: one pass over the match counts both facets), ``tag`` counts and, with
+    ``fixes``, a ``fix`` row per unknown word with its closest known one. None:
     no type can match the filter. A statement depends on which filters are set, not on
     their values (bind parameters), so each shape is assembled once."""
     shape = SearchFilter(
@@ -192,7 +195,7 @@ def match_statement(
         created_after=_SOME if f.created_after else None,
         created_before=_SOME if f.created_before else None,
     )
-    return _assembled(types, shape, admin, id_range, cursor, facets)
+    return _assembled(types, shape, admin, id_range, cursor, facets, fixes)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -203,6 +206,7 @@ def _assembled(
     id_range: bool,
     cursor: bool,
     facets: bool,
+    fixes: bool,
 ) -> str | None:
     branches = [
         TYPES[t].branch(t, f, admin=admin, id_range=id_range and t is SearchType.EXECUTION)
@@ -227,7 +231,8 @@ page AS MATERIALIZED (
 dressed AS ({dress})
 SELECT 'hit' AS kind, p.type AS value, p.id, p.created_at, p.score, NULL::bigint AS n,
     d.title, d.snippet, d.hl
-FROM page p LEFT JOIN dressed d ON d.type = p.type AND d.id = p.id{_FACETS if facets else ""}"""  # noqa: S608 (fragments)
+FROM page p LEFT JOIN dressed d ON d.type = p.type AND d.id = p.id{_FACETS if facets else ""}
+{f"UNION ALL ({CLOSEST})" if fixes else ""}"""  # noqa: S608 (fragments)
 
 
 # Page dressing. \x02 and \x03 mark matches (the text is stripped of them first), so the

@@ -33,7 +33,8 @@ from cognitionos.services.search._types import (
     SearchResult,
     SearchType,
 )
-from cognitionos.services.search._typos import correct
+from cognitionos.services.search._typos import correctable
+from cognitionos.services.search._typos import corrected as corrected_query
 
 __all__ = ["search"]
 
@@ -50,6 +51,7 @@ class _Match:
     has_next_page: bool
     total: int
     facets: list[Facet]
+    fixes: dict[str, str]  # unknown word -> closest known word (asked for on the first match)
 
 
 def _initials(first: str) -> list[int]:
@@ -115,6 +117,8 @@ async def _part(
         kind, value, n = row[0], row[1], row[5]
         if kind == "hit":
             rows.append(row)
+        elif kind == "fix":
+            counts["fix"][value] = row[6]
         elif kind == "type":  # counted by type and status at once
             counts["type"][value] = counts["type"].get(value, 0) + n
             if row[6] is not None:
@@ -132,25 +136,33 @@ async def _match(
     principal: Principal,
     limit: int,
     cursor: Cursor | None,
+    fixes: bool = False,
 ) -> _Match:
-    statements = [
-        numbered(sql)
-        for group in _GROUPS
-        if (
-            sql := match_statement(
-                tuple(t for t in group if t in types),
-                f,
-                admin=principal.is_admin,
-                id_range=query.id_range is not None,
-                cursor=cursor is not None,
-            )
+    """The page, counts and facets of ``query``; with ``fixes``, the closest known word of
+    each unknown one too, looked up by the last statement (no round trip of its own)."""
+    groups = [tuple(t for t in group if t in types) for group in _GROUPS]
+
+    def statement(group: tuple[SearchType, ...], with_fixes: bool = False) -> str | None:
+        return match_statement(
+            group,
+            f,
+            admin=principal.is_admin,
+            id_range=query.id_range is not None,
+            cursor=cursor is not None,
+            fixes=with_fixes,
         )
-    ]
+
+    sqls = [statement(group) for group in groups]
+    present = [i for i, sql in enumerate(sqls) if sql is not None]
+    if fixes and present:
+        sqls[present[-1]] = statement(groups[present[-1]], with_fixes=True)
+    statements = [numbered(sql) for sql in sqls if sql is not None]
     if not statements:
-        return _Match(query, [], False, 0, [])
+        return _Match(query, [], False, 0, [], {})
     params = _params(query, f, principal, limit, cursor)
+    params["fix_words"] = correctable(query) if fixes else ""
     rows: list[Any] = []
-    counts: dict[str, dict[str, int]] = {name: {} for name in _FACET_ORDER}
+    counts: dict[str, dict[str, Any]] = {name: {} for name in (*_FACET_ORDER, "fix")}
     await asyncio.gather(*(_part(reader, sql, params, rows, counts) for sql in statements))
     # Each group sent its own first page, dressed; only the merged page becomes hits.
     rows.sort(key=lambda r: (r[4], r[3], r[2]), reverse=True)
@@ -165,7 +177,8 @@ async def _match(
         for name in _FACET_ORDER
     ]
     total = sum(counts["type"].values())
-    return _Match(query, [_hit(row) for row in rows[:limit]], len(rows) > limit, total, facets)
+    page = [_hit(row) for row in rows[:limit]]
+    return _Match(query, page, len(rows) > limit, total, facets, counts["fix"])
 
 
 def _marked(value: str | None) -> str:
@@ -212,12 +225,13 @@ async def search(
     f = check_filter(filter)
     limit = page_size(first)
     cursor = decode_cursor(after)
-    found = await _match(reader, parsed, kinds, f, principal=principal, limit=limit, cursor=cursor)
+    found = await _match(
+        reader, parsed, kinds, f, principal=principal, limit=limit, cursor=cursor, fixes=True
+    )
     did_you_mean: str | None = None
     corrected = False
     if found.total < FEW:
-        async with reader() as session:
-            alternative = await correct(session, parsed)
+        alternative = corrected_query(parsed, found.fixes)
         if alternative is not None:
             retry = await _match(
                 reader, alternative, kinds, f, principal=principal, limit=limit, cursor=cursor
