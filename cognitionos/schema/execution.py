@@ -35,7 +35,7 @@ returns take graphql-core's usual path.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from graphql import (
@@ -61,10 +61,10 @@ Entry = tuple[str, str | None, Any, bool, "tuple[Plan, bool, bool] | None"]
 Plan = tuple[Entry, ...]
 
 
-def plain_leaves(schema: GraphQLSchema) -> dict[str, dict[str, Leaf]]:
-    """Per object type name, its fields that are a plain attribute of a scalar or enum."""
-    leaves: dict[str, dict[str, Leaf]] = {}
-
+def _plain_fields(schema: GraphQLSchema) -> Iterator[tuple[str, str, Any, str]]:
+    """(type name, field name, field, python attribute) of every object type's field that
+    strawberry answers by reading an attribute: no arguments, no resolver, no permission
+    or other field extension."""
     for type_name, named in schema.type_map.items():
         if not isinstance(named, GraphQLObjectType) or type_name.startswith("__"):
             continue
@@ -72,14 +72,17 @@ def plain_leaves(schema: GraphQLSchema) -> dict[str, dict[str, Leaf]]:
             definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
             if definition is None or field.args:
                 continue
-            if not getattr(field.resolve, "_is_default", False):
-                continue  # a resolver, a permission or another field extension
-            inner = field.type.of_type if is_non_null_type(field.type) else field.type
-            if is_leaf_type(inner):
-                leaves.setdefault(type_name, {})[name] = (
-                    definition.python_name,
-                    inner.coerce_output_value,
-                )
+            if getattr(field.resolve, "_is_default", False):
+                yield type_name, name, field, definition.python_name
+
+
+def plain_leaves(schema: GraphQLSchema) -> dict[str, dict[str, Leaf]]:
+    """Per object type name, its fields that are a plain attribute of a scalar or enum."""
+    leaves: dict[str, dict[str, Leaf]] = {}
+    for type_name, name, field, attribute in _plain_fields(schema):
+        inner = field.type.of_type if is_non_null_type(field.type) else field.type
+        if is_leaf_type(inner):
+            leaves.setdefault(type_name, {})[name] = (attribute, inner.coerce_output_value)
     return leaves
 
 
@@ -87,17 +90,9 @@ def plain_objects(schema: GraphQLSchema) -> dict[str, dict[str, Nested]]:
     """Per object type name, its fields that are a plain attribute holding an object, or a
     list of objects (one list level)."""
     objects: dict[str, dict[str, Nested]] = {}
-    for type_name, named in schema.type_map.items():
-        if not isinstance(named, GraphQLObjectType) or type_name.startswith("__"):
-            continue
-        for name, field in named.fields.items():
-            definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
-            if definition is None or field.args:
-                continue
-            if not getattr(field.resolve, "_is_default", False):
-                continue
-            if _object_of(field.type) is not None:
-                objects.setdefault(type_name, {})[name] = (definition.python_name, field.type)
+    for type_name, name, field, attribute in _plain_fields(schema):
+        if _object_of(field.type) is not None:
+            objects.setdefault(type_name, {})[name] = (attribute, field.type)
     return objects
 
 
