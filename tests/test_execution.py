@@ -120,6 +120,9 @@ def _boxes() -> list[Source]:
         _box("good"),
         _box("empty", tags=[], maybe_tags=None, extra=_tag("e")),
         _box("generator", tags=_items()),
+        # Read by the loop, then the box goes back to graphql-core (extra's weight does not
+        # coerce, a nullable field: the box stays): a spent generator would answer no tags.
+        _box("spent generator", tags=_items(), extra=_tag("e", "heavy")),
         _box("null item", tags=[_tag("a"), None]),  # None in [Tag!]!: the box becomes null
         _box("not a list", tags="abc"),  # a string is not a list: an error
         _box("string list", maybe_tags="abc"),  # its characters must not pass for items
@@ -171,6 +174,7 @@ QUERIES = [
     "{ good { constant friend { name friend { name } } } }",
     "{ boxes { name tags { label weight } } }",
     "{ boxes { name maybeTags { weight } } }",
+    "{ boxes { name tags { label } extra { weight } } }",
     "{ boxes { maybeTags { label } main { label } extra { weight } } }",
     "{ boxes { tags { __typename label ...W } } } fragment W on Tag { weight }",
     "query ($s: Boolean!) { boxes { tags @skip(if: $s) { label } "

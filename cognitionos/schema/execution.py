@@ -22,8 +22,8 @@ before its fields. So is a plain attribute holding such an object, or a list of 
 search hit's ``highlights { field text }``, a facet's ``values``), to any depth. The
 selection is collected by graphql-core itself (fragments, ``@skip``/``@include`` and
 variables apply as usual) and anything the loop cannot answer exactly (a null where the
-type says non-null, a value that does not coerce, an awaitable, something not a list where
-a list is declared) sends the whole object back to graphql-core, whose own completion of
+type says non-null, a value that does not coerce, an awaitable, anything but a list or a
+tuple where a list is declared) sends the whole object back to graphql-core, whose own completion of
 its fields then takes the loop again wherever it can.
 
 ``lean_resolvers`` does the same for a plain synchronous resolver (``def steps(self,
@@ -46,7 +46,7 @@ from graphql import (
     is_list_type,
     is_non_null_type,
 )
-from graphql.pyutils import Undefined, is_awaitable, is_iterable
+from graphql.pyutils import Undefined, is_awaitable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
@@ -142,7 +142,9 @@ def _complete(plan: Plan, source: Any) -> dict[str, Any] | None:
                 return None
             completed[response_name] = sub
             continue
-        if not is_iterable(value):
+        if not isinstance(value, list | tuple):
+            # Anything else graphql-core iterates itself: a generator read here would be
+            # spent if the object then went back to graphql-core.
             return None
         items: list[Any] = []
         for item in value:
