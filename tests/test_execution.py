@@ -13,8 +13,15 @@ from typing import Any
 
 import pytest
 import strawberry
+from strawberry.permission import BasePermission
 
-from cognitionos.schema.execution import FastLeaves, fast_leaves_for, lean_resolvers, plain_leaves
+from cognitionos.schema.execution import (
+    FastLeaves,
+    fast_leaves_for,
+    lean_resolvers,
+    plain_leaves,
+    plain_objects,
+)
 
 
 @strawberry.enum
@@ -74,6 +81,23 @@ GOOD = Source(id="i1", name="one", count=3, ratio=0.5, colour=Colour.GREEN, note
 BAD = Source(id="i2", name="two", count="many", ratio="x", colour="purple", note=7, required=None)
 
 
+class Deny(BasePermission):
+    message = "denied"
+
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        return False
+
+
+class Raises:
+    """A source whose ``weight`` is a property that fails."""
+
+    label = "raises"
+
+    @property
+    def weight(self) -> int:
+        raise ValueError("no weight today")
+
+
 @strawberry.type
 class Tag:
     label: str
@@ -91,6 +115,9 @@ class Box:
     main: Tag
     extra: Tag | None
     items: list[Item]
+    # No resolver, but a permission: never read by the loop.
+    secret: str | None = strawberry.field(permission_classes=[Deny])
+    secret_tag: Tag | None = strawberry.field(permission_classes=[Deny])
 
 
 def _tag(label: Any, weight: Any = 1) -> Source:
@@ -105,6 +132,8 @@ def _box(name: str, **values: Any) -> Source:
         "main": _tag("m", 3),
         "extra": None,
         "items": [GOOD],
+        "secret": "TOP SECRET",
+        "secret_tag": _tag("hidden"),
     }
     fields.update(values)
     return Source(**fields)
@@ -130,6 +159,9 @@ def _boxes() -> list[Source]:
         _box("bad leaf", tags=[_tag("w", "heavy")]),  # does not coerce to Int
         _box("null main", main=None),
         _box("bad item", items=[GOOD, BAD]),
+        _box("missing attribute", tags=[Source(label="no weight")]),
+        _box("raising property", tags=[Raises()]),
+        _box("mapping", extra={"label": "a dict", "weight": 2}),
     ]
 
 
@@ -175,6 +207,8 @@ QUERIES = [
     "{ boxes { name tags { label weight } } }",
     "{ boxes { name maybeTags { weight } } }",
     "{ boxes { name tags { label } extra { weight } } }",
+    "{ boxes { name tags { label weight } extra { label weight } } }",
+    "{ boxes { name secret secretTag { label } } }",  # denied: null and an error, each
     "{ boxes { maybeTags { label } main { label } extra { weight } } }",
     "{ boxes { tags { __typename label ...W } } } fragment W on Tag { weight }",
     "query ($s: Boolean!) { boxes { tags @skip(if: $s) { label } "
@@ -241,6 +275,14 @@ def test_only_plain_scalar_fields_take_the_shortcut(
     leaves = plain_leaves(schemas[1]._schema)
     assert set(leaves["Item"]) == {"id", "name", "count", "ratio", "colour", "note", "required"}
     assert "Query" not in leaves  # resolvers, and object types, go through graphql-core
+    assert "secret" not in leaves["Box"]  # a permission, even without a resolver
+    assert set(plain_objects(schemas[1]._schema)["Box"]) == {
+        "tags",
+        "maybeTags",
+        "main",
+        "extra",
+        "items",
+    }
     assert issubclass(schemas[1].execution_context_class, FastLeaves)
 
 

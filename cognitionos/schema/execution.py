@@ -72,6 +72,10 @@ def _plain_fields(schema: GraphQLSchema) -> Iterator[tuple[str, str, Any, str]]:
             definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
             if definition is None or field.args:
                 continue
+            # strawberry calls a field without a resolver "default" even when it carries
+            # permission classes or other field extensions: those must run.
+            if definition.extensions or definition.permission_classes:
+                continue
             if getattr(field.resolve, "_is_default", False):
                 yield type_name, name, field, definition.python_name
 
@@ -109,6 +113,18 @@ def _object_of(declared: Any) -> tuple[GraphQLObjectType, bool, bool] | None:
     return named, is_list, item_nullable
 
 
+_MISSING = object()
+
+
+def _read(source: Any, attribute: str) -> Any:
+    """``source.attribute``, or ``_MISSING`` when reading it fails (no such attribute, a
+    property that raises): then graphql-core reads it again and reports the error."""
+    try:
+        return getattr(source, attribute)
+    except Exception:
+        return _MISSING
+
+
 def _complete(plan: Plan, source: Any) -> dict[str, Any] | None:
     """``source`` completed by ``plan``, or None where graphql-core must answer."""
     completed: dict[str, Any] = {}
@@ -116,7 +132,9 @@ def _complete(plan: Plan, source: Any) -> dict[str, Any] | None:
         if attribute is None:
             completed[response_name] = coerce  # __typename
             continue
-        value = getattr(source, attribute, None)
+        value = _read(source, attribute)
+        if value is _MISSING:
+            return None  # graphql-core reports the failed read at the field's path
         if value is None:
             if not nullable:
                 return None  # a non-null error: graphql-core's message and path
@@ -192,8 +210,8 @@ class FastLeaves(StrawberryGraphQLCoreExecutionContext):
         if fields is not None:
             leaf = fields.get(field_details_list[0].node.name.value)
             if leaf is not None:
-                value = getattr(source, leaf[0], None)
-                if value is not None and not isinstance(value, Exception):
+                value = _read(source, leaf[0])
+                if value is not None and value is not _MISSING and not isinstance(value, Exception):
                     try:
                         coerced = leaf[1](value)
                     except Exception:  # graphql-core's path reports it, located
