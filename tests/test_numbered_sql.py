@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import asyncpg
+
 from cognitionos.db import create_engine, create_reader
 from cognitionos.db.rows import fetch_numbered, numbered
 from tests.conftest import Stack
@@ -42,3 +44,33 @@ def test_a_numbered_statement_runs_on_the_sessions_connection(stack: Stack) -> N
             await engine.dispose()
 
     assert asyncio.run(run()) == [("hi!", 42, uuid.UUID(int=7), {"k": "hi"})]
+
+
+def test_a_connection_that_died_is_not_handed_out_again(stack: Stack) -> None:
+    """A statement sent past SQLAlchemy still lets the pool drop a dead connection: the
+    call that meets it fails, the next one gets a new connection."""
+
+    async def run() -> list[str]:
+        engine = create_engine(stack.database_url, pool_size=1, pre_ping=False)
+        reader = create_reader(engine)
+        who = numbered("SELECT pg_backend_pid()")
+        said = []
+        try:
+            async with reader() as session:
+                pid = (await fetch_numbered(session, who, {}))[0][0]
+            killer = await asyncpg.connect(stack.dsn)
+            await killer.execute("SELECT pg_terminate_backend($1)", pid)
+            await killer.close()
+            for _ in range(2):
+                try:
+                    async with reader() as session:
+                        again = (await fetch_numbered(session, who, {}))[0][0]
+                    said.append("same" if again == pid else "new")
+                except Exception as error:  # the call that meets the dead connection
+                    said.append(type(error).__name__)
+            return said
+        finally:
+            await engine.dispose()
+
+    said = asyncio.run(run())
+    assert said[-1] == "new", said

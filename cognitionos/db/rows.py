@@ -109,9 +109,20 @@ def numbered(sql: str) -> Numbered:
 async def fetch_numbered(
     session: AsyncSession, statement: Numbered, params: Mapping[str, Any]
 ) -> list[Any]:
-    """The rows of ``statement`` with ``params``, on ``session``'s connection."""
+    """The rows of ``statement`` with ``params``, on ``session``'s connection: for a
+    reader (autocommit) session's one statement.
+
+    Past SQLAlchemy, a connection that died is not noticed by the pool: it is invalidated
+    here, so the call that met it fails and the next one gets a new connection (SQLAlchemy
+    would also retire every older pooled connection; here each one that died fails once).
+    """
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     driver: Any = raw.driver_connection
-    rows: list[Any] = await driver.fetch(statement.sql, *[params[n] for n in statement.names])
+    try:
+        rows: list[Any] = await driver.fetch(statement.sql, *[params[n] for n in statement.names])
+    except Exception as error:
+        if driver.is_closed():
+            await connection.invalidate(error)
+        raise
     return rows
