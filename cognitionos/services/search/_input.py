@@ -12,7 +12,7 @@ from datetime import datetime
 
 from cognitionos.services.errors import BadUserInput
 from cognitionos.services.pagination import check_page_size
-from cognitionos.services.search._types import SearchFilter, SearchType, encode_cursor
+from cognitionos.services.search._types import SearchFilter, SearchType
 
 __all__ = [
     "MAX_PAGE",
@@ -23,7 +23,6 @@ __all__ = [
     "check_filter",
     "check_types",
     "decode_cursor",
-    "encode_cursor",
     "page_size",
     "parse_query",
     "suggestion_limit",

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from cognitionos.services.search._input import Query
 
-__all__ = ["CLOSEST", "correctable", "corrected"]
+__all__ = ["CLOSEST", "correctable", "correction"]
 
 # pg_trgm's ``%`` (similarity above pg_trgm.similarity_threshold, 0.3 by default) is what
 # the trigram index answers; the closest one wins, ties by the shorter word. A known word
@@ -38,7 +38,7 @@ def correctable(query: Query) -> str:
     return " ".join(w for w in query.words if 3 <= len(w) <= 40 and w.isalpha())
 
 
-def corrected(query: Query, closest: Mapping[str, str]) -> Query | None:
+def correction(query: Query, closest: Mapping[str, str]) -> Query | None:
     """The query with each unknown word replaced by its closest known one (``closest``,
     from ``fix`` rows); None when no word is unknown or none has a close neighbour."""
     if not closest:

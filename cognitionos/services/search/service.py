@@ -33,8 +33,7 @@ from cognitionos.services.search._types import (
     SearchResult,
     SearchType,
 )
-from cognitionos.services.search._typos import correctable
-from cognitionos.services.search._typos import corrected as corrected_query
+from cognitionos.services.search._typos import correctable, correction
 
 __all__ = ["search"]
 
@@ -108,9 +107,10 @@ async def _part(
     params: dict[str, Any],
     rows: list[Any],
     counts: dict[str, dict[str, int]],
+    closest: dict[str, str],
 ) -> None:
     """One group's page rows (dressed in SQL) added to ``rows``, its facet counts to
-    ``counts``."""
+    ``counts``, the closest known word of each unknown one to ``closest``."""
     async with reader() as session:
         found = await fetch_numbered(session, statement, params)
     for row in found:
@@ -118,7 +118,7 @@ async def _part(
         if kind == "hit":
             rows.append(row)
         elif kind == "fix":
-            counts["fix"][value] = row[6]
+            closest[value] = row[6]
         elif kind == "type":  # counted by type and status at once
             counts["type"][value] = counts["type"].get(value, 0) + n
             if row[6] is not None:
@@ -162,8 +162,9 @@ async def _match(
     params = _params(query, f, principal, limit, cursor)
     params["fix_words"] = correctable(query) if fixes else ""
     rows: list[Any] = []
-    counts: dict[str, dict[str, Any]] = {name: {} for name in (*_FACET_ORDER, "fix")}
-    await asyncio.gather(*(_part(reader, sql, params, rows, counts) for sql in statements))
+    counts: dict[str, dict[str, int]] = {name: {} for name in _FACET_ORDER}
+    closest: dict[str, str] = {}
+    await asyncio.gather(*(_part(reader, sql, params, rows, counts, closest) for sql in statements))
     # Each group sent its own first page, dressed; only the merged page becomes hits.
     rows.sort(key=lambda r: (r[4], r[3], r[2]), reverse=True)
     facets = [
@@ -178,7 +179,7 @@ async def _match(
     ]
     total = sum(counts["type"].values())
     page = [_hit(row) for row in rows[:limit]]
-    return _Match(query, page, len(rows) > limit, total, facets, counts["fix"])
+    return _Match(query, page, len(rows) > limit, total, facets, closest)
 
 
 def _marked(value: str | None) -> str:
@@ -231,7 +232,7 @@ async def search(
     did_you_mean: str | None = None
     corrected = False
     if found.total < FEW:
-        alternative = corrected_query(parsed, found.fixes)
+        alternative = correction(parsed, found.fixes)
         if alternative is not None:
             retry = await _match(
                 reader, alternative, kinds, f, principal=principal, limit=limit, cursor=cursor
