@@ -161,6 +161,51 @@ def wrk(
     return rps, p50, p99, failures, total
 
 
+# Cycles through a list of bodies on one connection, one request at a time; counts a
+# response that is not a 200 or that carries GraphQL errors as bad, and prints wrk's own
+# latency percentiles (microseconds).
+_CYCLE = """wrk.method = "POST"
+local bodies = %s
+local i, threads = 0, {}
+bad = 0  -- a global of each thread's state, read back in done()
+setup = function(thread) table.insert(threads, thread) end
+request = function()
+  i = i %% #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[i])
+end
+response = function(status, headers, body)
+  if status ~= 200 or string.find(body, '"errors"', 1, true) then bad = bad + 1 end
+end
+done = function(summary, latency, requests)
+  for _, thread in ipairs(threads) do bad = bad + thread:get("bad") end
+  io.write(string.format("cycle %%d %%d %%d %%d %%d\\n", summary.requests, bad,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+end
+"""
+
+
+def wrk_cycle(
+    url: str, bodies: list[str], headers: dict[str, str], seconds: int
+) -> tuple[int, int, float, float, float]:
+    """``wrk -t1 -c1`` for ``seconds`` through ``bodies`` in turn (each about as often):
+    requests, bad responses, and p50, p95, p99 in ms. One client, one request at a time:
+    the latency of a request, not a throughput."""
+    lua = [_CYCLE % ("{" + ",".join(json.dumps(b) for b in bodies) + "}")]
+    lua += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write("\n".join(lua) + "\n")
+    try:
+        command = ["wrk", "-t1", "-c1", f"-d{seconds}s", "-s", script.name, url]
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(script.name)
+    found = re.search(r"^cycle (\d+) (\d+) (\d+) (\d+) (\d+)$", out, re.M)
+    if found is None:
+        raise RuntimeError(f"wrk printed no summary:\n{out}")
+    n, bad, p50, p95, p99 = (int(v) for v in found.groups())
+    return n, bad, p50 / 1000, p95 / 1000, p99 / 1000
+
+
 def measure(name: str, url: str, query: str, pid: int, token: str | None = None) -> Row:
     headers = {"Content-Type": "application/json"}
     if token:

@@ -26,6 +26,7 @@ _Q = """q AS MATERIALIZED (
 # Ranking, the same for every type: see README "Search". Weights {D, C, B, A}.
 _WEIGHTS = "'{0.1, 0.2, 0.4, 1.0}'"
 _MEMORY_WEIGHTS = "'{0.2, 0.2, 0.4, 1.0}'"  # memories' content has no weight: it is a body
+EMPTY_TAGS = "'{}'::varchar[]"
 
 
 def _title_boost(titles: list[str]) -> str:
@@ -86,7 +87,11 @@ class _Type:
     extra_where: str = ""
     versioned: bool = False  # workflows: one hit per key
 
-    def branch(self, kind: SearchType, f: SearchFilter, *, admin: bool, id_range: bool) -> str:
+    def branch(
+        self, kind: SearchType, f: SearchFilter, *, admin: bool, id_range: bool, tagged: bool
+    ) -> str:
+        """The rows of this type in the match; with ``tagged``, their tags too (for the tag
+        facet of a statement that matches a type with tags)."""
         a = self.alias
         match = f"{self.doc} @@ q.q"
         if kind is SearchType.MEMORY:
@@ -104,10 +109,10 @@ class _Type:
         if self.versioned:
             newer = _filters("v", "v.tags", None, f)
             where.append(_NEWEST_MATCHING.format(filters="".join(f"AND {w} " for w in newer)))
-        tags = self.tags or "'{}'::varchar[]"
+        tags = f"{self.tags or EMPTY_TAGS} AS tags, " if tagged else ""
         status = f"{self.status}::text" if self.status else "NULL::text"
         return f"""SELECT '{kind.value}'::text AS type, {a}.id, {a}.created_at,
-            {score} AS score, {tags} AS tags, {status} AS status
+            {score} AS score, {tags}{status} AS status
         FROM {self.table} {a} CROSS JOIN q
         WHERE {" AND ".join(where)}"""  # noqa: S608 (fixed fragments)
 
@@ -162,10 +167,13 @@ TYPES: dict[SearchType, _Type] = {
 _FACETS = """
 UNION ALL
 SELECT 'type', type, NULL, NULL, NULL, count(*), status, NULL::text, NULL::jsonb
-FROM m GROUP BY type, status
+FROM m GROUP BY type, status"""
+# Only where a type has tags: a row without any adds nothing, but the pass over the match
+# would still be made.
+_TAG_FACET = """
 UNION ALL (
     SELECT 'tag', t, NULL, NULL, NULL, count(*), NULL::text, NULL::text, NULL::jsonb
-    FROM (SELECT unnest(tags) AS t FROM m WHERE cardinality(tags) > 0) AS tagged
+    FROM (SELECT unnest(tags) AS t FROM m) AS tagged
     GROUP BY t ORDER BY count(*) DESC, t LIMIT 20
 )"""
 
@@ -208,13 +216,16 @@ def _assembled(
     facets: bool,
     fixes: bool,
 ) -> str | None:
-    branches = [
-        TYPES[t].branch(t, f, admin=admin, id_range=id_range and t is SearchType.EXECUTION)
-        for t in types
-        if TYPES[t].supports(f)
-    ]
-    if not branches:
+    matched = [t for t in types if TYPES[t].supports(f)]
+    if not matched:
         return None
+    tagged = facets and any(TYPES[t].tags for t in matched)
+    branches = [
+        TYPES[t].branch(
+            t, f, admin=admin, id_range=id_range and t is SearchType.EXECUTION, tagged=tagged
+        )
+        for t in matched
+    ]
     after = (
         "WHERE (score, created_at, id) < (:after_score, :after_created_at, :after_id)"
         if cursor
@@ -231,7 +242,9 @@ page AS MATERIALIZED (
 dressed AS ({dress})
 SELECT 'hit' AS kind, p.type AS value, p.id, p.created_at, p.score, NULL::bigint AS n,
     d.title, d.snippet, d.hl
-FROM page p LEFT JOIN dressed d ON d.type = p.type AND d.id = p.id{_FACETS if facets else ""}
+FROM page p LEFT JOIN dressed d ON d.type = p.type AND d.id = p.id{_FACETS if facets else ""}{
+        _TAG_FACET if tagged else ""
+    }
 {f"UNION ALL ({CLOSEST})" if fixes else ""}"""  # noqa: S608 (fragments)
 
 
