@@ -178,10 +178,20 @@ response = function(status, headers, body)
 end
 done = function(summary, latency, requests)
   for _, thread in ipairs(threads) do bad = bad + thread:get("bad") end
+  -- wrk leaves a request out of the latencies when it fails or times out (2 s): bad too
+  local e = summary.errors
+  bad = bad + e.connect + e.read + e.write + e.timeout
   io.write(string.format("cycle %%d %%d %%d %%d %%d\\n", summary.requests, bad,
     latency:percentile(50), latency:percentile(95), latency:percentile(99)))
 end
 """
+
+
+def _lua_string(text: str) -> str:
+    """``text`` as a Lua string literal: printable ASCII as is, every other byte of its
+    UTF-8 (and the quote and backslash) as a decimal escape, which every Lua reads."""
+    plain = (chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\{b:03d}" for b in text.encode())
+    return '"' + "".join(plain) + '"'
 
 
 def wrk_cycle(
@@ -190,18 +200,18 @@ def wrk_cycle(
     """``wrk -t1 -c1`` for ``seconds`` through ``bodies`` in turn (each about as often):
     requests, bad responses, and p50, p95, p99 in ms. One client, one request at a time:
     the latency of a request, not a throughput."""
-    lua = [_CYCLE % ("{" + ",".join(json.dumps(b) for b in bodies) + "}")]
+    lua = [_CYCLE % ("{" + ",".join(_lua_string(b) for b in bodies) + "}")]
     lua += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write("\n".join(lua) + "\n")
     try:
         command = ["wrk", "-t1", "-c1", f"-d{seconds}s", "-s", script.name, url]
-        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(command, capture_output=True, text=True, check=True)
     finally:
         os.unlink(script.name)
-    found = re.search(r"^cycle (\d+) (\d+) (\d+) (\d+) (\d+)$", out, re.M)
+    found = re.search(r"^cycle (\d+) (\d+) (\d+) (\d+) (\d+)$", out.stdout, re.M)
     if found is None:
-        raise RuntimeError(f"wrk printed no summary:\n{out}")
+        raise RuntimeError(f"wrk printed no summary:\n{out.stdout}\n{out.stderr}")
     n, bad, p50, p95, p99 = (int(v) for v in found.groups())
     return n, bad, p50 / 1000, p95 / 1000, p99 / 1000
 
