@@ -396,6 +396,63 @@ async def test_each_event_shows_the_state_at_that_event_live_and_replayed_alike(
             assert event["step"]["status"] == event["data"]["status"], event
 
 
+CANCEL = "mutation($id: ID!) { cancelExecution(id: $id) { status } }"
+RETRY = "mutation($id: ID!) { retryExecution(id: $id) { status } }"
+
+
+async def test_a_replay_goes_past_the_end_of_a_run_retried_since(
+    engine_server: LiveServer, gql: GQL
+) -> None:
+    """A tab that reconnects from before a cancel must not be left at CANCELLED when the
+    run was retried since: it gets everything after, stays open while the run lives, and
+    completes when it ends; a subscriber to a run already over completes at once."""
+    token = gql.member("retried@example.com")
+    steps = [
+        {"key": "ask", "kind": "APPROVAL", "config": {"prompt": "Go?"}},
+        {"key": "after", "kind": "TRANSFORM", "dependsOn": ["ask"], "config": {"template": "ok"}},
+    ]
+    gql.ok(
+        CREATE_WORKFLOW,
+        {"input": {"key": "retried", "version": "1.0.0", "name": "retried", "steps": steps}},
+        token=token,
+    )
+    execution_id = start(gql, token, "retried")
+    assert gql.wait_execution(execution_id, token)["status"] == "WAITING"
+    before_cancel = history(gql, token, execution_id)[-1][0]
+    assert gql.ok(CANCEL, {"id": execution_id}, token=token)["cancelExecution"]["status"] == (
+        "CANCELLED"
+    )
+    gql.ok(RETRY, {"id": execution_id}, token=token)
+    waiting = gql.wait_step(execution_id, token, "ask", "WAITING_APPROVAL")
+    for _ in range(100):  # the execution's own WAITING follows the step's in its transaction
+        if history(gql, token, execution_id)[-1][1] == "EXECUTION_WAITING":
+            break
+        await asyncio.sleep(0.05)
+    since = [e for e in history(gql, token, execution_id) if e[0] > before_cancel]
+    assert [t for _, t in since if t.startswith("EXECUTION_")] == [
+        "EXECUTION_CANCELLED",
+        "EXECUTION_RETRIED",
+        "EXECUTION_WAITING",
+    ]
+    ask = next(s for s in waiting["steps"] if s["stepKey"] == "ask")
+    async with WS(engine_server.url) as ws:
+        await ws.init(token)
+        await ws.subscribe("s", EXECUTION_UPDATED, {"id": execution_id, "after": before_cancel})
+        replayed = await ws.collect("s", limit=len(since))
+        assert seen(replayed) == since  # past EXECUTION_CANCELLED, still open
+        gql.ok(APPROVE, {"id": ask["id"]}, token=token)
+        rest = await ws.collect("s")  # live, until the run ends
+    assert seen(rest)[-1][1] == "EXECUTION_SUCCEEDED"
+    assert seen(replayed + rest) == [
+        e for e in history(gql, token, execution_id) if e[0] > before_cancel
+    ]
+    last = history(gql, token, execution_id)[-1][0]
+    async with WS(engine_server.url) as ws:
+        await ws.init(token)
+        await ws.subscribe("over", EXECUTION_UPDATED, {"id": execution_id, "after": last})
+        assert await asyncio.wait_for(ws.collect("over"), 10) == []
+
+
 async def test_a_tab_opened_later_gets_only_what_happens_after_it_opened(
     engine_server: LiveServer, gql: GQL
 ) -> None:

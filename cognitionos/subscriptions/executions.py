@@ -160,7 +160,8 @@ class ExecutionSubscription:
         permission_classes=[IsViewer],
         description="Every state change of an execution, each with the state as it was at "
         "that event; with `after`, first the stored events after that position (none: "
-        "from the start). No gap, no duplicate. Completes when the execution ends.",
+        "from the start). No gap, no duplicate. Completes when the execution ends (a replay "
+        "goes past the end of a run that was retried since).",
     )
     async def execution_updated(
         self, info: Info[Context, None], id: strawberry.ID, after: int | None = None
@@ -185,6 +186,10 @@ class ExecutionSubscription:
                 pending: Sequence[_Live] | None = await _log(session, execution_id, delivered)
             base = Execution.from_model(row)  # what never changes; each event brings the rest
             base.preloaded_workflow = workflow
+            # The stream ends with the execution: once the last event it knows of is a
+            # terminal one. Not at every terminal event of a replay: a cancelled or failed
+            # run may have been retried since, and its replay goes on to what followed.
+            ended = row.status.terminal
             while True:
                 if pending is None:  # read the log
                     async with reader() as session:
@@ -192,13 +197,14 @@ class ExecutionSubscription:
                 if pending:
                     for event in await _events(snapshots, base, pending):
                         delivered = event.version
+                        ended = event.type in _TERMINAL
                         yield event
-                        if event.type in _TERMINAL:
-                            return
                     del event  # hold no event while waiting
                     if len(pending) == _PAGE:  # the log may hold more: read on
                         pending = None
                         continue
+                if ended:
+                    return
                 pending = ()
                 message = await live.get()
                 if message is RESYNC:
