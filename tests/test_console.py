@@ -390,6 +390,45 @@ def test_refresh_a_server_restart_and_an_expired_session_lose_nothing(
 EXECUTE_GATE = (
     """mutation($input: ExecuteWorkflowInput!) { executeWorkflow(input: $input) { id } }"""
 )
+CANCEL = "mutation($id: ID!) { cancelExecution(id: $id) { status } }"
+
+
+def test_a_run_retried_in_another_tab_comes_back_to_life_in_this_one(
+    engine_server: LiveServer, browser: Any
+) -> None:
+    """A cancelled run's stream has completed; when another tab retries it, this one shows
+    the retry (the step waiting for approval again), not CANCELLED."""
+    expect.set_options(timeout=20_000)
+    gql = engine_server.gql
+    token = gql.register("tabs@example.com")["accessToken"]
+    gql.ok(
+        CREATE_WORKFLOW,
+        {"input": {"key": "gate", "version": "1.0.0", "name": "Gate", "steps": GATE}},
+        token=token,
+    )
+    run = gql.ok(EXECUTE_GATE, {"input": {"workflowKey": "gate"}}, token=token)["executeWorkflow"]
+    assert gql.wait_execution(run["id"], token)["status"] == "WAITING"
+    gql.ok(CANCEL, {"id": run["id"]}, token=token)
+    url = f"{engine_server.url}/#/executions/{run['id']}"
+    watching, problems = new_page(browser, engine_server, "tabs@example.com")
+    watching.goto(url)
+    status = watching.get_by_test_id("execution-status")
+    expect(status).to_have_attribute("data-status", "CANCELLED")
+    expect(watching.get_by_test_id("connection-note")).to_have_text(
+        "finished: a retry would show here"
+    )
+    other, other_problems = new_page(browser, engine_server, "tabs@example.com")
+    other.goto(url)
+    other.get_by_test_id("retry-button").click()
+    expect(other.get_by_test_id("execution-status")).to_have_attribute("data-status", "WAITING")
+
+    expect(status).to_have_attribute("data-status", "WAITING")
+    expect(node(watching, "ask")).to_have_attribute("data-status", "WAITING_APPROVAL")
+    expect(watching.get_by_test_id("connection-note")).to_have_text("live")
+    expect(watching.get_by_test_id("retry-button")).to_have_count(0)
+    assert problems == [] and other_problems == []
+
+
 WIDE = [
     {"key": "start", "kind": "TRANSFORM", "config": {"template": "0"}},
     *(

@@ -15,6 +15,7 @@ import {
 import { stepDetails } from "./step-details.js";
 
 const EVENTS_PAGE = 1000; // the server's page size for events()
+const RECHECK_MS = 4000; // a finished run that can be retried: looked at again this often
 
 async function readEvents(id, after) {
   const all = [];
@@ -40,6 +41,7 @@ export default {
     let dag = null;
     let stopUpdates = null;
     let historyTimer = null;
+    let recheckTimer = null;
     let historyView = "table";
 
     const head = h("div");
@@ -99,7 +101,8 @@ export default {
             h("span", {}, "ran ", h("b", {}, elapsed(ex.startedAt, TERMINAL_EXECUTION.has(ex.status) ? ex.finishedAt : null))),
             h("span", {}, "tokens ", h("b", {}, count(ex.tokens))),
             h("span", {}, "cost ", h("b", {}, money(ex.costUsd))),
-            h("span", { class: "connection-note" }, st.ended ? "finished: no more updates" : "live")),
+            h("span", { class: "connection-note", "data-testid": "connection-note" }, !st.ended ? "live"
+              : ex.status === "SUCCEEDED" ? "finished: no more updates" : "finished: a retry would show here")),
           actions),
         ex.error ? h("div", { class: "error-box", "data-testid": "execution-error" }, h("strong", {}, "Failed: "), ex.error) : null);
     }
@@ -197,6 +200,7 @@ export default {
 
     function follow() {
       stopUpdates?.();
+      const from = st.lastPosition;
       st.ended = false;
       stopUpdates = subscribe(EXECUTION_UPDATED, () => ({ id, after: st.lastPosition }), {
         data: ({ executionUpdated }) => {
@@ -209,14 +213,30 @@ export default {
           if (st.stopped) return;
           if (TERMINAL_EXECUTION.has(st.execution.status)) {
             st.ended = true;
-            renderHead();
-            loadHistorySoon();
+            if (st.lastPosition !== from) { // a look that found nothing changes nothing
+              renderHead();
+              loadHistorySoon();
+            }
+            recheckLater();
           } else {
             setTimeout(() => { if (!st.stopped) follow(); }, 1000); // cut off: resume
           }
         },
         restarted: loadHistorySoon,
       });
+    }
+
+    // A FAILED or CANCELLED run can be retried elsewhere (another tab, the API) after its
+    // stream completed: look again now and then while the page is shown (the server
+    // completes at once when nothing happened since).
+    function recheckLater() {
+      if (st.execution.status === "SUCCEEDED" || recheckTimer) return;
+      recheckTimer = setTimeout(() => {
+        recheckTimer = null;
+        if (st.stopped || stopUpdates) return;
+        if (document.hidden) recheckLater();
+        else follow();
+      }, RECHECK_MS);
     }
 
     function manageStream() {
@@ -336,6 +356,7 @@ export default {
         if (TERMINAL_EXECUTION.has(st.execution.status)) {
           st.ended = true; // nothing more will happen; catch up on what the history missed
           loadHistorySoon();
+          recheckLater();
         } else follow();
         renderHead();
         gql(AGENT_NAMES).then((d) => {
@@ -352,6 +373,7 @@ export default {
       stopUpdates?.();
       stream.stop?.();
       clearTimeout(historyTimer);
+      clearTimeout(recheckTimer);
     };
   },
 };
