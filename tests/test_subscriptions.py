@@ -453,6 +453,36 @@ async def test_a_replay_goes_past_the_end_of_a_run_retried_since(
         assert await asyncio.wait_for(ws.collect("over"), 10) == []
 
 
+async def test_a_cancelled_run_whose_step_stopped_after_it_still_completes(
+    engine_server: LiveServer, gql: GQL
+) -> None:
+    """A cancel leaves a running step to stop on its own: its STEP_CANCELLED comes after
+    EXECUTION_CANCELLED. The run is over all the same: every replay of it completes."""
+    token = gql.member("stopping@example.com")
+    steps = [
+        {"key": "sleep", "kind": "PYTHON", "config": {"code": "import time\ntime.sleep(30)"}},
+        {"key": "after", "kind": "TRANSFORM", "dependsOn": ["sleep"], "config": {"template": "x"}},
+    ]
+    gql.ok(
+        CREATE_WORKFLOW,
+        {"input": {"key": "stopping", "version": "1.0.0", "name": "stopping", "steps": steps}},
+        token=token,
+    )
+    execution_id = start(gql, token, "stopping")
+    gql.wait_step(execution_id, token, "sleep", "RUNNING")
+    gql.ok(CANCEL, {"id": execution_id}, token=token)
+    gql.wait_step(execution_id, token, "sleep", "CANCELLED")
+    events = history(gql, token, execution_id)
+    cancelled = next(p for p, t in events if t == "EXECUTION_CANCELLED")
+    assert events[-1][1] == "STEP_CANCELLED" and events[-1][0] > cancelled
+    for after in (None, cancelled, events[-1][0]):
+        async with WS(engine_server.url) as ws:
+            await ws.init(token)
+            await ws.subscribe("s", EXECUTION_UPDATED, {"id": execution_id, "after": after})
+            got = await asyncio.wait_for(ws.collect("s"), 10)
+        assert seen(got) == [e for e in events if after is None or e[0] > after]
+
+
 async def test_a_tab_opened_later_gets_only_what_happens_after_it_opened(
     engine_server: LiveServer, gql: GQL
 ) -> None:

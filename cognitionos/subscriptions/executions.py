@@ -38,7 +38,6 @@ from cognitionos.services.workflows.transitions import STREAM
 
 __all__ = ["ExecutionEvent", "ExecutionSubscription"]
 
-_TERMINAL = {"EXECUTION_SUCCEEDED", "EXECUTION_FAILED", "EXECUTION_CANCELLED"}
 _PAGE = 1000  # stored events read at a time
 
 
@@ -186,9 +185,11 @@ class ExecutionSubscription:
                 pending: Sequence[_Live] | None = await _log(session, execution_id, delivered)
             base = Execution.from_model(row)  # what never changes; each event brings the rest
             base.preloaded_workflow = workflow
-            # The stream ends with the execution: once the last event it knows of is a
-            # terminal one. Not at every terminal event of a replay: a cancelled or failed
-            # run may have been retried since, and its replay goes on to what followed.
+            # The stream ends with the execution: once the last event it knows of left the
+            # execution finished (the state each event records, so a step that stopped
+            # after its run was cancelled ends it too). Not at every terminal event of a
+            # replay: a cancelled or failed run may have been retried since, and its
+            # replay goes on to what followed.
             ended = row.status.terminal
             while True:
                 if pending is None:  # read the log
@@ -197,7 +198,7 @@ class ExecutionSubscription:
                 if pending:
                     for event in await _events(snapshots, base, pending):
                         delivered = event.version
-                        ended = event.type in _TERMINAL
+                        ended = event.execution.status.terminal
                         yield event
                     del event  # hold no event while waiting
                     if len(pending) == _PAGE:  # the log may hold more: read on

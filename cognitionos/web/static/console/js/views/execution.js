@@ -207,7 +207,10 @@ export default {
           cleared("live");
           apply(executionUpdated);
         },
-        error: (err) => fail(err, "Live updates stopped", "live"),
+        error: (err) => {
+          fail(err, "Live updates stopped", "live");
+          if (!st.stopped && TERMINAL_EXECUTION.has(st.execution.status)) recheckLater();
+        },
         complete: () => {
           stopUpdates = null;
           if (st.stopped) return;
@@ -233,9 +236,10 @@ export default {
       if (st.execution.status === "SUCCEEDED" || recheckTimer) return;
       recheckTimer = setTimeout(() => {
         recheckTimer = null;
-        if (st.stopped || stopUpdates) return;
+        // Live again (retried here meanwhile): its stream is open, nothing to look at.
+        if (st.stopped || !TERMINAL_EXECUTION.has(st.execution.status)) return;
         if (document.hidden) recheckLater();
-        else follow();
+        else follow(); // stops whatever subscription is left (one that failed, say) first
       }, RECHECK_MS);
     }
 
