@@ -400,6 +400,18 @@ CANCEL = "mutation($id: ID!) { cancelExecution(id: $id) { status } }"
 RETRY = "mutation($id: ID!) { retryExecution(id: $id) { status } }"
 
 
+def run_then(gql: GQL, token: str, key: str, first: dict[str, Any]) -> str:
+    """A run of ``first`` followed by a step that needs it; returns the execution's id."""
+    after = {"key": "after", "kind": "TRANSFORM", "dependsOn": [first["key"]]}
+    steps = [first, {**after, "config": {"template": "ok"}}]
+    gql.ok(
+        CREATE_WORKFLOW,
+        {"input": {"key": key, "version": "1.0.0", "name": key, "steps": steps}},
+        token=token,
+    )
+    return start(gql, token, key)
+
+
 async def test_a_replay_goes_past_the_end_of_a_run_retried_since(
     engine_server: LiveServer, gql: GQL
 ) -> None:
@@ -407,16 +419,9 @@ async def test_a_replay_goes_past_the_end_of_a_run_retried_since(
     run was retried since: it gets everything after, stays open while the run lives, and
     completes when it ends; a subscriber to a run already over completes at once."""
     token = gql.member("retried@example.com")
-    steps = [
-        {"key": "ask", "kind": "APPROVAL", "config": {"prompt": "Go?"}},
-        {"key": "after", "kind": "TRANSFORM", "dependsOn": ["ask"], "config": {"template": "ok"}},
-    ]
-    gql.ok(
-        CREATE_WORKFLOW,
-        {"input": {"key": "retried", "version": "1.0.0", "name": "retried", "steps": steps}},
-        token=token,
+    execution_id = run_then(
+        gql, token, "retried", {"key": "ask", "kind": "APPROVAL", "config": {"prompt": "Go?"}}
     )
-    execution_id = start(gql, token, "retried")
     assert gql.wait_execution(execution_id, token)["status"] == "WAITING"
     before_cancel = history(gql, token, execution_id)[-1][0]
     assert gql.ok(CANCEL, {"id": execution_id}, token=token)["cancelExecution"]["status"] == (
@@ -459,16 +464,12 @@ async def test_a_cancelled_run_whose_step_stopped_after_it_still_completes(
     """A cancel leaves a running step to stop on its own: its STEP_CANCELLED comes after
     EXECUTION_CANCELLED. The run is over all the same: every replay of it completes."""
     token = gql.member("stopping@example.com")
-    steps = [
+    execution_id = run_then(
+        gql,
+        token,
+        "stopping",
         {"key": "sleep", "kind": "PYTHON", "config": {"code": "import time\ntime.sleep(30)"}},
-        {"key": "after", "kind": "TRANSFORM", "dependsOn": ["sleep"], "config": {"template": "x"}},
-    ]
-    gql.ok(
-        CREATE_WORKFLOW,
-        {"input": {"key": "stopping", "version": "1.0.0", "name": "stopping", "steps": steps}},
-        token=token,
     )
-    execution_id = start(gql, token, "stopping")
     gql.wait_step(execution_id, token, "sleep", "RUNNING")
     gql.ok(CANCEL, {"id": execution_id}, token=token)
     gql.wait_step(execution_id, token, "sleep", "CANCELLED")
