@@ -126,31 +126,33 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(
-    url: str, body: str, headers: dict[str, str], seconds: int
-) -> tuple[float, float, float, int, int]:
-    lua = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body)}"]
-    lua += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
+def _lua_string(text: str) -> str:
+    """``text`` as a Lua string literal: printable ASCII as is, every other byte of its
+    UTF-8 (and the quote and backslash) as a decimal escape, which every Lua reads."""
+    plain = (chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\{b:03d}" for b in text.encode())
+    return '"' + "".join(plain) + '"'
+
+
+def _run_wrk(
+    url: str, lua: list[str], headers: dict[str, str], options: list[str]
+) -> subprocess.CompletedProcess[str]:
+    """``wrk`` with ``options`` on ``url``, its script ``lua`` plus ``headers``."""
+    lua = [*lua, *(f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in headers.items())]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write("\n".join(lua) + "\n")
     try:
-        out = subprocess.run(
-            [
-                "wrk",
-                "-t1",
-                f"-c{CONNECTIONS}",
-                f"-d{seconds}s",
-                "--latency",
-                "-s",
-                script.name,
-                url,
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        command = ["wrk", *options, "-s", script.name, url]
+        return subprocess.run(command, capture_output=True, text=True, check=True)
     finally:
         os.unlink(script.name)
+
+
+def wrk(
+    url: str, body: str, headers: dict[str, str], seconds: int
+) -> tuple[float, float, float, int, int]:
+    lua = ['wrk.method = "POST"', f"wrk.body = {_lua_string(body)}"]
+    options = ["-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency"]
+    out = _run_wrk(url, lua, headers, options).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
@@ -187,13 +189,6 @@ end
 """
 
 
-def _lua_string(text: str) -> str:
-    """``text`` as a Lua string literal: printable ASCII as is, every other byte of its
-    UTF-8 (and the quote and backslash) as a decimal escape, which every Lua reads."""
-    plain = (chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\{b:03d}" for b in text.encode())
-    return '"' + "".join(plain) + '"'
-
-
 def wrk_cycle(
     url: str, bodies: list[str], headers: dict[str, str], seconds: int
 ) -> tuple[int, int, float, float, float]:
@@ -201,14 +196,7 @@ def wrk_cycle(
     requests, bad responses, and p50, p95, p99 in ms. One client, one request at a time:
     the latency of a request, not a throughput."""
     lua = [_CYCLE % ("{" + ",".join(_lua_string(b) for b in bodies) + "}")]
-    lua += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write("\n".join(lua) + "\n")
-    try:
-        command = ["wrk", "-t1", "-c1", f"-d{seconds}s", "-s", script.name, url]
-        out = subprocess.run(command, capture_output=True, text=True, check=True)
-    finally:
-        os.unlink(script.name)
+    out = _run_wrk(url, lua, headers, ["-t1", "-c1", f"-d{seconds}s"])
     found = re.search(r"^cycle (\d+) (\d+) (\d+) (\d+) (\d+)$", out.stdout, re.M)
     if found is None:
         raise RuntimeError(f"wrk printed no summary:\n{out.stdout}\n{out.stderr}")

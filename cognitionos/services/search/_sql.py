@@ -26,7 +26,7 @@ _Q = """q AS MATERIALIZED (
 # Ranking, the same for every type: see README "Search". Weights {D, C, B, A}.
 _WEIGHTS = "'{0.1, 0.2, 0.4, 1.0}'"
 _MEMORY_WEIGHTS = "'{0.2, 0.2, 0.4, 1.0}'"  # memories' content has no weight: it is a body
-EMPTY_TAGS = "'{}'::varchar[]"
+_EMPTY_TAGS = "'{}'::varchar[]"
 
 
 def _title_boost(titles: list[str]) -> str:
@@ -109,7 +109,7 @@ class _Type:
         if self.versioned:
             newer = _filters("v", "v.tags", None, f)
             where.append(_NEWEST_MATCHING.format(filters="".join(f"AND {w} " for w in newer)))
-        tags = f"{self.tags or EMPTY_TAGS} AS tags, " if tagged else ""
+        tags = f"{self.tags or _EMPTY_TAGS} AS tags, " if tagged else ""
         status = f"{self.status}::text" if self.status else "NULL::text"
         return f"""SELECT '{kind.value}'::text AS type, {a}.id, {a}.created_at,
             {score} AS score, {tags}{status} AS status

@@ -358,7 +358,7 @@ export default {
           dag.reveal(st.selected);
         }
         if (TERMINAL_EXECUTION.has(st.execution.status)) {
-          st.ended = true; // nothing more will happen; catch up on what the history missed
+          st.ended = true; // over (unless retried elsewhere); catch up on what the history missed
           loadHistorySoon();
           recheckLater();
         } else follow();
