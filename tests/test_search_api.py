@@ -168,6 +168,54 @@ def test_facets_count_the_whole_match_pages_follow_the_cursor_and_filters_narrow
     assert facet(agents, "status") == {"IDLE": 1}
 
 
+def test_counts_pages_and_the_tag_facet_are_exact_across_the_workflows_two_shards(
+    gql: GQL, db: Any
+) -> None:
+    # A member's two statements each match one shard of the workflows (migration 0012).
+    token = gql.member()
+    shards: dict[str, list[str]] = {"first": [], "rest": []}
+    for i in range(80):
+        wid = workflow(gql, token, f"moraine-{i}", f"Moraine survey {i}", tags=["moraine"])
+        (row,) = db("SELECT search_shard FROM workflows WHERE id = $1", uuid.UUID(wid))
+        shards["first" if row["search_shard"] < 8 else "rest"].append(wid)
+        if len(shards["first"]) >= 3 and len(shards["rest"]) >= 2:
+            break
+    first, rest = shards["first"], shards["rest"]
+    assert len(first) >= 3 and len(rest) >= 2, shards
+    everyone = first + rest
+    # "split" is on two workflows of each shard (4 in all); twenty "solo" tags on three
+    # workflows of the first shard only (3 each). Counted apart and cut at 20 each,
+    # "split" would come out at 2 and be left out.
+    solo = [f"solo-{n:02}" for n in range(20)]
+    tags = {wid: ["moraine"] for wid in everyone}
+    for wid in first[:2] + rest[:2]:
+        tags[wid].append("split")
+    for wid in first[:3]:
+        tags[wid] += solo
+    for wid, its in tags.items():
+        db("UPDATE workflows SET tags = $2 WHERE id = $1", uuid.UUID(wid), its)
+    expected = {"moraine": len(everyone), "split": 4} | {t: 3 for t in solo[:18]}
+
+    boss = admin(gql, db, "moraine-admin@example.com")
+    for who in (token, boss):
+        found = search(gql, who, "moraine survey", first=2)
+        assert found["total"] == len(everyone)
+        assert facet(found, "type") == {"WORKFLOW": len(everyone)}
+        assert facet(found, "tag") == expected
+        assert list(facet(found, "tag")) == ["moraine", "split", *solo[:18]]
+        seen, scores, page = [], [], found
+        while True:
+            seen += [h["id"] for h in page["hits"]]
+            scores += [h["score"] for h in page["hits"]]
+            if not page["pageInfo"]["hasNextPage"]:
+                break
+            after = page["pageInfo"]["endCursor"]
+            page = search(gql, who, "moraine survey", first=2, after=after)
+        assert sorted(seen) == sorted(everyone) and scores == sorted(scores, reverse=True)
+    only = search(gql, token, "moraine", types=["WORKFLOW"], f={"tags": ["split"]})
+    assert only["total"] == 4 and facet(only, "tag")["split"] == 4
+
+
 def test_pages_across_shared_and_own_rows_are_merged_in_one_order(gql: GQL) -> None:
     token = gql.member()
     me = gql.ok(ME, token=token)["me"]["id"]

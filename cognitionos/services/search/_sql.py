@@ -7,6 +7,7 @@ score), and returns the page after the cursor, dressed (titles, snippets and hig
 
 from __future__ import annotations
 
+import enum
 import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 from cognitionos.services.search._types import SearchFilter, SearchType
 from cognitionos.services.search._typos import CLOSEST
 
-__all__ = ["TYPES", "match_statement"]
+__all__ = ["BOTH", "TAG_FACET_SIZE", "TYPES", "Shard", "counts_tags", "match_statement"]
 
 # The query, parsed once: every branch and every row's rank reads it from here.
 _Q = """q AS MATERIALIZED (
@@ -27,6 +28,19 @@ _Q = """q AS MATERIALIZED (
 _WEIGHTS = "'{0.1, 0.2, 0.4, 1.0}'"
 _MEMORY_WEIGHTS = "'{0.2, 0.2, 0.4, 1.0}'"  # memories' content has no weight: it is a body
 _EMPTY_TAGS = "'{}'::varchar[]"
+TAG_FACET_SIZE = 20
+
+
+class Shard(enum.Enum):
+    """Which workflows a branch matches: each is in one of two shards, each with its own
+    partial search index (migration 0012, whose predicates these are: a branch over both
+    would scan the table, so a statement over both has a branch for each)."""
+
+    FIRST = "w.search_shard < 8"
+    REST = "w.search_shard >= 8"
+
+
+BOTH = (Shard.FIRST, Shard.REST)
 
 
 def _title_boost(titles: list[str]) -> str:
@@ -85,13 +99,21 @@ class _Type:
     owner: str | None = None  # non-admins see only their own rows
     weights: str = _WEIGHTS
     extra_where: str = ""
-    versioned: bool = False  # workflows: one hit per key
+    versioned: bool = False  # workflows: one hit per key, and in shards
 
     def branch(
-        self, kind: SearchType, f: SearchFilter, *, admin: bool, id_range: bool, tagged: bool
+        self,
+        kind: SearchType,
+        f: SearchFilter,
+        *,
+        admin: bool,
+        id_range: bool,
+        tagged: bool,
+        shard: Shard | None,
     ) -> str:
-        """The rows of this type in the match; with ``tagged``, their tags too (for the tag
-        facet of a statement that matches a type with tags)."""
+        """The rows of this type in the match (of a versioned type, those in ``shard``);
+        with ``tagged``, their tags too (for the tag facet of a statement that matches a
+        type with tags)."""
         a = self.alias
         match = f"{self.doc} @@ q.q"
         if kind is SearchType.MEMORY:
@@ -101,6 +123,8 @@ class _Type:
             match = f"({match} OR {a}.id BETWEEN :id_low AND :id_high)"
             score = f"({score} + CASE WHEN {a}.id BETWEEN :id_low AND :id_high THEN 2 ELSE 0 END)"
         where = [match]
+        if shard is not None:
+            where.append(shard.value)
         if self.owner and not admin:
             where.append(self.owner)
         if self.extra_where:
@@ -169,16 +193,22 @@ UNION ALL
 SELECT 'type', type, NULL, NULL, NULL, count(*), status, NULL::text, NULL::jsonb
 FROM m GROUP BY type, status"""
 # Only where a type has tags: a row without any adds nothing, but the pass over the match
-# would still be made.
+# would still be made. Every tag when another statement counts tags too (the sums decide
+# which come first); else only the first ones.
 _TAG_FACET = """
 UNION ALL (
     SELECT 'tag', t, NULL, NULL, NULL, count(*), NULL::text, NULL::text, NULL::jsonb
     FROM (SELECT unnest(tags) AS t FROM m) AS tagged
-    GROUP BY t ORDER BY count(*) DESC, t LIMIT 20
+    GROUP BY t{limit}
 )"""
 
 
 _SOME = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def counts_tags(types: tuple[SearchType, ...], f: SearchFilter) -> bool:
+    """Whether a statement of ``types`` matches a type with tags (and counts the tag facet)."""
+    return any(TYPES[t].tags is not None and TYPES[t].supports(f) for t in types)
 
 
 def match_statement(
@@ -188,13 +218,16 @@ def match_statement(
     admin: bool,
     id_range: bool,
     cursor: bool,
+    shards: tuple[Shard, ...] = BOTH,
     facets: bool = True,
+    every_tag: bool = False,
     fixes: bool = False,
 ) -> str | None:
     """``(kind, value, id, created_at, score, n, title, snippet, highlights)`` rows: ``hit``
     rows (the page, unsorted, dressed), ``type`` counts per type and status (in the column
-    of ``title``: one pass over the match counts both facets), ``tag`` counts and, with
-    ``fixes``, a ``fix`` row per unknown word with its closest known one. None:
+    of ``title``: one pass over the match counts both facets), ``tag`` counts (the first
+    ``TAG_FACET_SIZE``; with ``every_tag``, all) and, with ``fixes``, a ``fix`` row per
+    unknown word with its closest known one. Workflows are those in ``shards``. None:
     no type can match the filter. A statement depends on which filters are set, not on
     their values (bind parameters), so each shape is assembled once."""
     shape = SearchFilter(
@@ -203,7 +236,7 @@ def match_statement(
         created_after=_SOME if f.created_after else None,
         created_before=_SOME if f.created_before else None,
     )
-    return _assembled(types, shape, admin, id_range, cursor, facets, fixes)
+    return _assembled(types, shape, admin, id_range, cursor, shards, facets, every_tag, fixes)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -213,18 +246,26 @@ def _assembled(
     admin: bool,
     id_range: bool,
     cursor: bool,
+    shards: tuple[Shard, ...],
     facets: bool,
+    every_tag: bool,
     fixes: bool,
 ) -> str | None:
     matched = [t for t in types if TYPES[t].supports(f)]
     if not matched:
         return None
-    tagged = facets and any(TYPES[t].tags for t in matched)
+    tagged = facets and counts_tags(types, f)
     branches = [
         TYPES[t].branch(
-            t, f, admin=admin, id_range=id_range and t is SearchType.EXECUTION, tagged=tagged
+            t,
+            f,
+            admin=admin,
+            id_range=id_range and t is SearchType.EXECUTION,
+            tagged=tagged,
+            shard=shard,
         )
         for t in matched
+        for shard in (shards if TYPES[t].versioned else (None,))
     ]
     after = (
         "WHERE (score, created_at, id) < (:after_score, :after_created_at, :after_id)"
@@ -233,6 +274,7 @@ def _assembled(
     )
     union = "\nUNION ALL\n".join(branches)
     dress = "\nUNION ALL\n".join(_DRESS[t] for t in types)
+    limit = "" if every_tag else f" ORDER BY count(*) DESC, t LIMIT {TAG_FACET_SIZE}"
     return f"""WITH {_Q},
 m AS MATERIALIZED ({union}),
 page AS MATERIALIZED (
@@ -243,7 +285,7 @@ dressed AS ({dress})
 SELECT 'hit' AS kind, p.type AS value, p.id, p.created_at, p.score, NULL::bigint AS n,
     d.title, d.snippet, d.hl
 FROM page p LEFT JOIN dressed d ON d.type = p.type AND d.id = p.id{_FACETS if facets else ""}{
-        _TAG_FACET if tagged else ""
+        _TAG_FACET.format(limit=limit) if tagged else ""
     }
 {f"UNION ALL ({CLOSEST})" if fixes else ""}"""  # noqa: S608 (fragments)
 

@@ -23,7 +23,13 @@ from cognitionos.services.search._input import (
     page_size,
     parse_query,
 )
-from cognitionos.services.search._sql import match_statement
+from cognitionos.services.search._sql import (
+    BOTH,
+    TAG_FACET_SIZE,
+    Shard,
+    counts_tags,
+    match_statement,
+)
 from cognitionos.services.search._types import (
     Facet,
     FacetValue,
@@ -60,15 +66,18 @@ def _initials(first: str) -> list[int]:
     return sorted(ord(c) for c in forms if len(c) == 1)
 
 
-# Workflows and agents (everyone's, and the only types with tags) are matched apart from the
-# asker's own executions, memories and notifications: two statements on two connections at
-# once, so a broad query's two halves take the time of the larger one. Both apply the same
-# cursor and keep the same order, so the merged page is exact; counts add up, and the tag
-# facet (top 20) comes whole from the first group.
-_GROUPS = (
-    (SearchType.WORKFLOW, SearchType.AGENT),
-    (SearchType.EXECUTION, SearchType.MEMORY, SearchType.NOTIFICATION),
-)
+# Two statements on two connections at once, so a broad query takes the time of the larger
+# one: everyone's workflows and agents apart from the asker's own executions, memories and
+# notifications. For a member, workflows are most of a broad match and their own rows few,
+# so the second statement also takes the workflows of the smaller shard (a fifth; migration
+# 0012); an admin's second statement already holds every member's rows. Both apply the
+# same cursor and keep the same order, so the merged page is exact; counts add up (each
+# workflow is in one shard), and when both count tags, each sends every tag and the sums
+# decide which come first.
+_W, _A = SearchType.WORKFLOW, SearchType.AGENT
+_OWN = (SearchType.EXECUTION, SearchType.MEMORY, SearchType.NOTIFICATION)
+_MEMBER_GROUPS = (((_W, _A), (Shard.FIRST,)), ((_W, *_OWN), (Shard.REST,)))
+_ADMIN_GROUPS = (((_W, _A), BOTH), (_OWN, BOTH))
 
 
 def _params(
@@ -140,22 +149,30 @@ async def _match(
 ) -> _Match:
     """The page, counts and facets of ``query``; with ``fixes``, the closest known word of
     each unknown one too, looked up by the last statement (no round trip of its own)."""
-    groups = [tuple(t for t in group if t in types) for group in _GROUPS]
+    groups = [
+        (tuple(t for t in group if t in types), shards)
+        for group, shards in (_ADMIN_GROUPS if principal.is_admin else _MEMBER_GROUPS)
+    ]
+    tagged = [group for group, _ in groups if counts_tags(group, f)]
 
-    def statement(group: tuple[SearchType, ...], with_fixes: bool = False) -> str | None:
+    def statement(
+        group: tuple[SearchType, ...], shards: tuple[Shard, ...], with_fixes: bool = False
+    ) -> str | None:
         return match_statement(
             group,
             f,
             admin=principal.is_admin,
             id_range=query.id_range is not None,
             cursor=cursor is not None,
+            shards=shards,
+            every_tag=len(tagged) > 1,
             fixes=with_fixes,
         )
 
-    sqls = [statement(group) for group in groups]
+    sqls = [statement(*group) for group in groups]
     present = [i for i, sql in enumerate(sqls) if sql is not None]
     if fixes and present:
-        sqls[present[-1]] = statement(groups[present[-1]], with_fixes=True)
+        sqls[present[-1]] = statement(*groups[present[-1]], with_fixes=True)
     statements = [numbered(sql) for sql in sqls if sql is not None]
     if not statements:
         return _Match(query, [], False, 0, [], {})
@@ -172,7 +189,9 @@ async def _match(
             field=name,
             values=[
                 FacetValue(value=value, count=n)
-                for value, n in sorted(counts[name].items(), key=lambda vn: (-vn[1], vn[0]))
+                for value, n in sorted(counts[name].items(), key=lambda vn: (-vn[1], vn[0]))[
+                    : TAG_FACET_SIZE if name == "tag" else None
+                ]
             ],
         )
         for name in _FACET_ORDER
