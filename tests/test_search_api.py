@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import json
+import re
 import time
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 
+from cognitionos.db.models import Role
+from cognitionos.db.rows import numbered
+from cognitionos.services.auth import Principal
+from cognitionos.services.search._input import parse_query
+from cognitionos.services.search._sql import BOTH, Shard, match_statement
+from cognitionos.services.search._types import SearchFilter
+from cognitionos.services.search._types import SearchType as T
+from cognitionos.services.search.service import _params
+from tests.conftest import Stack
 from tests.search_support import admin, workflow
 from tests.support import EXECUTE, GQL, LiveServer
 
@@ -176,8 +189,11 @@ def test_counts_pages_and_the_tag_facet_are_exact_across_the_workflows_two_shard
     shards: dict[str, list[str]] = {"first": [], "rest": []}
     for i in range(80):
         wid = workflow(gql, token, f"moraine-{i}", f"Moraine survey {i}", tags=["moraine"])
-        (row,) = db("SELECT search_shard FROM workflows WHERE id = $1", uuid.UUID(wid))
-        shards["first" if row["search_shard"] < 8 else "rest"].append(wid)
+        (row,) = db(
+            f"SELECT {Shard.FIRST.value} AS first FROM workflows w WHERE id = $1",  # noqa: S608
+            uuid.UUID(wid),
+        )
+        shards["first" if row["first"] else "rest"].append(wid)
         if len(shards["first"]) >= 3 and len(shards["rest"]) >= 2:
             break
     first, rest = shards["first"], shards["rest"]
@@ -214,6 +230,68 @@ def test_counts_pages_and_the_tag_facet_are_exact_across_the_workflows_two_shard
         assert sorted(seen) == sorted(everyone) and scores == sorted(scores, reverse=True)
     only = search(gql, token, "moraine", types=["WORKFLOW"], f={"tags": ["split"]})
     assert only["total"] == 4 and facet(only, "tag")["split"] == 4
+
+
+async def _generic_plan(dsn: str, sql: str, admin_: bool) -> str:
+    """EXPLAIN of ``sql`` as the search runs it: prepared, on its generic plan."""
+    who = Principal(user_id=uuid.uuid4(), role=Role.ADMIN if admin_ else Role.MEMBER)
+    params = _params(parse_query("moraine survey"), SearchFilter(), who, 20, None)
+    statement = numbered(sql)
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            rows = await conn.fetch(
+                "EXPLAIN " + statement.sql, *(params[n] for n in statement.names)
+            )
+    finally:
+        await conn.close()
+    return "\n".join(r[0] for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("types", "shards", "admin_", "indexes"),
+    [
+        ((T.WORKFLOW, T.AGENT), (Shard.FIRST,), False, {"ix_workflows_search_first"}),
+        ((T.WORKFLOW, T.EXECUTION), (Shard.REST,), False, {"ix_workflows_search_rest"}),
+        (
+            (T.WORKFLOW, T.AGENT),
+            BOTH,
+            True,
+            {"ix_workflows_search_first", "ix_workflows_search_rest"},
+        ),
+    ],
+)
+def test_each_shard_is_read_through_its_own_partial_index(
+    stack: Stack, types: tuple[T, ...], shards: tuple[Shard, ...], admin_: bool, indexes: set[str]
+) -> None:
+    # The statements' shard predicates are the indexes' (migration 0012): were they to
+    # drift apart, the workflows would be read by a scan of the whole table.
+    sql = match_statement(
+        types, SearchFilter(), admin=admin_, id_range=False, cursor=False, shards=shards
+    )
+    assert sql is not None
+    plan = asyncio.run(_generic_plan(stack.dsn, sql, admin_))
+    used = set(re.findall(r"Bitmap Index Scan on (ix_workflows_\w+)", plan))
+    assert used == indexes and "Seq Scan on workflows" not in plan, plan
+
+
+def test_every_workflow_key_is_in_exactly_one_shard(db: Any) -> None:
+    # What the indexes cover is what the statements ask for, and the two shards part
+    # every key: none in both, none in neither.
+    migration = importlib.import_module(
+        "cognitionos.db.migrations.versions.0012_search_workflow_shards"
+    )
+    for shard, index in zip(BOTH, migration.INDEXES, strict=True):
+        assert index.endswith("WHERE " + shard.value.replace("w.key", "key"))
+    (row,) = db(
+        f"""SELECT count(*) FILTER (WHERE {Shard.FIRST.value}) AS first,
+                   count(*) FILTER (WHERE {Shard.REST.value}) AS rest,
+                   count(*) FILTER (WHERE ({Shard.FIRST.value}) = ({Shard.REST.value})) AS both
+            FROM (SELECT md5(g::text) AS key FROM generate_series(1, 10000) AS g) AS w"""  # noqa: S608
+    )
+    assert row["both"] == 0 and row["first"] + row["rest"] == 10_000
+    assert 7_600 < row["first"] < 8_400  # about four in five
 
 
 def test_pages_across_shared_and_own_rows_are_merged_in_one_order(gql: GQL) -> None:

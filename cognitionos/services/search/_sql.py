@@ -1,8 +1,8 @@
 """The search statements, assembled from fixed fragments: every value is a bind parameter.
 
-One statement finds the whole match (each type's rows the asker may see, with their
+A statement finds its part of the match (its types' rows the asker may see, with their
 score), and returns the page after the cursor, dressed (titles, snippets and highlights by
-``ts_headline``, for the page's rows only), and the facet counts over all of it.
+``ts_headline``, for the page's rows only), and the facet counts over all of its part.
 """
 
 from __future__ import annotations
@@ -27,17 +27,17 @@ _Q = """q AS MATERIALIZED (
 # Ranking, the same for every type: see README "Search". Weights {D, C, B, A}.
 _WEIGHTS = "'{0.1, 0.2, 0.4, 1.0}'"
 _MEMORY_WEIGHTS = "'{0.2, 0.2, 0.4, 1.0}'"  # memories' content has no weight: it is a body
-_EMPTY_TAGS = "'{}'::varchar[]"
+_NO_TAGS = "NULL::varchar[]"  # unnested, no row
 TAG_FACET_SIZE = 20
 
 
 class Shard(enum.Enum):
-    """Which workflows a branch matches: each is in one of two shards, each with its own
+    """Which workflows a branch matches: each key is in one of two shards, each with its own
     partial search index (migration 0012, whose predicates these are: a branch over both
     would scan the table, so a statement over both has a branch for each)."""
 
-    FIRST = "w.search_shard < 8"
-    REST = "w.search_shard >= 8"
+    FIRST = "abs(hashtextextended(w.key, 0) % 10) < 8"
+    REST = "abs(hashtextextended(w.key, 0) % 10) >= 8"
 
 
 BOTH = (Shard.FIRST, Shard.REST)
@@ -133,7 +133,7 @@ class _Type:
         if self.versioned:
             newer = _filters("v", "v.tags", None, f)
             where.append(_NEWEST_MATCHING.format(filters="".join(f"AND {w} " for w in newer)))
-        tags = f"{self.tags or _EMPTY_TAGS} AS tags, " if tagged else ""
+        tags = f"{self.tags or _NO_TAGS} AS tags, " if tagged else ""
         status = f"{self.status}::text" if self.status else "NULL::text"
         return f"""SELECT '{kind.value}'::text AS type, {a}.id, {a}.created_at,
             {score} AS score, {tags}{status} AS status
@@ -274,7 +274,8 @@ def _assembled(
     )
     union = "\nUNION ALL\n".join(branches)
     dress = "\nUNION ALL\n".join(_DRESS[t] for t in types)
-    limit = "" if every_tag else f" ORDER BY count(*) DESC, t LIMIT {TAG_FACET_SIZE}"
+    # Ties in code point order ("C"), as the sums of two statements' counts are cut.
+    limit = "" if every_tag else f' ORDER BY count(*) DESC, t COLLATE "C" LIMIT {TAG_FACET_SIZE}'
     return f"""WITH {_Q},
 m AS MATERIALIZED ({union}),
 page AS MATERIALIZED (
