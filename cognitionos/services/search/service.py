@@ -153,7 +153,8 @@ async def _match(
         (tuple(t for t in group if t in types), shards)
         for group, shards in (_ADMIN_GROUPS if principal.is_admin else _MEMBER_GROUPS)
     ]
-    tagged = [group for group, _ in groups if counts_tags(group, f)]
+    # When both statements count tags, each sends every tag: the sums decide the top ones.
+    every_tag = sum(counts_tags(group, f) for group, _ in groups) > 1
 
     def statement(
         group: tuple[SearchType, ...], shards: tuple[Shard, ...], with_fixes: bool = False
@@ -165,7 +166,7 @@ async def _match(
             id_range=query.id_range is not None,
             cursor=cursor is not None,
             shards=shards,
-            every_tag=len(tagged) > 1,
+            every_tag=every_tag,
             fixes=with_fixes,
         )
 
