@@ -62,6 +62,9 @@ from tests.support import GQL
 SUGGESTIONS = importlib.import_module("cognitionos.db.migrations.versions.0010_search_suggestions")
 SUPERSEDED = importlib.import_module("cognitionos.db.migrations.versions.0011_search_superseded")
 SHARDS = importlib.import_module("cognitionos.db.migrations.versions.0012_search_workflow_shards")
+MEMORY_VECTOR = importlib.import_module(
+    "cognitionos.db.migrations.versions.0013_search_memory_vector"
+)
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 MEMBERS = 50
 QUERIES = 200
@@ -429,14 +432,14 @@ async def main() -> None:
         await conn.execute("UPDATE workflows SET search_tsv = NULL")
         for index in SHARDS.INDEXES:
             await conn.execute(index)
-        await conn.execute("DROP INDEX ix_memories_search_meta")
-        await conn.execute(
-            "CREATE INDEX ix_memories_search_meta ON memories USING gin (search_meta) "
-            "WITH (fastupdate = off)"
-        )
+        # Memories' vector is generated and stored: the table is rewritten (migration 0013).
+        await conn.execute("ALTER TABLE memories DROP COLUMN search_tsv")
+        await conn.execute(MEMORY_VECTOR.COLUMN)
+        await conn.execute(MEMORY_VECTOR.INDEX)
         build = time.perf_counter() - t
         print(
-            f"index build for existing rows (vectors + GIN, migrations 0008, 0012): {build:.1f} s"
+            "index build for existing rows (vectors + GIN, migrations 0008, 0012, 0013): "
+            f"{build:.1f} s"
         )
         t = time.perf_counter()
         await conn.execute("DROP INDEX ix_search_suggestions_type")

@@ -116,8 +116,6 @@ class _Type:
         type with tags)."""
         a = self.alias
         match = f"{self.doc} @@ q.q"
-        if kind is SearchType.MEMORY:
-            match = f"({a}.tsv @@ q.q OR {a}.search_meta @@ q.q)"
         score = _score(self.doc, self.titles, self.weights)
         if id_range:
             match = f"({match} OR {a}.id BETWEEN :id_low AND :id_high)"
@@ -172,7 +170,7 @@ TYPES: dict[SearchType, _Type] = {
     SearchType.MEMORY: _Type(
         table="memories",
         alias="m",
-        doc="(m.tsv || m.search_meta)",
+        doc="m.search_tsv",  # content and metadata values (migration 0013)
         titles=["m.content"],
         owner="(m.scope = 'GLOBAL' OR m.owner_id = :me)",
         weights=_MEMORY_WEIGHTS,

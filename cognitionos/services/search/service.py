@@ -67,17 +67,18 @@ def _initials(first: str) -> list[int]:
 
 
 # Two statements on two connections at once, so a broad query takes the time of the larger
-# one: everyone's workflows and agents apart from the asker's own executions, memories and
-# notifications. For a member, workflows are most of a broad match and their own rows few,
-# so the second statement also takes the workflows of the smaller shard (a fifth; migration
-# 0012); an admin's second statement already holds every member's rows. Both apply the
-# same cursor and keep the same order, so the merged page is exact; counts add up (each
-# workflow is in one shard), and when both count tags, each sends every tag and the sums
-# decide which come first.
+# one. A member's: everyone's workflows and agents in one, their own executions, memories
+# and notifications in the other; workflows are most of a broad match and a member's own
+# rows few, so the second also takes the workflows of the smaller shard (a fifth; migration
+# 0012). An admin's: every member's executions and memories are most of a broad match, so
+# they are one statement, and workflows (both shards), agents and notifications the other.
+# Both apply the same cursor and keep the same order, so the merged page is exact; counts
+# add up (each workflow is in one shard), and when both count tags, each sends every tag
+# and the sums decide which come first.
 _W, _A = SearchType.WORKFLOW, SearchType.AGENT
-_OWN = (SearchType.EXECUTION, SearchType.MEMORY, SearchType.NOTIFICATION)
-_MEMBER_GROUPS = (((_W, _A), (Shard.FIRST,)), ((_W, *_OWN), (Shard.REST,)))
-_ADMIN_GROUPS = (((_W, _A), BOTH), (_OWN, BOTH))
+_E, _M, _N = SearchType.EXECUTION, SearchType.MEMORY, SearchType.NOTIFICATION
+_MEMBER_GROUPS = (((_W, _A), (Shard.FIRST,)), ((_W, _E, _M, _N), (Shard.REST,)))
+_ADMIN_GROUPS = (((_W, _A, _N), BOTH), ((_E, _M), BOTH))
 
 
 def _params(
