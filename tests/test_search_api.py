@@ -272,6 +272,20 @@ def test_each_shard_is_read_through_its_own_partial_index(
     assert used == indexes and "Seq Scan on workflows" not in plan, plan
 
 
+@pytest.mark.parametrize("admin_", [False, True])
+def test_memories_are_matched_and_ranked_from_their_one_stored_vector(
+    stack: Stack, admin_: bool
+) -> None:
+    # Migration 0013: one vector for content and metadata, read through its own index,
+    # not two indexes and a vector built again for every matching row.
+    sql = match_statement((T.MEMORY,), SearchFilter(), admin=admin_, id_range=False, cursor=False)
+    assert sql is not None and "search_meta" not in sql
+    plan = asyncio.run(_generic_plan(stack.dsn, sql))
+    used = set(re.findall(r"Bitmap Index Scan on (ix_memories_\w+)", plan))
+    assert "ix_memories_search" in used and "ix_memories_tsv" not in used, plan
+    assert "Seq Scan on memories" not in plan, plan
+
+
 def test_every_workflow_key_is_in_exactly_one_shard(db: Any) -> None:
     # What the indexes cover is what the statements ask for, and the two shards part
     # every key: none in both, none in neither.
