@@ -150,6 +150,14 @@ END
 $$
 """
 
+# Memories' metadata string values, beside their own ``tsv`` (migration 0013 puts both in
+# one vector, and its downgrade brings these back).
+MEMORY_META = (
+    "ALTER TABLE memories ADD COLUMN search_meta tsvector GENERATED ALWAYS AS "
+    "(setweight(jsonb_to_tsvector('english', metadata, '[\"string\"]'), 'B')) STORED",
+    "CREATE INDEX ix_memories_search_meta ON memories USING gin (search_meta) "
+    "WITH (fastupdate = off)",
+)
 TABLES = {
     "workflows": ("search_workflow_trigger", "INSERT OR UPDATE"),
     "workflow_executions": (
@@ -202,14 +210,8 @@ def upgrade() -> None:
             "WITH (fastupdate = off)"
         )
 
-    op.execute(
-        "ALTER TABLE memories ADD COLUMN search_meta tsvector GENERATED ALWAYS AS "
-        "(setweight(jsonb_to_tsvector('english', metadata, '[\"string\"]'), 'B')) STORED"
-    )
-    op.execute(
-        "CREATE INDEX ix_memories_search_meta ON memories USING gin (search_meta) "
-        "WITH (fastupdate = off)"
-    )
+    for statement in MEMORY_META:
+        op.execute(statement)
     op.execute(
         "CREATE TRIGGER search_terms AFTER INSERT OR UPDATE OF content, metadata ON memories "
         "FOR EACH ROW EXECUTE FUNCTION search_memory_trigger()"

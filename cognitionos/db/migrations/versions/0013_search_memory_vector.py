@@ -18,6 +18,8 @@ vector is then stored twice, once for recall and once for search.
 
 from __future__ import annotations
 
+import importlib
+
 from alembic import op
 
 revision = "0013"
@@ -25,6 +27,7 @@ down_revision = "0012"
 branch_labels = None
 depends_on = None
 
+_BEFORE = "cognitionos.db.migrations.versions.0008_search"  # search_meta, as it built it
 # tsv (migration 0004) || search_meta (migration 0008): the same vector, position for
 # position.
 VECTOR = (
@@ -46,11 +49,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("ALTER TABLE memories DROP COLUMN search_tsv")
-    op.execute(
-        "ALTER TABLE memories ADD COLUMN search_meta tsvector GENERATED ALWAYS AS "
-        "(setweight(jsonb_to_tsvector('english', metadata, '[\"string\"]'), 'B')) STORED"
-    )
-    op.execute(
-        "CREATE INDEX ix_memories_search_meta ON memories USING gin (search_meta) "
-        "WITH (fastupdate = off)"
-    )
+    for statement in importlib.import_module(_BEFORE).MEMORY_META:
+        op.execute(statement)
