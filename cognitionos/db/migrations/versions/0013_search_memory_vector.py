@@ -7,8 +7,8 @@ Create Date: 2026-12-08 09:00:00.000000
 A memory's search document is its content (the ``tsv`` that memory recall reads) and its
 metadata's string values (weight B). Migration 0008 kept the metadata apart
 (``search_meta``), so a search matched either index and ranked ``tsv || search_meta``: a
-new vector built for every matching row, about a quarter of the time of a broad search of
-everyone's memories (0.4 µs a row). ``search_tsv`` is that concatenation, generated and
+new vector built for every matching row (0.4 µs each), a fifth to a quarter of the time of
+a broad search over everyone's memories. ``search_tsv`` is that concatenation, generated and
 stored with the row, with its own GIN index; ``search_meta`` and its index go.
 
 Adding a stored generated column rewrites the table (under an exclusive lock, as long as
